@@ -1,0 +1,3 @@
+"""zerotrust-admin: operator toolkit for the secrets of ZeroTrustKerberosLink."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from zerotrust_admin.cli.entry import main
+
+main()

@@ -1,0 +1,254 @@
+"""Tamper-evident audit log: one JSON object per line, a keyed hash chain.
+
+Each line is the canonical JSON (sorted keys, no spaces) of a record holding
+the seed's fields plus ``seq`` (1, 2, 3...), ``prev`` (the previous record's
+``hash``) and ``hash`` = HMAC-SHA256(audit key, "zt-audit-v1\\n" + canonical
+JSON of the record without ``hash``). Editing any byte, deleting or reordering
+lines breaks the chain; deleting lines at the end is caught by the head
+anchor (``audit.head``), which records the last sequence number and hash.
+Details: docs/audit-format.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from zerotrust_admin import fsutil
+from zerotrust_admin.crypto import constant_time_equal, hmac_sha256, random_key
+from zerotrust_admin.errors import AuditError, IntegrityError, NotFoundError
+from zerotrust_admin.timeutil import rfc3339
+
+GENESIS = "0" * 64
+HASH_PREFIX = b"zt-audit-v1\n"
+SECRET_LIKE_KEYS = {"value", "secret", "password", "passphrase", "token", "key", "plaintext"}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, and from where (PRODUCT.md, "Operator identity")."""
+
+    user: str
+    source_ip: str
+    host: str = field(default_factory=socket.gethostname)
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    records: int
+    first_bad_seq: int | None = None
+    first_bad_line: int | None = None
+    problem: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "first_bad_seq": self.first_bad_seq,
+            "first_bad_line": self.first_bad_line,
+            "problem": self.problem,
+            "warnings": self.warnings,
+        }
+
+
+def canonical(record: dict) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class AuditLog:
+    def __init__(self, path: Path, key_path: Path | None = None, head_path: Path | None = None):
+        self.path = Path(path)
+        self.key_path = Path(key_path) if key_path else self.path.with_name("audit.key")
+        self.head_path = Path(head_path) if head_path else self.path.with_name(self.path.name + ".head")
+        self._key: bytes | None = None
+
+    # --- key -----------------------------------------------------------
+    def _load_key(self, create: bool) -> bytes:
+        if self._key is not None:
+            return self._key
+        if not os.path.lexists(self.key_path):
+            if not create:
+                raise NotFoundError(f"audit key {self.key_path} does not exist", hint="the audit log cannot be verified without the key it was written with")
+            fsutil.ensure_private_dir(self.key_path.parent)
+            try:
+                fsutil.write_private_file(self.key_path, base64.b64encode(random_key()) + b"\n", overwrite=False)
+            except Exception:
+                if not os.path.lexists(self.key_path):  # lost a creation race is fine
+                    raise
+        data = fsutil.read_private_file(self.key_path, what="audit key file")
+        self._key = base64.b64decode(data.strip())
+        return self._key
+
+    def _mac(self, key: bytes, record: dict) -> str:
+        return hmac_sha256(key, HASH_PREFIX + canonical(record)).hex()
+
+    # --- writing -------------------------------------------------------
+    def append(
+        self,
+        *,
+        event: str,
+        action: str,
+        resource: str,
+        success: bool,
+        actor: Actor,
+        level: str | None = None,
+        **details,
+    ) -> dict:
+        """Append one record; raises AuditError if it cannot be made durable."""
+        for k in details:
+            if k in SECRET_LIKE_KEYS:
+                raise ValueError(f"refusing to audit a field named {k!r}")
+        try:
+            key = self._load_key(create=True)
+            fsutil.ensure_private_dir(self.path.parent)
+            fd = fsutil.create_private_file(self.path)
+        except OSError as exc:
+            raise AuditError(f"cannot open the audit log {self.path}: {exc.strerror}", hint="the operation was refused because it could not be audited") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            last = _last_record(self.path)
+            seq = (last["seq"] + 1) if last else 1
+            prev = last["hash"] if last else GENESIS
+            record = {
+                "timestamp": rfc3339(),
+                "level": level or ("info" if success else "warning"),
+                "event": event,
+                "user": actor.user,
+                "action": action,
+                "resource": resource,
+                "source_ip": actor.source_ip,
+                "host": actor.host,
+                "success": bool(success),
+                "seq": seq,
+                "prev": prev,
+            }
+            if details:
+                record["details"] = details
+            record["hash"] = self._mac(key, record)
+            line = canonical(record) + b"\n"
+            os.write(fd, line)
+            os.fsync(fd)
+            fsutil.write_private_file(self.head_path, canonical({"seq": seq, "hash": record["hash"]}) + b"\n")
+            return record
+        except OSError as exc:
+            raise AuditError(f"cannot write the audit log {self.path}: {exc.strerror}", hint="the operation was refused because it could not be audited") from None
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    # --- reading -------------------------------------------------------
+    def lines(self) -> Iterator[tuple[int, bytes]]:
+        if not os.path.lexists(self.path):
+            return
+        fsutil.check_private_file(self.path, what="audit log", allow_group_read=True)
+        with open(self.path, "rb") as fh:
+            for number, line in enumerate(fh, start=1):
+                yield number, line
+
+    def records(self) -> Iterator[dict]:
+        for number, line in self.lines():
+            try:
+                yield json.loads(line)
+            except ValueError:
+                raise IntegrityError(f"audit log line {number} is not valid JSON", hint="run: zerotrust-admin audit verify") from None
+
+    def tail(self, n: int) -> list[dict]:
+        from collections import deque
+
+        return list(deque(self.records(), maxlen=n))
+
+    def verify(self) -> VerifyResult:
+        key = self._load_key(create=False) if os.path.lexists(self.path) else None
+        expected_seq = 1
+        prev = GENESIS
+        count = 0
+        last_line_complete = True
+        for number, raw in self.lines():
+            last_line_complete = raw.endswith(b"\n")
+
+            def bad(problem: str, seq: int | None = None) -> VerifyResult:
+                return VerifyResult(False, count, seq if seq is not None else expected_seq, number, problem)
+
+            try:
+                record = json.loads(raw)
+                if not isinstance(record, dict):
+                    raise ValueError
+            except ValueError:
+                what = "is cut short (torn write)" if not last_line_complete else "is not valid JSON"
+                return bad(f"line {number} {what}")
+            seq = record.get("seq")
+            claimed = record.pop("hash", None)
+            if not isinstance(claimed, str) or not constant_time_equal(self._mac(key, record).encode(), claimed.encode()):
+                return bad(f"record {seq} (line {number}) was altered: its hash does not match its content", seq if isinstance(seq, int) else None)
+            record["hash"] = claimed
+            if canonical(record) + b"\n" != raw:
+                return bad(f"record {seq} (line {number}) is not in canonical form (edited)", seq)
+            if seq != expected_seq:
+                return bad(f"record {seq} found at line {number} where record {expected_seq} was expected (deleted or reordered records)", expected_seq)
+            if record.get("prev") != prev:
+                return bad(f"record {seq} (line {number}) does not chain to record {seq - 1}", seq)
+            prev = claimed
+            expected_seq += 1
+            count += 1
+        result = VerifyResult(True, count)
+        head = self._read_head()
+        if head is not None:
+            head_seq = head.get("seq", 0)
+            if count < head_seq:
+                return VerifyResult(False, count, count + 1, None, f"the log ends at record {count} but the head anchor records {head_seq}: records {count + 1}-{head_seq} were deleted (truncated log)")
+            if count == head_seq and head.get("hash") != prev:
+                return VerifyResult(False, count, count, None, f"record {count} does not match the head anchor (last record replaced)")
+            if count > head_seq + 1:
+                return VerifyResult(False, count, head_seq + 2, None, f"records after {head_seq + 1} are not covered by the head anchor")
+            if count == head_seq + 1:
+                result.warnings.append("the last record was written but the head anchor was not updated (interrupted write); the chain itself verifies")
+        elif count:
+            result.warnings.append("no head anchor file: deletion of the last records cannot be detected")
+        return result
+
+    def _read_head(self) -> dict | None:
+        if not os.path.lexists(self.head_path):
+            return None
+        try:
+            return json.loads(fsutil.read_private_file(self.head_path, what="audit head anchor"))
+        except ValueError:
+            raise IntegrityError(f"audit head anchor {self.head_path} is not valid JSON") from None
+
+
+def _last_record(path: Path) -> dict | None:
+    """Read only the end of the file: appends stay O(1) at a million records."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        if size == 0:
+            return None
+        block = 8192
+        data = b""
+        pos = size
+        while pos > 0:
+            step = min(block, pos)
+            pos -= step
+            fh.seek(pos)
+            data = fh.read(step) + data
+            stripped = data.rstrip(b"\n")
+            idx = stripped.rfind(b"\n")
+            if idx >= 0 or pos == 0:
+                last = stripped[idx + 1 :]
+                break
+            block *= 2
+    if not data.endswith(b"\n"):
+        raise AuditError(
+            f"the last line of the audit log {path} is incomplete (torn write)",
+            hint="run 'zerotrust-admin audit verify' and preserve the file as evidence; move it aside to start a new log",
+        )
+    try:
+        return json.loads(last)
+    except ValueError:
+        raise AuditError(f"the last line of the audit log {path} is not valid JSON", hint="run 'zerotrust-admin audit verify'") from None

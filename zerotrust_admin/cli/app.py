@@ -1,0 +1,46 @@
+"""The root Typer app: global options and the command groups."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from zerotrust_admin import __version__
+from zerotrust_admin.cli import audit_cmd, config_cmd, init_cmd, vault_cmd
+from zerotrust_admin.cli.context import AppContext
+
+app = typer.Typer(
+    name="zerotrust-admin",
+    help="Operator toolkit for the secrets of ZeroTrustKerberosLink: vault, keys, sessions, audit.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,  # never print locals: they can hold secrets
+    context_settings={"help_option_names": ["--help", "-h"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"zerotrust-admin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[Optional[str], typer.Option("--config", "-c", help="Config file (default: $ZEROTRUST_CONFIG, then $XDG_CONFIG_HOME/zerotrust/config.yaml, then /etc/zerotrust/config.yaml).", envvar=None)] = None,
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+) -> None:
+    app_ctx = AppContext(config_path=config, json=json, quiet=quiet, verbose=verbose)
+    ctx.obj = app_ctx
+    ctx.call_on_close(app_ctx.close)
+
+
+app.command("init", help=init_cmd.__doc__)(init_cmd.init)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(vault_cmd.app, name="vault")
+app.add_typer(audit_cmd.app, name="audit")

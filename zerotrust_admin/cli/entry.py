@@ -1,0 +1,70 @@
+"""Process entry point: hardening, the one top-level error handler, and a fast
+path for ``vault get`` (the command scripts and the broker call most), which
+skips importing Typer. Every other command goes through the Typer app.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from zerotrust_admin.cli.output import error_line
+from zerotrust_admin.errors import ZeroTrustError
+
+
+def harden_process() -> None:
+    """Files 0600/dirs 0700 whatever the caller's umask; no core dumps of secrets."""
+    os.umask(0o077)
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):
+        pass
+    try:
+        import ctypes
+
+        PR_SET_DUMPABLE = 4
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    harden_process()
+    debug = os.environ.get("ZEROTRUST_DEBUG") == "1"
+    try:
+        from zerotrust_admin.cli import fastpath
+
+        fast = fastpath.parse(argv)
+        if fast is not None:
+            sys.exit(fast())
+        from zerotrust_admin.cli.app import app
+
+        app(args=argv, prog_name="zerotrust-admin")
+    except ZeroTrustError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        error_line(exc.message, exc.hint)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        error_line("interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        sys.exit(1)
+    except SystemExit:
+        raise
+    except Exception as exc:  # never show the message: an SDK error can carry a secret
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        error_line(f"internal error ({type(exc).__name__})", "re-run with ZEROTRUST_DEBUG=1 for a traceback, and report it")
+        sys.exit(1)

@@ -1,0 +1,252 @@
+"""``vault``: put, get, list, history, delete, undelete, import, export."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from zerotrust_admin.cli.common import DryRunOpt, JsonOpt, YesOpt, app_context
+from zerotrust_admin.cli.context import AppContext
+from zerotrust_admin.cli.output import confirm, emit_json, info, table, warn
+from zerotrust_admin.errors import UsageError
+
+app = typer.Typer(help="Store and read secrets (the configured provider; the integrated vault by default).", no_args_is_help=True)
+
+NameArg = Annotated[str, typer.Argument(help="Secret name: letters, digits, . _ - /; e.g. db/password.")]
+
+
+# --- get (shared with the fast path) ---------------------------------------
+def run_get(app_ctx: AppContext, name: str, version: int | None, output_file: str | None, as_json: bool) -> None:
+    from zerotrust_admin import fsutil
+
+    vault = app_ctx.vault()
+    secret, meta = vault.get(name, version)
+    with secret:
+        data = secret.reveal()
+        if output_file:
+            fsutil.write_private_file(Path(output_file), data)
+            if as_json:
+                emit_json({**meta.to_dict(), "output_file": output_file})
+            else:
+                info(f"Wrote {len(data)} bytes of {name} (version {meta.version}) to {output_file}", quiet=app_ctx.quiet)
+            return
+        if as_json:
+            import base64
+
+            record = meta.to_dict()
+            try:
+                record["value"] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                record["value_base64"] = base64.b64encode(data).decode("ascii")
+            emit_json(record)
+            return
+        if sys.stdout.isatty():
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise UsageError(f"secret {name!r} is binary ({len(data)} bytes); refusing to print it to a terminal",
+                                 hint="use --output-file FILE, pipe the output, or --json for base64") from None
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+
+@app.command("get")
+def get(
+    ctx: typer.Context,
+    name: NameArg,
+    version: Annotated[Optional[int], typer.Option("--version", "-V", min=1, help="Read this version instead of the current one.")] = None,
+    output_file: Annotated[Optional[str], typer.Option("--output-file", "-o", help="Write the value to this file (mode 0600) instead of stdout.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Print a secret's value to stdout, byte for byte (binary-safe)."""
+    app_ctx = app_context(ctx, json)
+    run_get(app_ctx, name, version, output_file, app_ctx.json)
+
+
+# --- put -----------------------------------------------------------------------
+def _read_value(value: str | None, value_file: str | None) -> bytes:
+    if value is not None and value_file is not None:
+        raise UsageError("give the value once: --value or --value-file, not both")
+    if value_file is not None:
+        if value_file == "-":
+            return sys.stdin.buffer.read()
+        try:
+            return Path(value_file).read_bytes()
+        except FileNotFoundError:
+            raise UsageError(f"value file {value_file} does not exist") from None
+        except IsADirectoryError:
+            raise UsageError(f"value file {value_file} is a directory") from None
+        except PermissionError:
+            raise UsageError(f"cannot read value file {value_file}: permission denied") from None
+    if value is not None:
+        warn("--value puts the secret in the process list and shell history; prefer stdin or --value-file")
+        return value.encode("utf-8")
+    if not sys.stdin.isatty():
+        return sys.stdin.buffer.read()
+    import getpass
+
+    first = getpass.getpass("Secret value: ")
+    second = getpass.getpass("Secret value (again): ")
+    if first != second:
+        raise UsageError("the two values do not match; nothing was written")
+    return first.encode("utf-8")
+
+
+def _parse_meta(pairs: list[str] | None) -> dict:
+    meta = {}
+    for pair in pairs or []:
+        key, sep, val = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--meta {pair!r} is not KEY=VALUE")
+        meta[key] = val
+    return meta
+
+
+@app.command("put")
+def put(
+    ctx: typer.Context,
+    name: NameArg,
+    value_file: Annotated[Optional[str], typer.Option("--value-file", "-f", help="Read the value from this file ('-' for stdin); binary-safe.")] = None,
+    value: Annotated[Optional[str], typer.Option("--value", help="The value itself (visible in argv and shell history: avoid).")] = None,
+    meta: Annotated[Optional[List[str]], typer.Option("--meta", "-m", help="Metadata KEY=VALUE (repeatable); never secret.")] = None,
+    sensitive: Annotated[bool, typer.Option("--sensitive", help="Mark the secret sensitive (reads need MFA).")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Store a new version of a secret. The value comes from stdin, --value-file, or a hidden prompt."""
+    app_ctx = app_context(ctx, json)
+    metadata = _parse_meta(meta)
+    data = _read_value(value, value_file)
+    version = app_ctx.vault().put(name, data, metadata=metadata, sensitive=sensitive)
+    if app_ctx.json:
+        emit_json(version.to_dict())
+    else:
+        info(f"Stored {name} version {version.version} ({version.size} bytes)", quiet=app_ctx.quiet)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="Only names starting with this prefix, e.g. app/.")] = "",
+    deleted: Annotated[bool, typer.Option("--deleted", help="Include soft-deleted secrets.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """List secret names with their current version; never values."""
+    app_ctx = app_context(ctx, json)
+    items = list(app_ctx.vault().list(prefix, include_deleted=deleted))
+    if app_ctx.json:
+        emit_json([i.to_dict() for i in items])
+        return
+    table(None, ["NAME", "VERSION", "UPDATED", "FLAGS"],
+          ([i.name, i.current_version, i.updated, ",".join(f for f, on in (("sensitive", i.sensitive), ("deleted", i.deleted_at)) if on)] for i in items))
+
+
+@app.command("history")
+def history(ctx: typer.Context, name: NameArg, json: JsonOpt = False) -> None:
+    """List the versions of a secret: who wrote each and when; never values."""
+    app_ctx = app_context(ctx, json)
+    versions = app_ctx.vault().history(name)
+    if app_ctx.json:
+        emit_json([v.to_dict() for v in versions])
+        return
+    table(name, ["VERSION", "CREATED", "BY", "SIZE", "CURRENT"],
+          ([v.version, v.created, v.created_by, v.size, "*" if v.current else ""] for v in versions))
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: NameArg,
+    destroy: Annotated[bool, typer.Option("--destroy", help="Purge every version for good (not recoverable).")] = False,
+    yes: YesOpt = False,
+    dry_run: DryRunOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Soft-delete a secret (recoverable with 'vault undelete'); --destroy purges all versions."""
+    app_ctx = app_context(ctx, json)
+    vault = app_ctx.vault()
+    current = vault.info(name)
+    mode = "destroy" if destroy else "soft"
+    if dry_run:
+        result = {"name": name, "mode": mode, "dry_run": True, "versions": current.current_version}
+        emit_json(result) if app_ctx.json else info(f"Would {'destroy all versions of' if destroy else 'soft-delete'} {name}")
+        return
+    if destroy and not confirm(f"Destroy every version of {name}? This cannot be undone.", yes=yes):
+        raise typer.Exit(1)
+    count = vault.destroy(name) if destroy else (vault.delete(name) or 0)
+    if app_ctx.json:
+        emit_json({"name": name, "mode": mode, "versions_destroyed": count if destroy else 0})
+    else:
+        info(f"Destroyed {count} version(s) of {name}" if destroy else f"Deleted {name} (recover with: zerotrust-admin vault undelete {name})", quiet=app_ctx.quiet)
+
+
+@app.command("undelete")
+def undelete(ctx: typer.Context, name: NameArg, json: JsonOpt = False) -> None:
+    """Recover a soft-deleted secret."""
+    app_ctx = app_context(ctx, json)
+    app_ctx.vault().undelete(name)
+    emit_json({"name": name, "restored": True}) if app_ctx.json else info(f"Restored {name}", quiet=app_ctx.quiet)
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="A .env or .json file ('-' for stdin, with --format).")],
+    fmt: Annotated[Optional[str], typer.Option("--format", help="env or json (default: from the file name).")] = None,
+    dry_run: DryRunOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Import many secrets from .env or JSON; unchanged values are skipped, so re-running is safe."""
+    from zerotrust_admin.vault import bulk
+
+    app_ctx = app_context(ctx, json)
+    kind = bulk.detect_format(file, fmt)
+    try:
+        raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{file} is not UTF-8 text", hint="binary values go in JSON as value_base64") from None
+    items = bulk.parse_env(text, file) if kind == "env" else bulk.parse_json(text, file)
+    if dry_run:
+        result = {"dry_run": True, "entries": len(items), "names": [n for n, _ in items]}
+        emit_json(result) if app_ctx.json else info(f"Would import {len(items)} secrets from {file}")
+        return
+    outcome = app_ctx.vault().import_many(items, source=file)
+    if app_ctx.json:
+        emit_json(outcome.to_dict())
+    else:
+        info(f"Imported from {file}: {outcome.created} created, {outcome.updated} updated, {outcome.unchanged} unchanged", quiet=app_ctx.quiet)
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", help="env or json.")] = "json",
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file (mode 0600) instead of stdout.")] = None,
+    prefix: Annotated[str, typer.Option("--prefix", help="Only secrets whose names start with this.")] = "",
+    yes: YesOpt = False,
+) -> None:
+    """Export current secret values in plaintext (.env or JSON). Needs --yes without a terminal."""
+    from zerotrust_admin import fsutil
+    from zerotrust_admin.vault import bulk
+
+    app_ctx = app_context(ctx)
+    kind = bulk.detect_format("", fmt)
+    where = output or "standard output"
+    if not confirm(f"Export secret values in plaintext to {where}?", yes=yes):
+        raise typer.Exit(1)
+    items = []
+    for name, secret, _meta in app_ctx.vault().export_all(prefix):
+        with secret:
+            items.append((name, secret.reveal()))
+    text = bulk.format_env(items) if kind == "env" else bulk.format_json(items)
+    if output:
+        fsutil.write_private_file(Path(output), text.encode("utf-8"))
+        info(f"Exported {len(items)} secrets to {output}", quiet=app_ctx.quiet)
+    else:
+        sys.stdout.write(text)

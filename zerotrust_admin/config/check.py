@@ -1,0 +1,183 @@
+"""``config check``: every problem at once, not just the first.
+
+Reports unknown keys (with a "did you mean"), a config file readable by
+group/others, plaintext secrets in the file, TLS settings below policy
+(TLS 1.2+, AEAD cipher suites, verification on), and missing or unsafe files.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from zerotrust_admin.config import schema as S
+from zerotrust_admin.config.loader import (
+    Config,
+    find_config_file,
+    interpolate,
+    load_config,
+    parse_yaml,
+    type_errors,
+    unknown_keys,
+)
+from zerotrust_admin.errors import ConfigError, ZeroTrustError
+
+AEAD_MARKERS = ("GCM", "CHACHA20", "CCM")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+PATH_KEYS = {"ca_file", "cert_file", "module", "path"}
+
+
+@dataclass
+class Problem:
+    severity: str  # "error" | "warning"
+    key: str
+    message: str
+    hint: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CheckReport:
+    path: str | None
+    problems: list[Problem]
+    env_overrides: list[str]
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {"config_file": self.path, "clean": self.clean, "problems": [p.to_dict() for p in self.problems], "env_overrides": self.env_overrides}
+
+
+def check_config(explicit=None, environ=None) -> CheckReport:
+    env = dict(os.environ if environ is None else environ)
+    problems: list[Problem] = []
+    path = find_config_file(explicit, env)
+    raw: dict = {}
+    if path is not None:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode & 0o077:
+            problems.append(Problem("error", "(file)", f"config file {path} has mode {mode:04o}: readable or writable by group/others", f"chmod 600 {path}"))
+        try:
+            raw = parse_yaml(Path(path).read_text(encoding="utf-8"), f"config file {path}")
+        except ConfigError as exc:
+            problems.append(Problem("error", "(file)", exc.message, exc.hint or ""))
+            return CheckReport(str(path), problems, [])
+        except UnicodeDecodeError:
+            problems.append(Problem("error", "(file)", f"config file {path} is not UTF-8 text"))
+            return CheckReport(str(path), problems, [])
+    for key, suggestion in unknown_keys(raw):
+        problems.append(Problem("error", key, f"unknown config key {key!r}", f"did you mean {suggestion!r}?" if suggestion else "remove it or check the documentation"))
+    problems.extend(_plaintext_secrets(raw))
+    try:
+        interpolate(raw, env)
+    except ConfigError as exc:
+        problems.append(Problem("error", "(interpolation)", exc.message, exc.hint or ""))
+        return CheckReport(str(path) if path else None, problems, [])
+    try:
+        config = load_config(explicit, env, validate=False)
+    except ZeroTrustError as exc:
+        problems.append(Problem("error", "(load)", exc.message, exc.hint or ""))
+        return CheckReport(str(path) if path else None, problems, [])
+    for message in type_errors(config.data):
+        problems.append(Problem("error", message.split(" ", 1)[0], message))
+    provider = str(config.get("secrets.provider") or "local").lower()
+    if S.PROVIDER_ALIASES.get(provider, provider) not in S.PROVIDERS:
+        problems.append(Problem("error", "secrets.provider", f"unknown provider {provider!r}", f"one of: {', '.join(S.PROVIDERS)}"))
+    backend = config.get("sessions.backend")
+    if backend not in (None, "sqlite", "redis"):
+        problems.append(Problem("error", "sessions.backend", f"unknown session backend {backend!r}", "sqlite or redis"))
+    problems.extend(_tls_policy(config))
+    problems.extend(_files(config.data))
+    problems.extend(_plaintext_transport(config))
+    return CheckReport(str(path) if path else None, problems, config.env_applied)
+
+
+def _walk(node, prefix=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            yield dotted, str(key), value
+            yield from _walk(value, dotted + ".")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk(value, f"{prefix[:-1]}[{i}].")
+
+
+def _plaintext_secrets(raw: dict) -> list[Problem]:
+    found = []
+    for dotted, key, value in _walk(raw):
+        if key in S.SECRET_KEYS and isinstance(value, (str, int)) and value not in ("", None):
+            text = str(value)
+            if "${" in text or text.startswith("vault:"):
+                continue
+            if key == "key" and not dotted.startswith("encryption"):
+                continue  # e.g. a cache "key" name, not a key value
+            found.append(Problem(
+                "error", dotted, f"{dotted} holds a plaintext secret in the config file",
+                f"move it to {key}_file (mode 0600), an environment variable (${{VAR}}) or the vault (vault:NAME)",
+            ))
+    return found
+
+
+def _tls_policy(config: Config) -> list[Problem]:
+    found = []
+    tls = config.section("tls")
+    version = tls.get("min_version")
+    if version is not None:
+        text = str(version).upper().replace("TLSV", "").replace("TLS", "").strip(" v")
+        try:
+            if float(text) < 1.2:
+                found.append(Problem("error", "tls.min_version", f"tls.min_version {version!r} is below policy (TLS 1.2)", "set tls.min_version: \"1.2\" or \"1.3\""))
+        except ValueError:
+            found.append(Problem("error", "tls.min_version", f"tls.min_version {version!r} is not a TLS version", "use \"1.2\" or \"1.3\""))
+    ciphers = tls.get("ciphers")
+    if ciphers:
+        names = ciphers if isinstance(ciphers, list) else str(ciphers).split(":")
+        weak = [c for c in names if not any(m in str(c).upper() for m in AEAD_MARKERS)]
+        if weak:
+            found.append(Problem("error", "tls.ciphers", f"non-AEAD cipher suites allowed: {', '.join(map(str, weak))}", "allow only AES-GCM or ChaCha20-Poly1305 suites"))
+    for dotted, key, value in _walk(config.data):
+        if key in ("verify", "tls_verify", "verify_ssl", "ssl_verify") and value is False:
+            found.append(Problem("error", dotted, f"{dotted} turns certificate verification off", "remove it and trust the server's CA with ca_file"))
+    return found
+
+
+def _files(data: dict) -> list[Problem]:
+    found = []
+    for dotted, key, value in _walk(data):
+        if not isinstance(value, str) or not value:
+            continue
+        if not (key.endswith("_file") or key in PATH_KEYS):
+            continue
+        path = Path(value).expanduser()
+        if not path.exists():
+            if key == "path" and dotted.startswith(("audit", "sessions")):
+                continue  # created on first use
+            found.append(Problem("error", dotted, f"{dotted} points to {path}, which does not exist", "create the file or fix the path"))
+            continue
+        secretish = key.endswith("_file") and key[: -len("_file")] in S.SECRET_KEYS | {"key", "pin", "secret"}
+        if secretish:
+            mode = stat.S_IMODE(os.lstat(path).st_mode)
+            if os.path.islink(path):
+                found.append(Problem("error", dotted, f"{dotted} ({path}) is a symbolic link", "point at the real file"))
+            elif mode & 0o077:
+                found.append(Problem("error", dotted, f"{dotted} ({path}) has mode {mode:04o}: readable by group/others", f"chmod 600 {path}"))
+    return found
+
+
+def _plaintext_transport(config: Config) -> list[Problem]:
+    found = []
+    for dotted, key, value in _walk(config.data):
+        if key not in ("url", "vault_url", "address") or not isinstance(value, str):
+            continue
+        parsed = urlparse(value)
+        if parsed.scheme in ("http", "redis") and (parsed.hostname or "") not in LOOPBACK:
+            found.append(Problem("warning", dotted, f"{dotted} uses plaintext {parsed.scheme}:// to {parsed.hostname}", f"use {'https' if parsed.scheme == 'http' else 'rediss'}://"))
+    return found

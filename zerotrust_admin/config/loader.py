@@ -1,0 +1,329 @@
+"""Configuration: file lookup, ``${VAR}`` interpolation, ``*_file`` indirection,
+``ZEROTRUST_<SECTION>_<KEY>`` environment overrides, validation.
+
+Lookup order: ``--config PATH`` > ``$ZEROTRUST_CONFIG`` >
+``$XDG_CONFIG_HOME/zerotrust/config.yaml`` > ``/etc/zerotrust/config.yaml``.
+No file at all is valid (defaults apply). The working directory is never
+searched implicitly.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Callable
+
+from zerotrust_admin import fsutil
+from zerotrust_admin.config import schema as S
+from zerotrust_admin.errors import ConfigError, InsecureFileError, NotFoundError
+from zerotrust_admin.secret import Secret
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+SYSTEM_CONFIG = Path("/etc/zerotrust/config.yaml")
+
+
+def default_home(environ=None) -> Path:
+    env = os.environ if environ is None else environ
+    if env.get("ZEROTRUST_HOME"):
+        return Path(env["ZEROTRUST_HOME"]).expanduser()
+    data = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "zerotrust"
+
+
+def user_config_path(environ=None) -> Path:
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "zerotrust" / "config.yaml"
+
+
+def find_config_file(explicit: str | os.PathLike | None = None, environ=None) -> Path | None:
+    env = os.environ if environ is None else environ
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist", hint="check --config")
+        return path
+    if env.get("ZEROTRUST_CONFIG"):
+        path = Path(env["ZEROTRUST_CONFIG"]).expanduser()
+        if not path.exists():
+            raise ConfigError(f"config file {path} (from ZEROTRUST_CONFIG) does not exist", hint="unset ZEROTRUST_CONFIG or create the file")
+        return path
+    for candidate in (user_config_path(env), SYSTEM_CONFIG):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def parse_yaml(text: str, where: str) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where} is not valid YAML{at}: {problem}", hint="fix the YAML syntax (indentation, quotes, colons)") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a YAML mapping of sections, not {type(data).__name__}", hint="start with e.g. 'secrets:' at column 1")
+    return data
+
+
+def interpolate(value, environ, path: str = ""):
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string; ``$$`` is a literal ``$``."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, environ, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, environ, f"{path}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"config key {path} uses ${{{name}}}, which is not set in the environment", hint=f"export {name}=... or write ${{{name}:-default}}")
+
+    return _VAR.sub(replace, value)
+
+
+def unknown_keys(data: dict, schema: dict = S.SCHEMA, prefix: str = "") -> list[tuple[str, str | None]]:
+    """[(dotted key, suggestion)] for every key the schema does not know."""
+    found = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), [str(k) for k in schema], n=1, cutoff=0.6)
+            found.append((dotted, f"{prefix}{close[0]}" if close else None))
+            continue
+        sub = schema[key]
+        if isinstance(sub, dict) and isinstance(value, dict):
+            found.extend(unknown_keys(value, sub, dotted + "."))
+    return found
+
+
+def type_errors(data: dict, schema: dict = S.SCHEMA, prefix: str = "") -> list[str]:
+    errors = []
+    for key, value in data.items():
+        sub = schema.get(key)
+        dotted = f"{prefix}{key}"
+        if sub is None or sub is S.FREE or value is None:
+            continue
+        if isinstance(sub, dict):
+            if not isinstance(value, dict):
+                errors.append(f"{dotted} must be a mapping, not {type(value).__name__}")
+            else:
+                errors.extend(type_errors(value, sub, dotted + "."))
+        elif sub is S.LIST:
+            if not isinstance(value, list):
+                errors.append(f"{dotted} must be a list, not {type(value).__name__}")
+        elif isinstance(sub, tuple):
+            if isinstance(value, bool) and bool not in sub:
+                errors.append(f"{dotted} must be {' or '.join(t.__name__ for t in sub)}, not a boolean")
+            elif not isinstance(value, sub):
+                errors.append(f"{dotted} must be {' or '.join(t.__name__ for t in sub)}, not {type(value).__name__}")
+    return errors
+
+
+def _schema_at(path: list[str]):
+    node = S.SCHEMA
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def env_overrides(environ) -> list[tuple[list[str], str, str]]:
+    """[(path, value, variable)] from ZEROTRUST_<SECTION>_<KEY> variables."""
+    found = []
+    for var, value in environ.items():
+        if not var.startswith("ZEROTRUST_") or var in S.NON_CONFIG_ENV:
+            continue
+        words = var[len("ZEROTRUST_"):].lower().split("_")
+        section = words[0]
+        if section not in S.SCHEMA or len(words) < 2:
+            continue
+        path = _split_known([section], words[1:])
+        found.append((path, value, var))
+    return found
+
+
+def _split_known(path: list[str], words: list[str]) -> list[str]:
+    """Greedy match of ``words`` against the schema (``rotation_master_days`` ->
+    rotation.master_days); unknown remainders become one flat key."""
+    for cut in range(len(words), 0, -1):
+        candidate = "_".join(words[:cut])
+        node = _schema_at(path + [candidate])
+        if node is not None:
+            if cut == len(words):
+                return path + [candidate]
+            if isinstance(node, dict):
+                return _split_known(path + [candidate], words[cut:])
+    return path + ["_".join(words)]
+
+
+def _coerce(value: str, node, var: str):
+    if node == S.INT:
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{var}={value!r} is not an integer") from None
+    if node == S.BOOL:
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{var}={value!r} is not a boolean", hint="use true or false")
+    if node is S.LIST:
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+class Config:
+    """The effective configuration. ``data`` never holds a ``*_file``'s content:
+    secrets are read on demand by ``get_secret``."""
+
+    def __init__(self, data: dict, *, path: Path | None, raw: dict, environ, home: Path):
+        self.data = data
+        self.path = path
+        self.raw = raw
+        self.environ = environ
+        self.home = home
+        self.env_applied: list[str] = []
+        self.secret_resolver: Callable[[str], Secret] | None = None
+
+    def __repr__(self) -> str:
+        return f"Config(path={str(self.path) if self.path else None!r})"
+
+    def section(self, name: str) -> dict:
+        value = self.data.get(name)
+        return value if isinstance(value, dict) else {}
+
+    def get(self, dotted: str, default=None):
+        node = self.data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    @property
+    def provider(self) -> str:
+        name = str(self.get("secrets.provider") or "local").lower()
+        return S.PROVIDER_ALIASES.get(name, name)
+
+    @property
+    def vault_path(self) -> Path:
+        return self.home / "vault.db"
+
+    @property
+    def audit_path(self) -> Path:
+        configured = self.get("audit.path")
+        return Path(configured).expanduser() if configured else self.home / "audit.log"
+
+    def get_secret(self, dotted: str) -> Secret | None:
+        """Resolve a secret setting: the value (or env override), ``<key>_file``,
+        or a ``vault:NAME`` reference resolved through the secret provider."""
+        value = self.get(dotted)
+        if isinstance(value, str) and value.startswith("vault:"):
+            if self.secret_resolver is None:
+                raise ConfigError(f"{dotted} refers to {value!r} but no secret provider is available to resolve it")
+            return self.secret_resolver(value[len("vault:"):])
+        if value not in (None, ""):
+            return Secret(str(value))
+        file_path = self.get(dotted + "_file")
+        if file_path:
+            return Secret(read_secret_file(Path(str(file_path)).expanduser(), dotted + "_file"))
+        return None
+
+    def redacted(self) -> dict:
+        return redact(self.data)
+
+
+def read_secret_file(path: Path, key: str) -> bytes:
+    try:
+        data = fsutil.read_private_file(path, what=f"{key} file")
+    except NotFoundError:
+        raise ConfigError(f"{key} points to {path}, which does not exist", hint="create the file (mode 0600) or fix the path") from None
+    except InsecureFileError as exc:
+        raise InsecureFileError(f"{key}: {exc.message}", hint=exc.hint) from None
+    return data.rstrip(b"\r\n")
+
+
+def redact(value, key: str = ""):
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    if key in S.SECRET_KEYS and value not in (None, "") and not (isinstance(value, str) and value.startswith("vault:")):
+        return "<redacted>"
+    return value
+
+
+def load_config(explicit: str | os.PathLike | None = None, environ=None, *, validate: bool = True) -> Config:
+    env = dict(os.environ if environ is None else environ)
+    path = find_config_file(explicit, env)
+    raw: dict = {}
+    if path is not None:
+        st = os.stat(path)
+        if stat.S_IMODE(st.st_mode) & 0o022:
+            raise InsecureFileError(f"config file {path} is writable by group or others", hint=f"chmod 600 {path}")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raw = parse_yaml(text, f"config file {path}")
+    if validate:
+        unknown = unknown_keys(raw)
+        if unknown:
+            key, suggestion = unknown[0]
+            more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+            raise ConfigError(
+                f"unknown config key {key!r}{more} in {path}",
+                hint=(f"did you mean {suggestion!r}? " if suggestion else "") + "run: zerotrust-admin config check",
+            )
+    data = interpolate(raw, env)
+    data = _merge(S.DEFAULTS, data)
+    applied = []
+    for keypath, value, var in env_overrides(env):
+        node = data
+        for part in keypath[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{var} overrides a key below {'.'.join(keypath[:-1])}, which is not a mapping")
+        node[keypath[-1]] = _coerce(value, _schema_at(keypath), var)
+        applied.append(var)
+    if validate:
+        problems = type_errors(data)
+        if problems:
+            raise ConfigError(f"invalid config: {problems[0]}", hint="run: zerotrust-admin config check")
+        provider = str(data.get("secrets", {}).get("provider") or "local").lower()
+        if S.PROVIDER_ALIASES.get(provider, provider) not in S.PROVIDERS:
+            raise ConfigError(f"secrets.provider {provider!r} is not one of {', '.join(S.PROVIDERS)}")
+    config = Config(data, path=path, raw=raw, environ=env, home=default_home(env))
+    config.env_applied = applied
+    return config

@@ -1,0 +1,81 @@
+"""The known configuration keys, their types and defaults.
+
+A dict is a section with known keys; ``FREE`` accepts anything below it (a
+provider's own block); a tuple of types is a leaf. Later features add their
+keys here, in one place.
+"""
+
+from __future__ import annotations
+
+FREE = object()
+LIST = list
+STR = (str,)
+INT = (int,)
+BOOL = (bool,)
+NUM = (int, float)
+STR_OR_LIST = (str, list)
+
+PROVIDERS = ("local", "hashicorp", "aws", "azure")
+PROVIDER_ALIASES = {"hashicorp-vault": "hashicorp", "vault": "hashicorp", "aws-secrets-manager": "aws", "azure-key-vault": "azure", "integrated": "local"}
+
+SCHEMA: dict = {
+    "secrets": {"provider": STR, "config": FREE},
+    "encryption": {
+        "key_file": STR,
+        "key": STR,
+        "algorithm": STR,
+        "kdf": FREE,
+        "rotation": {"master_days": INT, "dek_days": INT, "session_hours": INT, "enabled": BOOL, "schedule": STR},
+        "hsm": {"enabled": BOOL, "provider": STR, "config": FREE},
+        "transit": FREE,
+    },
+    "redis": {
+        "url": STR, "host": STR, "port": INT, "db": INT, "username": STR,
+        "password": STR, "password_file": STR, "tls": FREE, "ssl": BOOL,
+        "socket_timeout": NUM, "connect_timeout": NUM, "key_prefix": STR,
+    },
+    "sessions": {"backend": STR, "path": STR, "default_ttl": STR, "max_ttl": STR, "key_prefix": STR},
+    "aws": {
+        "region": STR, "endpoint_url": STR, "roles": LIST, "allowed_accounts": LIST,
+        "duration_seconds": INT, "credentials_provider": STR, "access_key_id": STR,
+        "secret_key": STR, "secret_key_file": STR, "secret_access_key": STR, "secret_access_key_file": STR,
+        "session_policy": FREE, "session_tags": FREE, "external_id": STR, "role_config": FREE,
+        "cache": FREE, "profile": STR,
+    },
+    "tls": {
+        "min_version": (str, int, float), "ciphers": STR_OR_LIST, "ca_file": STR, "cert_file": STR,
+        "key_file": STR, "verify": BOOL, "enabled": BOOL,
+    },
+    "audit": {"path": STR, "sinks": LIST, "syslog": FREE, "level": STR, "retention_days": INT, "on_sink_failure": STR},
+    "security": {
+        "breach_notification": {"enabled": BOOL, "channels": LIST, "retries": INT, "timeout_seconds": NUM},
+        "anomaly_detection": FREE,
+        "mfa": FREE,
+        "rate_limit": FREE,
+        "lockout": FREE,
+        "ip_restrictions": FREE,
+        "memory_protection": FREE,
+        "network_locations": FREE,
+    },
+    "access": {"policies": LIST},
+}
+
+DEFAULTS: dict = {
+    "secrets": {"provider": "local", "config": {}},
+    "encryption": {"rotation": {"master_days": 90, "dek_days": 30, "session_hours": 24}},
+    "sessions": {"backend": "sqlite"},
+    "audit": {"sinks": ["file"]},
+    "aws": {"duration_seconds": 3600, "credentials_provider": "default"},
+    "tls": {"min_version": "1.2"},
+}
+
+# Keys whose value is a secret: they may come from ``<key>_file``, the
+# environment or ``vault:NAME``, and ``config check`` flags them as plaintext.
+SECRET_KEYS = {
+    "password", "secret", "secret_id", "token", "pin", "client_secret", "secret_key",
+    "secret_access_key", "integration_key", "routing_key", "hsm_password", "key",
+    "api_key", "webhook_url", "passphrase",
+}
+
+# Environment variables that are not config overrides.
+NON_CONFIG_ENV = {"ZEROTRUST_HOME", "ZEROTRUST_CONFIG", "ZEROTRUST_DEBUG", "ZEROTRUST_PRINCIPAL", "ZEROTRUST_PASSPHRASE"}

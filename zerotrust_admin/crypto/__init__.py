@@ -1,0 +1,29 @@
+"""The only package that touches ``cryptography.hazmat``.
+
+Formats built on these primitives are documented in docs/vault-format.md and
+docs/audit-format.md and pinned by known-answer vectors in tests/.
+"""
+
+from zerotrust_admin.crypto.aead import (
+    KEY_SIZE,
+    NONCE_SIZE,
+    DecryptionFailed,
+    open_sealed,
+    random_key,
+    seal,
+)
+from zerotrust_admin.crypto.kdf import ScryptParams, derive_key
+from zerotrust_admin.crypto.mac import hmac_sha256, constant_time_equal
+
+__all__ = [
+    "KEY_SIZE",
+    "NONCE_SIZE",
+    "DecryptionFailed",
+    "ScryptParams",
+    "constant_time_equal",
+    "derive_key",
+    "hmac_sha256",
+    "open_sealed",
+    "random_key",
+    "seal",
+]

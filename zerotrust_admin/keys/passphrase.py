@@ -1,0 +1,50 @@
+"""Master key derived from a passphrase with scrypt; the parameters live in the vault.
+
+The passphrase comes from a hidden prompt on a terminal, otherwise from
+ZEROTRUST_PASSPHRASE (documented for cron and scripts), never from argv.
+"""
+
+from __future__ import annotations
+
+from zerotrust_admin.crypto import ScryptParams, derive_key
+from zerotrust_admin.errors import UsageError
+from zerotrust_admin.keys.base import KeySourceContext
+from zerotrust_admin.keys.raw import RawKeySource
+from zerotrust_admin.secret import Secret
+
+PASSPHRASE_ENV = "ZEROTRUST_PASSPHRASE"
+MIN_LENGTH = 12
+
+
+def _get_passphrase(ctx: KeySourceContext, confirm: bool) -> Secret:
+    from_env = ctx.environ.get(PASSPHRASE_ENV)
+    if from_env:
+        return Secret(from_env)
+    if ctx.ask_passphrase is None:
+        raise UsageError(
+            "this vault is protected by a passphrase and no terminal is available to ask for it",
+            hint=f"set {PASSPHRASE_ENV} for non-interactive use",
+        )
+    return ctx.ask_passphrase("Vault passphrase", confirm)
+
+
+class PassphraseSource(RawKeySource):
+    kind = "passphrase"
+
+    @classmethod
+    def create(cls, ctx: KeySourceContext, key_id: str, *, scrypt_n: int | None = None) -> tuple["PassphraseSource", dict]:
+        passphrase = _get_passphrase(ctx, confirm=True)
+        if len(passphrase) < MIN_LENGTH:
+            raise UsageError(f"the passphrase is shorter than {MIN_LENGTH} characters", hint="use a longer passphrase (a few random words)")
+        params = ScryptParams.new() if scrypt_n is None else ScryptParams.new(n=scrypt_n)
+        with passphrase:
+            key = derive_key(passphrase.reveal(), params)
+        return cls(Secret(key), key_id, "passphrase"), {"kdf": params.to_dict()}
+
+    @classmethod
+    def open(cls, ctx: KeySourceContext, params: dict) -> "PassphraseSource":
+        kdf = ScryptParams.from_dict(params["kdf"])
+        passphrase = _get_passphrase(ctx, confirm=False)
+        with passphrase:
+            key = derive_key(passphrase.reveal(), kdf)
+        return cls(Secret(key), params.get("key_id", ""), "passphrase")

@@ -1,0 +1,3 @@
+from zerotrust_admin.vault.vault import SecretInfo, Vault, VersionInfo
+
+__all__ = ["SecretInfo", "Vault", "VersionInfo"]
