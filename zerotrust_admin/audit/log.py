@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import hashlib
 import json
 import os
 import socket
@@ -64,8 +65,9 @@ def canonical(record: dict) -> bytes:
 
 
 class AuditLog:
-    def __init__(self, path: Path, key_path: Path | None = None, head_path: Path | None = None):
+    def __init__(self, path: Path, key_path: Path | None = None, head_path: Path | None = None, sinks=None):
         self.path = Path(path)
+        self.sinks = sinks  # audit.sinks.SinkSet: syslog/stdout copies, shipped after the file record is durable
         self.key_path = Path(key_path) if key_path else self.path.with_name("audit.key")
         self.head_path = Path(head_path) if head_path else self.path.with_name(self.path.name + ".head")
         self._key: bytes | None = None
@@ -77,6 +79,10 @@ class AuditLog:
         if not os.path.lexists(self.key_path):
             if not create:
                 raise NotFoundError(f"audit key {self.key_path} does not exist", hint="the audit log cannot be verified without the key it was written with")
+            if os.path.lexists(self.path) and os.path.getsize(self.path) > 0:
+                # A fresh key over an existing log would silently orphan every earlier record.
+                raise AuditError(f"audit key {self.key_path} is missing but the audit log {self.path} already has records",
+                                 hint="restore the audit key from backup, or move the old log aside (keep it as evidence) to start a new one")
             fsutil.ensure_private_dir(self.key_path.parent)
             try:
                 fsutil.write_private_file(self.key_path, base64.b64encode(random_key()) + b"\n", overwrite=False)
@@ -100,6 +106,7 @@ class AuditLog:
         success: bool,
         actor: Actor,
         level: str | None = None,
+        ship: bool = True,
         **details,
     ) -> dict:
         """Append one record; raises AuditError if it cannot be made durable."""
@@ -114,34 +121,47 @@ class AuditLog:
             raise AuditError(f"cannot open the audit log {self.path}: {exc.strerror}", hint="the operation was refused because it could not be audited") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            last = _last_record(self.path)
-            seq = (last["seq"] + 1) if last else 1
-            prev = last["hash"] if last else GENESIS
-            record = {
-                "timestamp": rfc3339(),
-                "level": level or ("info" if success else "warning"),
-                "event": event,
-                "user": actor.user,
-                "action": action,
-                "resource": resource,
-                "source_ip": actor.source_ip,
-                "host": actor.host,
-                "success": bool(success),
-                "seq": seq,
-                "prev": prev,
-            }
-            if details:
-                record["details"] = details
-            record["hash"] = self._mac(key, record)
+            last, torn = _tail(self.path)
+            if torn is not None:
+                # A previous writer died (or the disk filled) mid-line. Keep the
+                # fragment as evidence, terminate it, and say so in the chain.
+                os.write(fd, b"\n")
+                recovery = self._build(key, last, event="audit_recovery", action="recover", resource=str(self.path), success=False,
+                                       actor=actor, level="error", details={"torn_after_seq": last["seq"] if last else 0,
+                                                                           "torn_bytes": len(torn), "torn_sha256": hashlib.sha256(torn).hexdigest()})
+                os.write(fd, canonical(recovery) + b"\n")
+                last = recovery
+            record = self._build(key, last, event=event, action=action, resource=resource, success=success, actor=actor, level=level, details=details)
             line = canonical(record) + b"\n"
             os.write(fd, line)
             os.fsync(fd)
-            fsutil.write_private_file(self.head_path, canonical({"seq": seq, "hash": record["hash"]}) + b"\n")
-            return record
+            fsutil.write_private_file(self.head_path, canonical({"seq": record["seq"], "hash": record["hash"]}) + b"\n")
         except OSError as exc:
             raise AuditError(f"cannot write the audit log {self.path}: {exc.strerror}", hint="the operation was refused because it could not be audited") from None
         finally:
             os.close(fd)  # closing releases the flock
+        if ship and self.sinks is not None:
+            self.sinks.deliver(record, line, self)  # raises AuditError under the default "refuse" policy
+        return record
+
+    def _build(self, key: bytes, last: dict | None, *, event, action, resource, success, actor: Actor, level, details) -> dict:
+        record = {
+            "timestamp": rfc3339(),
+            "level": level or ("info" if success else "warning"),
+            "event": event,
+            "user": actor.user,
+            "action": action,
+            "resource": resource,
+            "source_ip": actor.source_ip,
+            "host": actor.host,
+            "success": bool(success),
+            "seq": (last["seq"] + 1) if last else 1,
+            "prev": last["hash"] if last else GENESIS,
+        }
+        if details:
+            record["details"] = details
+        record["hash"] = self._mac(key, record)
+        return record
 
     # --- reading -------------------------------------------------------
     def lines(self) -> Iterator[tuple[int, bytes]]:
@@ -153,11 +173,23 @@ class AuditLog:
                 yield number, line
 
     def records(self) -> Iterator[dict]:
+        """Parsed records in order. A torn fragment is skipped only when the
+        next record is the audit_recovery record that accounts for it."""
+        pending: int | None = None
         for number, line in self.lines():
             try:
-                yield json.loads(line)
+                record = json.loads(line)
             except ValueError:
-                raise IntegrityError(f"audit log line {number} is not valid JSON", hint="run: zerotrust-admin audit verify") from None
+                if pending is not None:
+                    break
+                pending = number
+                continue
+            if pending is not None and record.get("event") != "audit_recovery":
+                break
+            pending = None
+            yield record
+        if pending is not None:
+            raise IntegrityError(f"audit log line {pending} is not valid JSON", hint="run: zerotrust-admin audit verify")
 
     def tail(self, n: int) -> list[dict]:
         from collections import deque
@@ -170,6 +202,8 @@ class AuditLog:
         prev = GENESIS
         count = 0
         last_line_complete = True
+        torn: tuple[int, bytes] | None = None
+        warnings: list[str] = []
         for number, raw in self.lines():
             last_line_complete = raw.endswith(b"\n")
 
@@ -181,8 +215,17 @@ class AuditLog:
                 if not isinstance(record, dict):
                     raise ValueError
             except ValueError:
+                if torn is None and raw.endswith(b"\n"):
+                    torn = (number, raw[:-1])  # acceptable only if the next record recovers it
+                    continue
                 what = "is cut short (torn write)" if not last_line_complete else "is not valid JSON"
                 return bad(f"line {number} {what}")
+            if torn is not None:
+                details = record.get("details") or {}
+                if record.get("event") != "audit_recovery" or details.get("torn_sha256") != hashlib.sha256(torn[1]).hexdigest():
+                    return VerifyResult(False, count, expected_seq, torn[0], f"line {torn[0]} is not a valid record (edited or corrupted)")
+                warnings.append(f"line {torn[0]} is a torn write ({len(torn[1])} bytes) after record {expected_seq - 1}, recovered by record {record.get('seq')}")
+                torn = None
             seq = record.get("seq")
             claimed = record.pop("hash", None)
             if not isinstance(claimed, str) or not constant_time_equal(self._mac(key, record).encode(), claimed.encode()):
@@ -197,7 +240,9 @@ class AuditLog:
             prev = claimed
             expected_seq += 1
             count += 1
-        result = VerifyResult(True, count)
+        if torn is not None:
+            return VerifyResult(False, count, expected_seq, torn[0], f"line {torn[0]} is not a valid record (edited or corrupted)")
+        result = VerifyResult(True, count, warnings=warnings)
         head = self._read_head()
         if head is not None:
             head_seq = head.get("seq", 0)
@@ -222,33 +267,37 @@ class AuditLog:
             raise IntegrityError(f"audit head anchor {self.head_path} is not valid JSON") from None
 
 
-def _last_record(path: Path) -> dict | None:
-    """Read only the end of the file: appends stay O(1) at a million records."""
+def _tail(path: Path) -> tuple[dict | None, bytes | None]:
+    """(last complete record, torn fragment after it or None), reading only the
+    end of the file: appends stay O(1) at a million records."""
     with open(path, "rb") as fh:
         fh.seek(0, os.SEEK_END)
         size = fh.tell()
         if size == 0:
-            return None
+            return None, None
         block = 8192
         data = b""
         pos = size
-        while pos > 0:
+        while True:
             step = min(block, pos)
             pos -= step
             fh.seek(pos)
             data = fh.read(step) + data
-            stripped = data.rstrip(b"\n")
-            idx = stripped.rfind(b"\n")
-            if idx >= 0 or pos == 0:
-                last = stripped[idx + 1 :]
+            if data.count(b"\n") >= 2 or pos == 0:
                 break
             block *= 2
+    torn = None
     if not data.endswith(b"\n"):
-        raise AuditError(
-            f"the last line of the audit log {path} is incomplete (torn write)",
-            hint="run 'zerotrust-admin audit verify' and preserve the file as evidence; move it aside to start a new log",
-        )
+        cut = data.rfind(b"\n")
+        torn = data[cut + 1 :]
+        data = data[: cut + 1]
+    complete = data.rstrip(b"\n")
+    if not complete:
+        return None, torn
+    last = complete[complete.rfind(b"\n") + 1 :]
     try:
-        return json.loads(last)
-    except ValueError:
-        raise AuditError(f"the last line of the audit log {path} is not valid JSON", hint="run 'zerotrust-admin audit verify'") from None
+        record = json.loads(last)
+        record["seq"], record["hash"]
+    except (ValueError, KeyError, TypeError):
+        raise AuditError(f"the last record of the audit log {path} is not valid", hint="run 'zerotrust-admin audit verify'; preserve the file as evidence and move it aside to start a new log") from None
+    return record, torn

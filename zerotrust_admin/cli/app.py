@@ -44,3 +44,18 @@ app.command("init", help=init_cmd.__doc__)(init_cmd.init)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(vault_cmd.app, name="vault")
 app.add_typer(audit_cmd.app, name="audit")
+from zerotrust_admin.cli import notify_cmd, revoke_cmd, sessions_cmd  # noqa: E402
+app.add_typer(sessions_cmd.app, name="sessions")
+app.command("revoke-sessions", help=revoke_cmd.revoke_sessions.__doc__)(revoke_cmd.revoke_sessions)
+app.add_typer(notify_cmd.app, name="notify")
+from zerotrust_admin.cli import access_cmd, mfa_cmd  # noqa: E402
+app.add_typer(access_cmd.app, name="access")
+app.add_typer(mfa_cmd.app, name="mfa")
+from zerotrust_admin.cli import backup_cmd, keys_cmd, rotate_cmd  # noqa: E402,F401  (backup_cmd adds to the vault group)
+app.add_typer(keys_cmd.app, name="keys")
+app.command("rotate-keys", help=rotate_cmd.rotate_keys.__doc__)(rotate_cmd.rotate_keys)
+from zerotrust_admin.cli import compliance_cmd  # noqa: E402
+app.command("compliance-report", help=compliance_cmd.compliance_report.__doc__)(compliance_cmd.compliance_report)
+from zerotrust_admin.cli import credentials_cmd, revoke_credentials_cmd  # noqa: E402
+app.add_typer(credentials_cmd.app, name="credentials")
+app.command("revoke-credentials", help=revoke_credentials_cmd.revoke_credentials.__doc__)(revoke_credentials_cmd.revoke_credentials)

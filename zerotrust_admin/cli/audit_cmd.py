@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -71,3 +71,89 @@ def verify(ctx: typer.Context, json: JsonOpt = False) -> None:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"OK: {result.records} records, chain intact ({app_ctx.audit.path})")
+
+
+@app.command("search")
+def search(
+    ctx: typer.Context,
+    user: Annotated[Optional[list[str]], typer.Option("--user", "-u", help="Principal (exact, or a glob like '*@OPS.EXAMPLE.COM'); repeatable.")] = None,
+    action: Annotated[Optional[list[str]], typer.Option("--action", "-a", help="read, write, delete, rotate, revoke, ...; repeatable.")] = None,
+    event: Annotated[Optional[list[str]], typer.Option("--event", "-e", help="secret_access, key_rotation, ...; repeatable.")] = None,
+    resource: Annotated[Optional[str], typer.Option("--resource", "-r", help="Resource glob, e.g. 'db/*'.")] = None,
+    source_ip: Annotated[Optional[str], typer.Option("--source-ip", help="Exact source address.")] = None,
+    success: Annotated[Optional[bool], typer.Option("--success/--failure", help="Only successes / only failures.")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="From this time (2026-01-31T00:00:00Z) or this long ago (7d).")] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="Before this time or this long ago.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="Stop after this many matches.")] = None,
+    count: Annotated[bool, typer.Option("--count", help="Print only the number of matches.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Filter the audit log (streamed; --json prints one JSON record per line)."""
+    from zerotrust_admin.audit.search import AuditQuery, SearchStats, parse_when
+    from zerotrust_admin.audit.search import search as run_search
+
+    app_ctx = app_context(ctx, json)
+    query = AuditQuery(users=user or [], actions=action or [], events=event or [], resource=resource, source_ip=source_ip, success=success,
+                       since=parse_when(since, what="--since") if since else None, until=parse_when(until, what="--until") if until else None,
+                       limit=limit)
+    stats = SearchStats()
+    matches = run_search(app_ctx.audit, query, stats)
+    if count:
+        n = sum(1 for _ in matches)
+        emit_json({"matches": n, "scanned": stats.scanned, "unreadable_lines": len(stats.unreadable_lines)}) if app_ctx.json else print(n)
+    elif app_ctx.json:
+        for r in matches:
+            emit_json_line(r)
+    elif sys.stdout.isatty():
+        table(None, COLUMNS, (_row(r) for r in matches), highlight=lambda row: "red" if row[-1] == "NO" else None)
+    else:
+        for r in matches:
+            sys.stdout.write("\t".join(map(str, _row(r))) + "\n")
+    sys.stdout.flush()
+    if stats.unreadable_lines:
+        print(f"warning: {len(stats.unreadable_lines)} unreadable line(s) skipped (first: line {stats.unreadable_lines[0]}); run: zerotrust-admin audit verify", file=sys.stderr)
+
+
+@app.command("anomalies")
+def anomalies(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option("--since", help="Detection window: this long ago (7d) or a time.")] = "7d",
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="Baseline length before the window (default 28d, security.anomaly_detection.baseline_days).")] = None,
+    min_severity: Annotated[str, typer.Option("--min-severity", help="low, medium or high.")] = "low",
+    notify: Annotated[bool, typer.Option("--notify", help="Send high-severity findings through the breach-notification channels.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Unusual hours, volume spikes, new networks and locations, impossible travel, failure bursts.
+
+    Each run is recorded in the audit log as an anomaly review (evidence for
+    compliance-report). Exit 0 whether or not anything was found."""
+    from zerotrust_admin.anomaly import review
+    from zerotrust_admin.anomaly.detectors import SEVERITY_ORDER
+    from zerotrust_admin.audit.search import parse_duration, parse_when
+    from zerotrust_admin.errors import UsageError
+    from zerotrust_admin.timeutil import utcnow
+
+    app_ctx = app_context(ctx, json)
+    if min_severity not in SEVERITY_ORDER:
+        raise UsageError(f"--min-severity {min_severity!r} is not one of low, medium, high")
+    now = utcnow()
+    baseline_days = max(1, round(parse_duration(baseline, what="--baseline").total_seconds() / 86400)) if baseline else None
+    report, deliveries = review(app_ctx.audit, app_ctx.config, app_ctx.actor, parse_when(since, now=now, what="--since"), now,
+                                baseline_days=baseline_days, notify=notify)
+    findings = report.by_severity(min_severity)
+    if app_ctx.json:
+        out = report.to_dict()
+        out["findings"] = [f.to_dict() for f in findings]
+        out["notifications"] = deliveries
+        emit_json(out)
+        return
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not findings:
+        print(f"no anomalies since {report.since} ({report.stats['window_records']} records checked against {report.stats['baseline_days']} days of baseline)")
+    else:
+        table(None, ["SEVERITY", "KIND", "USER", "START", "RECORDS", "WHAT"],
+              ([f.severity, f.kind, f.user, f.start, f.count, f.title] for f in findings),
+              highlight=lambda row: "red" if row[0] == "high" else None)
+    for d in deliveries:
+        print(f"notified {d['channel']}: {'ok' if d['ok'] else 'FAILED: ' + str(d.get('error'))}", file=sys.stderr)

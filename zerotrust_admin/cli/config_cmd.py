@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from zerotrust_admin.cli.common import JsonOpt, app_context
@@ -11,14 +13,19 @@ app = typer.Typer(help="Validate and show the configuration.", no_args_is_help=T
 
 
 @app.command("check")
-def check(ctx: typer.Context, json: JsonOpt = False) -> None:
+def check(
+    ctx: typer.Context,
+    json: JsonOpt = False,
+    connect: Annotated[bool, typer.Option("--connect", help="Also log in to the configured secret provider; report latency and permission problems.")] = False,
+) -> None:
     """Report unknown keys, unsafe permissions, plaintext secrets, weak TLS and missing files (exit 1 if any)."""
     from zerotrust_admin.config.check import check_config
 
     app_ctx = app_context(ctx, json)
     report = check_config(app_ctx.config_path)
+    connection, connect_error = _connect(app_ctx) if connect else (None, None)
     if app_ctx.json:
-        emit_json(report.to_dict())
+        emit_json({**report.to_dict(), "connection": connection} if connect else report.to_dict())
     else:
         where = report.path or "no config file (defaults apply)"
         if report.clean:
@@ -29,8 +36,31 @@ def check(ctx: typer.Context, json: JsonOpt = False) -> None:
                 print(f"  {p.severity}: {p.message}" + (f"\n      fix: {p.hint}" if p.hint else ""))
         for var in report.env_overrides:
             print(f"  note: overridden by environment variable {var}")
-    if not report.clean:
+        if connection and connect_error is None:
+            _print_connection(connection)
+    if connect_error is not None:
+        raise connect_error
+    if not report.clean or (connection and connection.get("problems")):
         raise typer.Exit(1)
+
+
+def _connect(app_ctx) -> tuple[dict, Exception | None]:
+    """(connection report, error to raise after printing the config report)."""
+    from zerotrust_admin.errors import ZeroTrustError
+    from zerotrust_admin.providers import check_connection
+
+    try:
+        return check_connection(app_ctx.provider()), None
+    except ZeroTrustError as exc:
+        return {"provider": app_ctx.config.provider, "ok": False, "error": exc.message, "exit_code": exc.exit_code}, exc
+
+
+def _print_connection(c: dict) -> None:
+    who = f" as {c['identity']}" if c.get("identity") else ""
+    print(f"{'OK' if not c['problems'] else 'PROBLEMS'}: {c['provider']} provider at {c.get('endpoint', '')}{who}: "
+          f"login + probe {c['connect_ms']:.0f} ms, round trip {c['latency_ms']:.0f} ms")
+    for problem in c["problems"]:
+        print(f"  permission: {problem}")
 
 
 @app.command("show")

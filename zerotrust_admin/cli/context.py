@@ -18,12 +18,21 @@ class AppContext:
     quiet: bool = False
     verbose: bool = False
     _vault: object = field(default=None, repr=False)
+    _session_store: object = field(default=None, repr=False)
+    _providers: dict = field(default_factory=dict, repr=False)
 
     @cached_property
     def config(self):
         from zerotrust_admin.config import load_config
 
-        return load_config(self.config_path)
+        config = load_config(self.config_path)
+        # vault:NAME references in the config resolve through the secret provider.
+        config.secret_resolver = self._resolve_secret
+        return config
+
+    def _resolve_secret(self, name: str) -> Secret:
+        secret, _info = self.provider().get(name)
+        return secret
 
     @cached_property
     def actor(self):
@@ -34,8 +43,9 @@ class AppContext:
     @cached_property
     def audit(self):
         from zerotrust_admin.audit import AuditLog
+        from zerotrust_admin.audit.sinks import build_sinks
 
-        return AuditLog(self.config.audit_path)
+        return AuditLog(self.config.audit_path, sinks=build_sinks(self.config.section("audit")))
 
     def key_context(self):
         from zerotrust_admin.keys import KeySourceContext
@@ -52,10 +62,34 @@ class AppContext:
             self._vault = Vault.open(self.config.vault_path, lambda kind, params: open_source(kind, kctx, params), audit=self.audit, actor=self.actor)
         return self._vault
 
+    def provider(self, kind: str | None = None):
+        """The configured secret provider (``secrets.provider``), or provider ``kind``
+        (settings from ``secrets.targets``); audited, opened once per invocation."""
+        from zerotrust_admin import providers
+
+        key = providers.canonical(kind or self.config.provider)
+        if key not in self._providers:
+            self._providers[key] = providers.open_provider(key, self.config, audit=self.audit, actor=self.actor, open_local_vault=self.vault)
+        return self._providers[key]
+
+    def session_store(self):
+        """The configured session store (sessions.backend), opened once per invocation."""
+        if self._session_store is None:
+            from zerotrust_admin.sessions import open_session_store
+
+            self._session_store = open_session_store(self.config)
+        return self._session_store
+
     def close(self) -> None:
+        for provider in self._providers.values():
+            provider.close()
+        self._providers.clear()
         if self._vault is not None:
             self._vault.close()
             self._vault = None
+        if self._session_store is not None:
+            self._session_store.close()
+            self._session_store = None
 
 
 def ask_passphrase(prompt: str, confirm: bool) -> Secret:

@@ -30,6 +30,38 @@ def harden_process() -> None:
         pass
 
 
+def _click_exceptions():
+    try:  # Typer >= 0.2x vendors click
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - older Typer with click
+        from click import exceptions
+    return exceptions
+
+
+def _run_typer(argv: list[str]) -> int:
+    """Run the Typer app, turning click's usage errors into our one-line format
+    (click's own rendering draws a multi-line box)."""
+    import typer
+
+    from zerotrust_admin.cli.app import app
+
+    exc_types = _click_exceptions()
+    try:
+        rv = app(args=argv, prog_name="zerotrust-admin", standalone_mode=False)
+    except exc_types.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            sys.stdout.write(ctx.get_help() + "\n")
+            return 2
+        path = ctx.command_path if ctx is not None else "zerotrust-admin"
+        error_line(exc.format_message(), f"see '{path} --help'" if isinstance(exc, exc_types.UsageError) else None)
+        return exc.exit_code
+    except typer.Abort:
+        error_line("aborted")
+        return 1
+    return rv if isinstance(rv, int) else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     harden_process()
@@ -40,9 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         fast = fastpath.parse(argv)
         if fast is not None:
             sys.exit(fast())
-        from zerotrust_admin.cli.app import app
-
-        app(args=argv, prog_name="zerotrust-admin")
+        sys.exit(_run_typer(argv))
     except ZeroTrustError as exc:
         if debug:
             import traceback

@@ -2,7 +2,7 @@
 machine, over the 150 ms budget for ``vault get``. The grammar accepted here is
 deliberately narrow; anything else (``--help``, an unknown flag, a typo) falls
 back to the full Typer app, which then owns the error message. The command body
-is the same function the Typer command calls (``vault_cmd.run_get``), and a
+is the same function the Typer command calls (``vault_get.run_get``), and a
 test checks both paths give identical results.
 """
 
@@ -64,7 +64,7 @@ def parse(argv: list[str]) -> Callable[[], int] | None:
 
     def run() -> int:
         from zerotrust_admin.cli.context import AppContext
-        from zerotrust_admin.cli.vault_cmd import run_get
+        from zerotrust_admin.cli.vault_get import run_get
 
         ctx = AppContext(config_path=opts["config"], json=opts["json"], quiet=opts["quiet"])
         try:

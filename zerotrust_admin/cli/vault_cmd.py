@@ -1,4 +1,7 @@
-"""``vault``: put, get, list, history, delete, undelete, import, export."""
+"""``vault``: put, get, list, history, delete, undelete, import, export, migrate.
+
+Every command goes through the configured secret provider (``AppContext.provider()``):
+the integrated vault by default, or HashiCorp Vault, AWS Secrets Manager, Azure Key Vault."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import typer
 from zerotrust_admin.cli.common import DryRunOpt, JsonOpt, YesOpt, app_context
 from zerotrust_admin.cli.context import AppContext
 from zerotrust_admin.cli.output import confirm, emit_json, info, table, warn
+from zerotrust_admin.cli.vault_get import run_get
 from zerotrust_admin.errors import UsageError
 
 app = typer.Typer(help="Store and read secrets (the configured provider; the integrated vault by default).", no_args_is_help=True)
@@ -18,41 +22,7 @@ app = typer.Typer(help="Store and read secrets (the configured provider; the int
 NameArg = Annotated[str, typer.Argument(help="Secret name: letters, digits, . _ - /; e.g. db/password.")]
 
 
-# --- get (shared with the fast path) ---------------------------------------
-def run_get(app_ctx: AppContext, name: str, version: int | None, output_file: str | None, as_json: bool) -> None:
-    from zerotrust_admin import fsutil
-
-    vault = app_ctx.vault()
-    secret, meta = vault.get(name, version)
-    with secret:
-        data = secret.reveal()
-        if output_file:
-            fsutil.write_private_file(Path(output_file), data)
-            if as_json:
-                emit_json({**meta.to_dict(), "output_file": output_file})
-            else:
-                info(f"Wrote {len(data)} bytes of {name} (version {meta.version}) to {output_file}", quiet=app_ctx.quiet)
-            return
-        if as_json:
-            import base64
-
-            record = meta.to_dict()
-            try:
-                record["value"] = data.decode("utf-8")
-            except UnicodeDecodeError:
-                record["value_base64"] = base64.b64encode(data).decode("ascii")
-            emit_json(record)
-            return
-        if sys.stdout.isatty():
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError:
-                raise UsageError(f"secret {name!r} is binary ({len(data)} bytes); refusing to print it to a terminal",
-                                 hint="use --output-file FILE, pipe the output, or --json for base64") from None
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-
-
+# --- get (the body is shared with the fast path) ---------------------------
 @app.command("get")
 def get(
     ctx: typer.Context,
@@ -119,7 +89,7 @@ def put(
     app_ctx = app_context(ctx, json)
     metadata = _parse_meta(meta)
     data = _read_value(value, value_file)
-    version = app_ctx.vault().put(name, data, metadata=metadata, sensitive=sensitive)
+    version = app_ctx.provider().put(name, data, metadata=metadata, sensitive=sensitive)
     if app_ctx.json:
         emit_json(version.to_dict())
     else:
@@ -135,7 +105,7 @@ def list_(
 ) -> None:
     """List secret names with their current version; never values."""
     app_ctx = app_context(ctx, json)
-    items = list(app_ctx.vault().list(prefix, include_deleted=deleted))
+    items = list(app_ctx.provider().list(prefix, include_deleted=deleted))
     if app_ctx.json:
         emit_json([i.to_dict() for i in items])
         return
@@ -147,7 +117,7 @@ def list_(
 def history(ctx: typer.Context, name: NameArg, json: JsonOpt = False) -> None:
     """List the versions of a secret: who wrote each and when; never values."""
     app_ctx = app_context(ctx, json)
-    versions = app_ctx.vault().history(name)
+    versions = app_ctx.provider().history(name)
     if app_ctx.json:
         emit_json([v.to_dict() for v in versions])
         return
@@ -166,7 +136,7 @@ def delete(
 ) -> None:
     """Soft-delete a secret (recoverable with 'vault undelete'); --destroy purges all versions."""
     app_ctx = app_context(ctx, json)
-    vault = app_ctx.vault()
+    vault = app_ctx.provider()
     current = vault.info(name)
     mode = "destroy" if destroy else "soft"
     if dry_run:
@@ -186,7 +156,7 @@ def delete(
 def undelete(ctx: typer.Context, name: NameArg, json: JsonOpt = False) -> None:
     """Recover a soft-deleted secret."""
     app_ctx = app_context(ctx, json)
-    app_ctx.vault().undelete(name)
+    app_ctx.provider().undelete(name)
     emit_json({"name": name, "restored": True}) if app_ctx.json else info(f"Restored {name}", quiet=app_ctx.quiet)
 
 
@@ -216,7 +186,7 @@ def import_(
         result = {"dry_run": True, "entries": len(items), "names": [n for n, _ in items]}
         emit_json(result) if app_ctx.json else info(f"Would import {len(items)} secrets from {file}")
         return
-    outcome = app_ctx.vault().import_many(items, source=file)
+    outcome = app_ctx.provider().import_many(items, source=file)
     if app_ctx.json:
         emit_json(outcome.to_dict())
     else:
@@ -241,7 +211,7 @@ def export(
     if not confirm(f"Export secret values in plaintext to {where}?", yes=yes):
         raise typer.Exit(1)
     items = []
-    for name, secret, _meta in app_ctx.vault().export_all(prefix):
+    for name, secret, _meta in app_ctx.provider().export_all(prefix):
         with secret:
             items.append((name, secret.reveal()))
     text = bulk.format_env(items) if kind == "env" else bulk.format_json(items)
@@ -250,3 +220,62 @@ def export(
         info(f"Exported {len(items)} secrets to {output}", quiet=app_ctx.quiet)
     else:
         sys.stdout.write(text)
+
+
+@app.command("migrate")
+def migrate(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="Target provider: local, hashicorp, aws or azure (settings from secrets.targets.<name>).")],
+    from_: Annotated[Optional[str], typer.Option("--from", help="Source provider (default: the configured secrets.provider).")] = None,
+    prefix: Annotated[str, typer.Option("--prefix", help="Only secrets whose names start with this.")] = "",
+    yes: YesOpt = False,
+    dry_run: DryRunOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Copy every secret (all versions where the target keeps versions) to another provider; re-running skips what is there."""
+    from zerotrust_admin.providers.migrate import migrate as run_migrate
+
+    app_ctx = app_context(ctx, json)
+    source = app_ctx.provider(from_)
+    target = app_ctx.provider(to)
+    if not dry_run and not confirm(f"Copy secrets from {source.kind} to {target.kind}?", yes=yes):
+        raise typer.Exit(1)
+    with _progress(f"{source.kind} -> {target.kind}", enabled=not app_ctx.json and not app_ctx.quiet) as tick:
+        result = run_migrate(source, target, dry_run=dry_run, prefix=prefix, progress=tick)
+    if app_ctx.json:
+        emit_json(result.to_dict())
+    else:
+        info(("Dry run: " if dry_run else "Migrated ") + result.summary(), quiet=app_ctx.quiet)
+        for name in result.failures:
+            warn(f"not copied: {name}")
+    if result.failed:
+        raise typer.Exit(1)
+
+
+class _progress:
+    """A rich progress bar on stderr when it is a terminal; otherwise nothing."""
+
+    def __init__(self, label: str, enabled: bool):
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
+        self._bar = None
+        self._task = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self._bar.__enter__()
+        self._task = self._bar.add_task(self.label, total=None)
+
+        def tick(done: int, total: int) -> None:
+            self._bar.update(self._task, completed=done, total=total)
+
+        return tick
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

@@ -19,7 +19,7 @@ PROVIDERS = ("local", "hashicorp", "aws", "azure")
 PROVIDER_ALIASES = {"hashicorp-vault": "hashicorp", "vault": "hashicorp", "aws-secrets-manager": "aws", "azure-key-vault": "azure", "integrated": "local"}
 
 SCHEMA: dict = {
-    "secrets": {"provider": STR, "config": FREE},
+    "secrets": {"provider": STR, "config": FREE, "targets": FREE},  # targets: other providers' blocks, for vault migrate
     "encryption": {
         "key_file": STR,
         "key": STR,
@@ -34,13 +34,16 @@ SCHEMA: dict = {
         "password": STR, "password_file": STR, "tls": FREE, "ssl": BOOL,
         "socket_timeout": NUM, "connect_timeout": NUM, "key_prefix": STR,
     },
-    "sessions": {"backend": STR, "path": STR, "default_ttl": STR, "max_ttl": STR, "key_prefix": STR},
+    "sessions": {"backend": STR, "path": STR, "default_ttl": STR, "max_ttl": STR, "key_prefix": STR, "batch_size": INT},
     "aws": {
         "region": STR, "endpoint_url": STR, "roles": LIST, "allowed_accounts": LIST,
         "duration_seconds": INT, "credentials_provider": STR, "access_key_id": STR,
         "secret_key": STR, "secret_key_file": STR, "secret_access_key": STR, "secret_access_key_file": STR,
         "session_policy": FREE, "session_tags": FREE, "external_id": STR, "role_config": FREE,
         "cache": FREE, "profile": STR,
+        # issue 5 (aws/): credentials, per-service endpoints, timeouts, retries, revocation
+        "access_key": STR, "endpoints": FREE, "set_source_identity": BOOL, "connect_timeout": NUM,
+        "read_timeout": NUM, "max_attempts": INT, "retry_base_seconds": NUM, "revocation_policy_name": STR,
     },
     "tls": {
         "min_version": (str, int, float), "ciphers": STR_OR_LIST, "ca_file": STR, "cert_file": STR,
@@ -48,7 +51,7 @@ SCHEMA: dict = {
     },
     "audit": {"path": STR, "sinks": LIST, "syslog": FREE, "level": STR, "retention_days": INT, "on_sink_failure": STR},
     "security": {
-        "breach_notification": {"enabled": BOOL, "channels": LIST, "retries": INT, "timeout_seconds": NUM},
+        "breach_notification": {"enabled": BOOL, "channels": LIST, "retries": INT, "timeout_seconds": NUM, "backoff_seconds": NUM, "strict": BOOL},
         "anomaly_detection": FREE,
         "mfa": FREE,
         "rate_limit": FREE,

@@ -14,6 +14,13 @@ from zerotrust_admin.crypto.aead import (
 )
 from zerotrust_admin.crypto.kdf import ScryptParams, derive_key
 from zerotrust_admin.crypto.mac import hmac_sha256, constant_time_equal
+from zerotrust_admin.crypto.x25519 import (
+    KeyAgreementFailed,
+    hkdf_sha256,
+    x25519_generate,
+    x25519_public,
+    x25519_shared,
+)
 
 __all__ = [
     "KEY_SIZE",
@@ -26,4 +33,9 @@ __all__ = [
     "open_sealed",
     "random_key",
     "seal",
+    "KeyAgreementFailed",
+    "hkdf_sha256",
+    "x25519_generate",
+    "x25519_public",
+    "x25519_shared",
 ]

@@ -6,13 +6,16 @@ Adding a source is one module plus one line in ``_REGISTRY``.
 
 from __future__ import annotations
 
+import os
+
 from zerotrust_admin.keys.base import KeySource, KeySourceContext, UnwrapFailed
-from zerotrust_admin.keys import envkey, keyfile, passphrase
+from zerotrust_admin.keys import envkey, keyfile, passphrase, pkcs11
 
 _REGISTRY = {
     keyfile.KeyFileSource.kind: keyfile.KeyFileSource,
     envkey.EnvKeySource.kind: envkey.EnvKeySource,
     passphrase.PassphraseSource.kind: passphrase.PassphraseSource,
+    pkcs11.Pkcs11KeySource.kind: pkcs11.Pkcs11KeySource,  # encryption.hsm: pkcs11 and aws-cloudhsm
 }
 
 
@@ -50,7 +53,19 @@ def open_source(kind: str, ctx: KeySourceContext, params: dict) -> KeySource:
     if kind in (keyfile.KeyFileSource.kind, envkey.EnvKeySource.kind):
         if ctx.config.get("encryption", {}).get("key"):
             return envkey.EnvKeySource.open(ctx, params)
-        return keyfile.KeyFileSource.open(ctx, params)
+        primary = keyfile.KeyFileSource.open(ctx, params)
+        previous = keyfile.key_file_path(ctx).with_name(keyfile.key_file_path(ctx).name + ".previous")
+        if os.path.lexists(previous):
+            # A master key rotation was interrupted before or just after its
+            # commit: the vault opens with whichever key its check value accepts.
+            from zerotrust_admin.fsutil import read_private_file
+            from zerotrust_admin.keys.fallback import FirstMatchKeySource
+            from zerotrust_admin.keys.raw import decode_key_text
+
+            text = read_private_file(previous, what="previous master key file")
+            older = keyfile.KeyFileSource(decode_key_text(text, f"master key file {previous}"), params.get("key_id", ""), str(previous))
+            return FirstMatchKeySource([primary, older])
+        return primary
     return source_class(kind).open(ctx, params)
 
 

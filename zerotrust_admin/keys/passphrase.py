@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from zerotrust_admin.crypto import ScryptParams, derive_key
 from zerotrust_admin.errors import UsageError
-from zerotrust_admin.keys.base import KeySourceContext
+from zerotrust_admin.keys.base import KeySourceContext, UnwrapFailed
 from zerotrust_admin.keys.raw import RawKeySource
 from zerotrust_admin.secret import Secret
 
@@ -44,7 +44,54 @@ class PassphraseSource(RawKeySource):
     @classmethod
     def open(cls, ctx: KeySourceContext, params: dict) -> "PassphraseSource":
         kdf = ScryptParams.from_dict(params["kdf"])
+        guard = _lockout_guard(ctx)
+        guard.check()  # locked out: refuse before asking or deriving anything
         passphrase = _get_passphrase(ctx, confirm=False)
         with passphrase:
             key = derive_key(passphrase.reveal(), kdf)
-        return cls(Secret(key), params.get("key_id", ""), "passphrase")
+        source = cls(Secret(key), params.get("key_id", ""), "passphrase")
+        source._guard = guard
+        return source
+
+    def unwrap(self, blob: bytes, aad: bytes) -> bytes:
+        # The first unwrap after open() is the vault's key check value: its
+        # outcome is the passphrase's verdict, counted by the lockout.
+        guard, self._guard = getattr(self, "_guard", None), None
+        try:
+            plaintext = super().unwrap(blob, aad)
+        except UnwrapFailed:
+            if guard is not None:
+                guard.failed()
+            raise
+        if guard is not None:
+            guard.succeeded()
+        return plaintext
+
+
+class _LockoutGuard:
+    """Brute-force protection for passphrase attempts (zerotrust_admin.lockout)."""
+
+    def __init__(self, ctx: KeySourceContext):
+        from pathlib import Path
+
+        from zerotrust_admin.audit.log import AuditLog
+        from zerotrust_admin.identity import current_actor
+        from zerotrust_admin.lockout import Lockout
+
+        self.actor = current_actor(ctx.environ or None)
+        audit_path = (ctx.config.get("audit") or {}).get("path")
+        audit = AuditLog(Path(audit_path).expanduser() if audit_path else Path(ctx.home) / "audit.log")
+        self.lockout = Lockout.for_config(ctx.config, audit=audit, actor=self.actor, home=Path(ctx.home))
+
+    def check(self) -> None:
+        self.lockout.check(self.actor.user, "passphrase")
+
+    def failed(self) -> None:
+        self.lockout.record_failure(self.actor.user, "passphrase")
+
+    def succeeded(self) -> None:
+        self.lockout.record_success(self.actor.user)
+
+
+def _lockout_guard(ctx: KeySourceContext) -> _LockoutGuard:
+    return _LockoutGuard(ctx)

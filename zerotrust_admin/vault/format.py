@@ -61,3 +61,29 @@ def dek_aad(vault_id: str, dek_id: str, master_key_id: str) -> bytes:
 
 def kcv_aad(vault_id: str, master_key_id: str) -> bytes:
     return _join("zt-kcv-v1", vault_id, master_key_id)
+
+
+# --- Additions for key rotation (issue 3). Format version stays 1: every
+# addition is optional and older files gain it lazily. ----------------------
+
+# Created on first use (CREATE TABLE IF NOT EXISTS), so a vault written before
+# this table existed still opens and reads unchanged.
+SESSION_KEYS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS session_keys (
+    id            TEXT PRIMARY KEY,
+    wrapped       BLOB NOT NULL,
+    master_key_id TEXT NOT NULL,
+    created       TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('current', 'previous'))
+)
+"""
+
+# Optional meta records written by a master key change (rotation or migration);
+# JSON objects, never key bytes. See docs/key-hierarchy.md, "Crash safety".
+META_MASTER_PENDING = "master_pending"    # a new master key being created, not yet committed
+META_MASTER_RETIRING = "master_retiring"  # the previous master key, to destroy after the commit
+META_DEK_ROTATED = "dek_rotated"          # RFC 3339 time of the last completed DEK rotation
+
+
+def session_key_aad(vault_id: str, key_id: str, master_key_id: str) -> bytes:
+    return _join("zt-session-key-v1", vault_id, key_id, master_key_id)

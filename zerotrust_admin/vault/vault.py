@@ -68,6 +68,28 @@ class SecretInfo:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class DekInfo:
+    id: str
+    master_key_id: str
+    created: str
+    state: str  # active | retired
+    versions: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SessionKeyInfo:
+    id: str
+    created: str
+    state: str  # current | previous
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
 class ImportResult:
     created: int = 0
@@ -99,17 +121,33 @@ def check_vault_file(path: Path) -> None:
     if stat.S_IMODE(st.st_mode) & 0o022:
         raise InsecureFileError(f"vault file {path} has mode {stat.S_IMODE(st.st_mode):04o}, which lets others write it", hint=f"chmod 600 {path}")
     with open(path, "rb") as fh:
-        head = fh.read(len(fmt.SQLITE_MAGIC))
+        header = fh.read(100)
+    head = header[: len(fmt.SQLITE_MAGIC)]
     if head != fmt.SQLITE_MAGIC:
         if len(head) < len(fmt.SQLITE_MAGIC):
             raise IntegrityError(f"vault file {path} is truncated ({st.st_size} bytes)", hint="restore the vault from a backup")
         raise UsageError(f"{path} is not a zerotrust-admin vault (not an SQLite file)", hint="check ZEROTRUST_HOME / the vault path")
+    if len(header) < 100:
+        raise IntegrityError(f"vault file {path} is truncated ({st.st_size} bytes)", hint="restore the vault from a backup")
+    # SQLite only reads the pages it needs, so a cut-off tail can go unnoticed
+    # until the day those pages are needed. The header records the size.
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    header_valid = header[24:28] == header[92:96] and pages > 0
+    wal = Path(f"{path}-wal")
+    wal_empty = not wal.exists() or wal.stat().st_size == 0
+    if header_valid and wal_empty and st.st_size < page_size * pages:
+        raise IntegrityError(f"vault file {path} is truncated ({st.st_size} of {page_size * pages} bytes)", hint="restore the vault from a backup")
 
 
 @contextmanager
 def _db_errors(path: Path):
     try:
         yield
+    except UnicodeDecodeError:
+        # A corrupted page can turn a TEXT column into invalid UTF-8.
+        raise IntegrityError(f"the vault file {path} is damaged (undecodable text)", hint="restore the vault from a backup") from None
     except sqlite3.DatabaseError as exc:
         text = str(exc)
         if "locked" in text or "busy" in text:
@@ -204,10 +242,17 @@ class Vault:
             if required not in meta:
                 conn.close()
                 raise IntegrityError(f"vault {path} is missing its {required} record", hint="restore the vault from a backup")
-        params = json.loads(meta["master_params"])
+        try:
+            params = json.loads(meta["master_params"])
+            if not isinstance(params, dict):
+                raise ValueError
+        except ValueError:
+            conn.close()
+            raise IntegrityError(f"vault {path} has a damaged master_params record", hint="restore the vault from a backup") from None
         params["key_id"] = meta["master_key_id"]
         source = open_source(meta["master_source"], params)
         vault = cls(path, conn, meta, source, audit, actor)
+        vault._reopen = open_source
         try:
             vault._check_key()
         except WrongKeyError as exc:
@@ -260,10 +305,13 @@ class Vault:
         cached = self._deks.get(dek_id)
         if cached is not None:
             return cached
-        row = self._conn.execute("SELECT wrapped, master_key_id FROM deks WHERE id = ?", (dek_id,)).fetchone()
+        with _db_errors(self.path):
+            row = self._conn.execute("SELECT wrapped, master_key_id FROM deks WHERE id = ?", (dek_id,)).fetchone()
         if row is None:
             raise IntegrityError(f"data key {dek_id} referenced by the vault is missing", hint="restore the vault from a backup")
         wrapped, master_key_id = row
+        if master_key_id != self.master_key_id:
+            self._refresh_master()
         try:
             dek = self._key_source.unwrap(wrapped, fmt.dek_aad(self.vault_id, dek_id, master_key_id))
         except UnwrapFailed:
@@ -497,6 +545,284 @@ class Vault:
             versions = self._conn.execute("SELECT COUNT(*) FROM versions").fetchone()[0]
             deks = self._conn.execute("SELECT COUNT(*) FROM deks").fetchone()[0]
         return {"secrets": secrets_count, "versions": versions, "data_keys": deks, "vault_id": self.vault_id, "master_key_id": self.master_key_id, "master_source": self._meta["master_source"]}
+
+    # --- key hierarchy (issue 3): additive; used by zerotrust_admin.rotation ---------
+    @property
+    def key_source(self) -> KeySource:
+        return self._key_source
+
+    def reload_meta(self) -> dict:
+        with _db_errors(self.path):
+            self._meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        return dict(self._meta)
+
+    def list_deks(self) -> list["DekInfo"]:
+        """Every data key with its state and how many secret versions it seals."""
+        with _db_errors(self.path):
+            rows = self._conn.execute(
+                "SELECT d.id, d.master_key_id, d.created, d.state, "
+                "(SELECT COUNT(*) FROM versions v WHERE v.dek_id = d.id) FROM deks d ORDER BY d.created, d.id"
+            ).fetchall()
+        return [DekInfo(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def active_dek(self) -> "DekInfo":
+        with _db_errors(self.path):
+            dek_id = self._active_dek_id()
+        return next(d for d in self.list_deks() if d.id == dek_id)
+
+    def add_dek(self) -> tuple[str, list[str]]:
+        """Make a new data key active for writes; the old active keys become
+        'retired' (they still decrypt until nothing refers to them). One transaction."""
+        new_id = pyrandom.token_hex(8)
+        dek = random_key()
+        with self._write_txn() as conn:
+            self._check_master_unchanged(conn)
+            retired = [r[0] for r in conn.execute("SELECT id FROM deks WHERE state = 'active'").fetchall()]
+            conn.execute("UPDATE deks SET state = 'retired' WHERE state = 'active'")
+            conn.execute(
+                "INSERT INTO deks (id, wrapped, master_key_id, created, state) VALUES (?, ?, ?, ?, 'active')",
+                (new_id, self._key_source.wrap(dek, fmt.dek_aad(self.vault_id, new_id, self.master_key_id)), self.master_key_id, rfc3339()),
+            )
+        self._deks[new_id] = dek
+        return new_id, retired
+
+    def pending_reencryption(self) -> int:
+        """How many secret versions are still sealed under a retired data key."""
+        with _db_errors(self.path):
+            return self._conn.execute(
+                "SELECT COUNT(*) FROM versions WHERE dek_id IN (SELECT id FROM deks WHERE state = 'retired')"
+            ).fetchone()[0]
+
+    def reencrypt_batch(self, limit: int = 2000) -> int:
+        """Re-seal up to ``limit`` versions from retired data keys under the active
+        one, in one short transaction (so reads and writes of other processes
+        interleave between batches). Returns how many were moved; 0 means done."""
+        with self._write_txn() as conn:
+            target = self._active_dek_id()
+            rows = conn.execute(
+                "SELECT name, version, dek_id, sealed, metadata FROM versions "
+                "WHERE dek_id IN (SELECT id FROM deks WHERE state = 'retired') LIMIT ?",
+                (limit,),
+            ).fetchall()
+            if not rows:
+                return 0
+            new_key = self._dek(target)
+            updates = []
+            for name, version, dek_id, sealed, metadata_json in rows:
+                try:
+                    plaintext = open_sealed(self._dek(dek_id), sealed, fmt.secret_aad(self.vault_id, name, version, dek_id, metadata_json))
+                except DecryptionFailed:
+                    raise IntegrityError(f"secret {name!r} version {version} does not authenticate (tampered or moved record)", hint="restore the vault from a backup") from None
+                updates.append((target, seal(new_key, plaintext, fmt.secret_aad(self.vault_id, name, version, target, metadata_json)), name, version, dek_id))
+            conn.executemany("UPDATE versions SET dek_id = ?, sealed = ? WHERE name = ? AND version = ? AND dek_id = ?", updates)
+            return len(updates)
+
+    def purge_retired_deks(self) -> list[str]:
+        """Delete retired data keys that no version refers to any more (their
+        pages are zeroed by secure_delete). Returns the ids removed."""
+        with self._write_txn() as conn:
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM deks WHERE state = 'retired' AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.dek_id = deks.id)"
+            ).fetchall()]
+            conn.executemany("DELETE FROM deks WHERE id = ?", [(i,) for i in ids])
+            if ids:
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (fmt.META_DEK_ROTATED, rfc3339()))
+        for dek_id in ids:
+            self._deks.pop(dek_id, None)
+        return ids
+
+    def set_meta(self, updates: dict[str, str], deletes: Iterable[str] = ()) -> None:
+        """Write optional meta records (never the core ones) in one transaction."""
+        protected = {"format", "vault_id", "master_source", "master_params", "master_key_id", "kcv", "master_created"}
+        if protected & (set(updates) | set(deletes)):
+            raise ValueError("core meta records change only through rewrap_master")
+        with self._write_txn() as conn:
+            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(updates.items()))
+            conn.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in deletes])
+        for k in deletes:
+            self._meta.pop(k, None)
+        self._meta.update(updates)
+
+    def _check_master_unchanged(self, conn) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'master_key_id'").fetchone()
+        if row is None or row[0] != self.master_key_id:
+            from zerotrust_admin.errors import BusyError
+
+            raise BusyError("the vault's master key was changed by another process while this one ran", hint="re-run the command")
+
+    def rewrap_master(self, new_source: KeySource, new_kind: str, new_params: dict, *, retiring: dict | None = None) -> dict:
+        """Re-wrap every data key and session key under ``new_source`` and switch
+        the vault's master key records (id, source, params, key check value,
+        created), all in ONE transaction: a crash leaves the old master key in
+        force or the new one, never a mix. Cost: one unwrap + one wrap per data
+        key, independent of the number of secrets."""
+        new_id = new_source.key_id
+        now = rfc3339()
+        old_id = self.master_key_id
+        with self._write_txn() as conn:
+            self._check_master_unchanged(conn)
+            deks = conn.execute("SELECT id, wrapped, master_key_id FROM deks").fetchall()
+            rewrapped = []
+            for dek_id, wrapped, mk in deks:
+                plain = self._unwrap_or_integrity(wrapped, fmt.dek_aad(self.vault_id, dek_id, mk), f"data key {dek_id}")
+                rewrapped.append((new_source.wrap(plain, fmt.dek_aad(self.vault_id, dek_id, new_id)), new_id, dek_id))
+            conn.executemany("UPDATE deks SET wrapped = ?, master_key_id = ? WHERE id = ?", rewrapped)
+            session_rows = []
+            if self._has_table(conn, "session_keys"):
+                for key_id, wrapped, mk in conn.execute("SELECT id, wrapped, master_key_id FROM session_keys").fetchall():
+                    plain = self._unwrap_or_integrity(wrapped, fmt.session_key_aad(self.vault_id, key_id, mk), f"session key {key_id}")
+                    session_rows.append((new_source.wrap(plain, fmt.session_key_aad(self.vault_id, key_id, new_id)), new_id, key_id))
+                conn.executemany("UPDATE session_keys SET wrapped = ?, master_key_id = ? WHERE id = ?", session_rows)
+            params = {k: v for k, v in new_params.items() if k != "key_id"}
+            meta = {
+                "master_source": new_kind,
+                "master_params": json.dumps(params, sort_keys=True),
+                "master_key_id": new_id,
+                "master_created": now,
+                "kcv": new_source.wrap(fmt.KCV_PLAINTEXT, fmt.kcv_aad(self.vault_id, new_id)).hex(),
+            }
+            if retiring is not None:
+                meta[fmt.META_MASTER_RETIRING] = json.dumps(retiring, sort_keys=True)
+            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(meta.items()))
+            conn.execute("DELETE FROM meta WHERE key = ?", (fmt.META_MASTER_PENDING,))
+        old_source = self._key_source
+        self._key_source = new_source
+        self._meta.update(meta)
+        self._meta.pop(fmt.META_MASTER_PENDING, None)
+        if old_source is not new_source:
+            old_source.close()
+        return {"old_master_key_id": old_id, "new_master_key_id": new_id, "data_keys": len(rewrapped), "session_keys": len(session_rows)}
+
+    def _unwrap_or_integrity(self, wrapped: bytes, aad: bytes, what: str) -> bytes:
+        try:
+            return self._key_source.unwrap(wrapped, aad)
+        except UnwrapFailed:
+            raise IntegrityError(f"{what} does not authenticate (tampered vault)", hint="restore the vault from a backup") from None
+
+    @staticmethod
+    def _has_table(conn, name: str) -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+    # --- session keys: a ring of current + previous, wrapped by the master key -----
+    def session_keys(self) -> list["SessionKeyInfo"]:
+        with _db_errors(self.path):
+            if not self._has_table(self._conn, "session_keys"):
+                return []
+            rows = self._conn.execute("SELECT id, created, state FROM session_keys ORDER BY created DESC, id DESC").fetchall()
+        return [SessionKeyInfo(r[0], r[1], r[2]) for r in rows]
+
+    def session_key(self, key_id: str) -> Secret:
+        with _db_errors(self.path):
+            row = None
+            if self._has_table(self._conn, "session_keys"):
+                row = self._conn.execute("SELECT wrapped, master_key_id FROM session_keys WHERE id = ?", (key_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"session key {key_id} not found (rotated out of the ring)")
+        if row[1] != self.master_key_id:
+            self._refresh_master()
+        return Secret(self._unwrap_or_integrity(row[0], fmt.session_key_aad(self.vault_id, key_id, row[1]), f"session key {key_id}"))
+
+    def rotate_session_key(self, *, only_if_missing: bool = False) -> tuple[str | None, str | None, list[str]]:
+        """New current session key; the current one becomes previous; older ones
+        are deleted. Returns (new id, previous id, removed ids). With
+        ``only_if_missing`` nothing happens when a current key exists."""
+        new_id = pyrandom.token_hex(8)
+        key = random_key()
+        with self._write_txn() as conn:
+            self._check_master_unchanged(conn)
+            conn.execute(fmt.SESSION_KEYS_SCHEMA)
+            current = conn.execute("SELECT id FROM session_keys WHERE state = 'current'").fetchone()
+            if only_if_missing and current is not None:
+                return None, current[0], []
+            removed = [r[0] for r in conn.execute("SELECT id FROM session_keys WHERE state = 'previous'").fetchall()]
+            conn.execute("DELETE FROM session_keys WHERE state = 'previous'")
+            conn.execute("UPDATE session_keys SET state = 'previous' WHERE state = 'current'")
+            conn.execute(
+                "INSERT INTO session_keys (id, wrapped, master_key_id, created, state) VALUES (?, ?, ?, ?, 'current')",
+                (new_id, self._key_source.wrap(key, fmt.session_key_aad(self.vault_id, new_id, self.master_key_id)), self.master_key_id, rfc3339()),
+            )
+        return new_id, (current[0] if current else None), removed
+
+    def _refresh_master(self) -> None:
+        """Another process rotated the master key after this one opened the vault:
+        reload the records and reopen the (new) master key."""
+        reopen = getattr(self, "_reopen", None)
+        self.reload_meta()
+        if reopen is None:
+            raise IntegrityError("the vault's master key changed while it was open", hint="re-run the command")
+        params = json.loads(self._meta["master_params"])
+        params["key_id"] = self._meta["master_key_id"]
+        old = self._key_source
+        self._key_source = reopen(self._meta["master_source"], params)
+        old.close()
+        self._check_key()
+
+    # --- backup / restore: plaintext records inside an encrypted container ----
+    def is_empty(self) -> bool:
+        with _db_errors(self.path):
+            return self._conn.execute("SELECT (SELECT COUNT(*) FROM secrets) + (SELECT COUNT(*) FROM versions)").fetchone()[0] == 0
+
+    def dump_records(self) -> Iterator[dict]:
+        """Every secret and version (values decrypted) from one consistent
+        snapshot, for an encrypted backup. The caller must consume it fully."""
+        import base64
+
+        with _db_errors(self.path):
+            self._conn.execute("BEGIN")
+            try:
+                for row in self._conn.execute(
+                    "SELECT name, current_version, sensitive, created, updated, deleted_at, deleted_by FROM secrets ORDER BY name"
+                ).fetchall():
+                    yield {"type": "secret", "name": row[0], "current_version": row[1], "sensitive": bool(row[2]), "created": row[3],
+                           "updated": row[4], "deleted_at": row[5], "deleted_by": row[6]}
+                cursor = self._conn.execute(
+                    "SELECT name, version, dek_id, sealed, created, created_by, size, metadata FROM versions ORDER BY name, version"
+                )
+                for name, version, dek_id, sealed, created, created_by, size, metadata_json in cursor:
+                    try:
+                        plain = open_sealed(self._dek(dek_id), sealed, fmt.secret_aad(self.vault_id, name, version, dek_id, metadata_json))
+                    except DecryptionFailed:
+                        raise IntegrityError(f"secret {name!r} version {version} does not authenticate (tampered or moved record)", hint="restore the vault from a backup") from None
+                    yield {"type": "version", "name": name, "version": version, "created": created, "created_by": created_by,
+                           "metadata": metadata_json, "value": base64.b64encode(plain).decode("ascii")}
+            finally:
+                self._conn.execute("COMMIT")
+
+    def restore_records(self, records: Iterable[dict]) -> dict:
+        """Load dumped records into this (empty) vault in ONE transaction, sealing
+        every value under this vault's active data key. Any error rolls back."""
+        import base64
+
+        counts = {"secrets": 0, "versions": 0}
+        with self._write_txn() as conn:
+            if conn.execute("SELECT (SELECT COUNT(*) FROM secrets) + (SELECT COUNT(*) FROM versions)").fetchone()[0]:
+                raise AlreadyExistsError(f"the vault {self.path} is not empty; restore only into an empty vault",
+                                         hint="init a fresh ZEROTRUST_HOME and restore there")
+            dek_id = self._active_dek_id()
+            dek = self._dek(dek_id)
+            for rec in records:
+                if rec.get("type") == "secret":
+                    validate_name(rec["name"])
+                    conn.execute(
+                        "INSERT INTO secrets (name, current_version, sensitive, created, updated, deleted_at, deleted_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (rec["name"], int(rec["current_version"]), int(bool(rec["sensitive"])), rec["created"], rec["updated"], rec.get("deleted_at"), rec.get("deleted_by")),
+                    )
+                    counts["secrets"] += 1
+                elif rec.get("type") == "version":
+                    name, version, metadata_json = rec["name"], int(rec["version"]), rec["metadata"]
+                    value = base64.b64decode(rec["value"], validate=True)
+                    conn.execute(
+                        "INSERT INTO versions (name, version, dek_id, sealed, created, created_by, size, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (name, version, dek_id, seal(dek, value, fmt.secret_aad(self.vault_id, name, version, dek_id, metadata_json)),
+                         rec["created"], rec["created_by"], len(value), metadata_json),
+                    )
+                    counts["versions"] += 1
+            orphans = conn.execute(
+                "SELECT COUNT(*) FROM secrets s WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.name = s.name AND v.version = s.current_version)"
+            ).fetchone()[0]
+            if orphans:
+                raise IntegrityError(f"the backup names {orphans} secret(s) without their current version", hint="the backup is incomplete; nothing was restored")
+        return counts
 
 
 def _loads(text: str) -> dict:

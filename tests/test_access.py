@@ -1,0 +1,149 @@
+"""Access policies: loading (malformed rule -> exit 2 naming its index),
+evaluation (default deny, first matching deny wins, globs, CIDRs), the one
+`authorize` function (denial -> DeniedError + audit record), `access check`,
+and enforcement on real commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from zerotrust_admin.access import authorize, decide, evaluate, load_policies
+from zerotrust_admin.audit.log import Actor, AuditLog
+from zerotrust_admin.errors import ConfigError, DeniedError, ExitCode
+
+POLICIES = [
+    {"principals": ["mallory@EXAMPLE.COM"], "secrets": ["*"], "actions": ["*"], "effect": "deny"},
+    {"principals": ["alice@EXAMPLE.COM", "*@OPS.EXAMPLE.COM"], "secrets": ["app/*"], "actions": ["read", "write"], "effect": "allow", "source_cidrs": ["10.0.0.0/8", "2001:db8::/32"]},
+    {"principals": ["*"], "secrets": ["app/prod/*"], "actions": ["read"], "effect": "deny", "source_cidrs": ["10.66.0.0/16"]},
+    {"principals": ["bob@EXAMPLE.COM"], "secrets": ["app/readme"], "actions": ["read"], "effect": "allow"},
+    {"principals": ["cron/*@EXAMPLE.COM"], "resources": ["keys/*"], "actions": ["rotate"], "effect": "allow"},
+]
+
+
+@pytest.fixture
+def rules():
+    return load_policies(POLICIES)
+
+
+@pytest.mark.parametrize("principal,action,resource,ip,allowed,index", [
+    ("alice@EXAMPLE.COM", "read", "app/db", "10.1.2.3", True, 1),
+    ("alice@EXAMPLE.COM", "write", "app/db/password", "10.1.2.3", True, 1),  # * crosses '/'
+    ("alice@EXAMPLE.COM", "delete", "app/db", "10.1.2.3", False, None),      # action not granted
+    ("alice@EXAMPLE.COM", "read", "app/db", "192.168.1.1", False, None),     # outside the CIDRs
+    ("alice@EXAMPLE.COM", "read", "app/db", "2001:db8::7", True, 1),         # IPv6 CIDR
+    ("alice@EXAMPLE.COM", "read", "app/db", "not-an-ip", False, None),       # unknown IP never satisfies an allow
+    ("carol@OPS.EXAMPLE.COM", "read", "app/x", "10.0.0.1", True, 1),         # principal glob
+    ("carol@ops.example.com", "read", "app/x", "10.0.0.1", False, None),     # globs are case-sensitive
+    ("alice@EXAMPLE.COM", "read", "app/prod/db", "10.66.1.1", False, 2),     # a later deny beats an earlier allow
+    ("alice@EXAMPLE.COM", "read", "app/prod/db", "10.1.1.1", True, 1),
+    ("mallory@EXAMPLE.COM", "read", "app/readme", "10.1.1.1", False, 0),
+    ("bob@EXAMPLE.COM", "read", "app/readme", None, True, 3),
+    ("bob@EXAMPLE.COM", "list", "app/readme", None, True, 3),                # read implies list
+    ("bob@EXAMPLE.COM", "read", "app/other", None, False, None),             # default deny
+    ("cron/rotator@EXAMPLE.COM", "rotate", "keys/master", None, True, 4),
+    ("cron/rotator@EXAMPLE.COM", "revoke", "keys/master", None, False, None),
+])
+def test_evaluate(rules, principal, action, resource, ip, allowed, index):
+    decision = evaluate(rules, principal, action, resource, ip)
+    assert (decision.allowed, decision.rule_index) == (allowed, index), decision.reason
+
+
+def test_deny_rule_with_cidr_matches_an_unknown_ip(rules):
+    assert evaluate(rules, "alice@EXAMPLE.COM", "read", "app/prod/db", "garbage").allowed is False
+
+
+def test_no_policies_allows_everything():
+    decision = evaluate([], "anyone@X", "delete", "any/thing", None)
+    assert decision.allowed and decision.rule_index is None
+
+
+@pytest.mark.parametrize("bad,index,fragment", [
+    ([{"principals": ["*"], "secrets": ["*"], "actions": ["raed"], "effect": "allow"}], 0, "unknown action 'raed'"),
+    ([POLICIES[3], {"principals": ["*"], "secrets": ["*"], "actions": ["read"], "effect": "permit"}], 1, "effect"),
+    ([POLICIES[3], POLICIES[3], {"principals": ["*"], "secrets": ["*"], "actions": ["read"], "effect": "allow", "source_cidrs": ["10.0.0.0/33"]}], 2, "not an IP network"),
+    ([{"secrets": ["*"], "actions": ["read"], "effect": "allow"}], 0, "principals is missing"),
+    ([{"principals": [], "secrets": ["*"], "actions": ["read"], "effect": "allow"}], 0, "non-empty"),
+    ([{"principals": ["*"], "secrets": ["*"], "actions": ["read"], "effect": "allow", "sources": ["x"]}], 0, "unknown key 'sources'"),
+    (["allow everything"], 0, "must be a mapping"),
+])
+def test_malformed_rule_names_its_index(bad, index, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_policies(bad)
+    assert f"access.policies[{index}]" in err.value.message and fragment in err.value.message
+    assert err.value.exit_code == ExitCode.USAGE
+
+
+def test_reserved_names_are_refused_whatever_the_policy():
+    assert not decide({"access": {"policies": []}}, "alice@X", "read", "_zerotrust/mfa/00").allowed
+
+
+def test_authorize_raises_and_audits(tmp_path):
+    audit = AuditLog(tmp_path / "audit.log")
+    config = {"access": {"policies": POLICIES}}
+    actor = Actor(user="bob@EXAMPLE.COM", source_ip="10.9.9.9", host="h")
+    assert authorize(config, actor, "read", "app/readme", audit).allowed
+    with pytest.raises(DeniedError) as err:
+        authorize(config, actor, "write", "app/readme", audit)
+    assert err.value.exit_code == 4 and "bob@EXAMPLE.COM may not write app/readme" in err.value.message
+    records = list(audit.records())
+    assert len(records) == 1  # allowed decisions are audited by the operation itself
+    assert records[0]["event"] == "access_denied" and records[0]["success"] is False
+    assert records[0]["user"] == "bob@EXAMPLE.COM" and records[0]["resource"] == "app/readme"
+
+
+# --- CLI -------------------------------------------------------------------------
+@pytest.fixture
+def policy_env(tmp_path):
+    import yaml
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"access": {"policies": POLICIES}}))
+    path.chmod(0o600)
+    return {"ZEROTRUST_CONFIG": str(path)}
+
+
+def test_access_check_explains(cli, policy_env):
+    ok = cli("access", "check", "--principal", "alice@EXAMPLE.COM", "--action", "read", "--source-ip", "10.1.2.3", "app/db", "--json", env=policy_env)
+    assert ok.code == 0, ok.err
+    result = json.loads(ok.out)
+    assert result["allowed"] and result["rule_index"] == 1 and result["rule"]["effect"] == "allow"
+    denied = cli("access", "check", "--principal", "alice@EXAMPLE.COM", "--action", "read", "--source-ip", "10.66.0.9", "app/prod/db", env=policy_env)
+    assert denied.code == 4
+    assert denied.text.startswith("DENY") and "rule 2" in denied.text
+    default = cli("access", "check", "-p", "zed@X", "-a", "write", "app/db", env=policy_env)
+    assert default.code == 4 and "default deny" in default.text
+    assert cli("access", "check", "-a", "steal", "app/db", env=policy_env).code == 2
+
+
+def test_malformed_policy_exits_2_at_load(cli, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("access:\n  policies:\n    - {principals: ['*'], secrets: ['*'], actions: [read], effect: allow}\n    - {principals: ['*'], secrets: ['*'], actions: [read]}\n")
+    path.chmod(0o600)
+    result = cli("access", "check", "-a", "read", "x", env={"ZEROTRUST_CONFIG": str(path)})
+    assert result.code == 2 and "access.policies[1]" in result.err
+
+
+def test_policies_are_enforced_on_vault_commands(cli, initialized, tmp_path):
+    import yaml
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"access": {"policies": [
+        {"principals": ["alice@EXAMPLE.COM"], "secrets": ["app/*"], "actions": ["read", "write"], "effect": "allow"},
+        {"principals": ["alice@EXAMPLE.COM"], "secrets": ["app/locked"], "actions": ["*"], "effect": "deny"},
+    ]}}))
+    path.chmod(0o600)
+    env = {"ZEROTRUST_CONFIG": str(path)}
+    assert cli("vault", "put", "app/db", input=b"v1", env=env).code == 0
+    assert cli("vault", "get", "app/db", env=env).out == b"v1"
+    denied_write = cli("vault", "put", "app/locked", input=b"nope", env=env)
+    assert denied_write.code == 4 and "access denied" in denied_write.err
+    assert cli("vault", "put", "other/x", input=b"v", env=env).code == 4
+    assert cli("vault", "delete", "app/db", "--yes", env=env).code == 4  # delete not granted
+    other = cli("vault", "get", "app/db", env={**env, "ZEROTRUST_PRINCIPAL": "eve@EXAMPLE.COM"})
+    assert other.code == 4 and other.out == b""
+    records = [json.loads(line) for line in (initialized / "audit.log").read_text().splitlines()]
+    denials = {(r["user"], r["action"], r["resource"]) for r in records if r["event"] == "access_denied"}
+    assert ("alice@EXAMPLE.COM", "write", "app/locked") in denials
+    assert ("eve@EXAMPLE.COM", "read", "app/db") in denials

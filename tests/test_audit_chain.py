@@ -1,0 +1,267 @@
+"""The audit log: one record per vault operation (never a value), `audit tail`,
+and `audit verify` catching every edit, deletion, reordering or truncation
+of a real log written by the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from zerotrust_admin.audit.log import GENESIS, AuditLog
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET_VALUES = [b"pw-Zq8uS3cr3t", b"\x00\xffbinary-K7\x01", b"imported-Vx91", b"second-Jn42"]
+PRODUCT_FIELDS = {"timestamp", "level", "event", "user", "action", "resource", "source_ip", "success", "seq", "prev", "hash"}
+
+
+def _run(env: dict, *args: str, input: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "zerotrust_admin", *args], input=input, env=env, capture_output=True, timeout=60, cwd=str(ROOT))
+
+
+@pytest.fixture(scope="module")
+def real_log(tmp_path_factory):
+    """A home whose audit log was written by a sequence of real CLI operations."""
+    base = tmp_path_factory.mktemp("audit")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(base / "user"), "LANG": "C.UTF-8",
+        "ZEROTRUST_HOME": str(base / "home"), "XDG_CONFIG_HOME": str(base / "xdg"),
+        "ZEROTRUST_PRINCIPAL": "auditor@EXAMPLE.COM", "SSH_CLIENT": "198.51.100.7 52222 22",
+        "KRB5CCNAME": f"FILE:{base / 'none'}",
+    }
+    (base / "bin").write_bytes(SECRET_VALUES[1])
+    (base / "in.env").write_bytes(b"IMPORTED=" + SECRET_VALUES[2] + b"\n")
+    steps = [
+        (("init",), b""),
+        (("vault", "put", "db/password"), SECRET_VALUES[0]),
+        (("vault", "put", "krb/keytab", "--value-file", str(base / "bin")), b""),
+        (("vault", "put", "db/password"), SECRET_VALUES[3]),
+        (("vault", "get", "db/password"), b""),
+        (("vault", "get", "db/password", "--version", "1"), b""),
+        (("vault", "list"), b""),
+        (("vault", "history", "db/password"), b""),
+        (("vault", "import", str(base / "in.env")), b""),
+        (("vault", "export", "--yes"), b""),
+        (("vault", "delete", "krb/keytab"), b""),
+        (("vault", "undelete", "krb/keytab"), b""),
+        (("vault", "delete", "IMPORTED", "--destroy", "--yes"), b""),
+        (("vault", "get", "no/such"), b""),
+    ]
+    for args, stdin in steps:
+        result = _run(env, *args, input=stdin)
+        assert result.returncode == (3 if args[-1] == "no/such" else 0), (args, result.stderr)
+    return base, env
+
+
+def _records(home: Path) -> list[dict]:
+    return [json.loads(line) for line in (home / "audit.log").read_bytes().splitlines()]
+
+
+def test_every_vault_operation_writes_a_complete_record(real_log):
+    base, env = real_log
+    records = _records(Path(env["ZEROTRUST_HOME"]))
+    summary = [(r["event"], r["action"], r["resource"], r["success"]) for r in records]
+    assert summary[0][:2] == ("key_rotation", "create")
+    assert summary[1:] == [
+        ("secret_access", "write", "db/password", True),
+        ("secret_access", "write", "krb/keytab", True),
+        ("secret_access", "write", "db/password", True),
+        ("secret_access", "read", "db/password", True),
+        ("secret_access", "read", "db/password", True),
+        ("secret_access", "list", "*", True),
+        ("secret_access", "history", "db/password", True),
+        ("secret_access", "import", str(base / "in.env"), True),
+        ("secret_access", "export", "*", True),
+        ("secret_access", "delete", "krb/keytab", True),
+        ("secret_access", "undelete", "krb/keytab", True),
+        ("secret_access", "destroy", "IMPORTED", True),
+        ("secret_access", "read", "no/such", False),
+    ]
+    for seq, record in enumerate(records, start=1):
+        assert PRODUCT_FIELDS <= set(record), record
+        assert record["seq"] == seq
+        assert record["user"] == "auditor@EXAMPLE.COM" and record["source_ip"] == "198.51.100.7"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", record["timestamp"])
+        datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
+        assert record["level"] == ("info" if record["success"] else "warning")
+        assert re.fullmatch(r"[0-9a-f]{64}", record["hash"])
+        assert record["prev"] == (GENESIS if seq == 1 else records[seq - 2]["hash"])
+    assert records[5]["details"]["version"] == 1
+    assert records[-1]["details"]["error"] == "NotFoundError"
+
+
+def test_no_secret_value_in_the_audit_files(real_log):
+    _base, env = real_log
+    home = Path(env["ZEROTRUST_HOME"])
+    data = (home / "audit.log").read_bytes() + (home / "audit.log.head").read_bytes()
+    for value in SECRET_VALUES:
+        assert value not in data
+        assert value.hex().encode() not in data
+        import base64
+
+        assert base64.b64encode(value) not in data
+    master = (home / "master.key").read_bytes().strip()
+    assert master not in data
+
+
+def test_audit_tail(real_log):
+    _base, env = real_log
+    records = _records(Path(env["ZEROTRUST_HOME"]))
+    plain = _run(env, "audit", "tail", "-n", "3")
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.decode().splitlines()
+    assert [int(line.split("\t")[0]) for line in lines] == [r["seq"] for r in records[-3:]]
+    assert lines[-1].split("\t")[-1] == "NO"
+    as_json = _run(env, "audit", "tail", "-n", "2", "--json")
+    assert [json.loads(line) for line in as_json.stdout.decode().splitlines()] == records[-2:]
+    everything = _run(env, "--json", "audit", "tail", "-n", "1000")
+    assert len(everything.stdout.decode().splitlines()) == len(records)
+
+
+def test_audit_verify_ok(real_log):
+    _base, env = real_log
+    result = _run(env, "audit", "verify")
+    records = _records(Path(env["ZEROTRUST_HOME"]))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().startswith(f"OK: {len(records)} records, chain intact")
+    doc = json.loads(_run(env, "audit", "verify", "--json").stdout)
+    assert doc["ok"] is True and doc["records"] == len(records) and doc["warnings"] == []
+
+
+# --- tampering, each on its own copy of the real log ---------------------------
+def _edit_field(lines):
+    record = json.loads(lines[3])
+    record["user"] = "mallory@EXAMPLE.COM"
+    lines[3] = json.dumps(record, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    return 4
+
+
+def _flip_byte(lines):
+    line = bytearray(lines[5])
+    line[len(line) // 2] ^= 0x01
+    lines[5] = bytes(line)
+    return 6
+
+
+def _delete_middle(lines):
+    del lines[4]
+    return 5
+
+
+def _delete_last(lines):
+    n = len(lines)
+    del lines[-1]
+    return n
+
+
+def _swap(lines):
+    lines[2], lines[6] = lines[6], lines[2]
+    return 3
+
+
+def _duplicate(lines):
+    lines.insert(4, lines[3])
+    return 5
+
+
+def _truncate_mid_line(lines):
+    n = len(lines)
+    lines[-1] = lines[-1][: len(lines[-1]) // 2]
+    return n
+
+
+TAMPERS = {
+    "edit-field": _edit_field,
+    "flip-byte": _flip_byte,
+    "delete-middle-line": _delete_middle,
+    "delete-last-line": _delete_last,
+    "swap-lines": _swap,
+    "duplicate-line": _duplicate,
+    "truncate-mid-line": _truncate_mid_line,
+}
+
+
+@pytest.mark.parametrize("tamper", list(TAMPERS))
+def test_audit_verify_detects_tampering(real_log, tmp_path, tamper):
+    _base, env = real_log
+    src = Path(env["ZEROTRUST_HOME"])
+    copy = tmp_path / "copy"
+    copy.mkdir(mode=0o700)
+    for name in ("audit.log", "audit.key", "audit.log.head"):
+        shutil.copy2(src / name, copy / name)
+    lines = (copy / "audit.log").read_bytes().splitlines(keepends=True)
+    first_bad = TAMPERS[tamper](lines)
+    (copy / "audit.log").write_bytes(b"".join(lines))
+
+    library = AuditLog(copy / "audit.log").verify()
+    assert not library.ok and library.first_bad_seq == first_bad, library
+
+    result = _run({**env, "ZEROTRUST_HOME": str(copy)}, "audit", "verify")
+    assert result.returncode == 5
+    err = result.stderr.decode().splitlines()
+    assert err[0].startswith("zerotrust-admin: error: audit log ")
+    assert f"first bad record {first_bad}:" in err[0], err[0]
+    assert len(err) <= 2 and result.stdout == b""
+    if tamper in ("delete-middle-line", "delete-last-line"):
+        as_json = _run({**env, "ZEROTRUST_HOME": str(copy)}, "audit", "verify", "--json")
+        assert as_json.returncode == 5
+        doc = json.loads(as_json.stdout)
+        assert doc["ok"] is False and doc["first_bad_seq"] == first_bad and doc["problem"]
+
+
+def test_line_number_is_reported_for_a_mid_file_problem(real_log, tmp_path):
+    _base, env = real_log
+    src = Path(env["ZEROTRUST_HOME"])
+    log = AuditLog(tmp_path / "audit.log")
+    for name in ("audit.log", "audit.key", "audit.log.head"):
+        shutil.copy2(src / name, tmp_path / name)
+    lines = (tmp_path / "audit.log").read_bytes().splitlines(keepends=True)
+    _edit_field(lines)
+    (tmp_path / "audit.log").write_bytes(b"".join(lines))
+    result = log.verify()
+    assert (result.first_bad_seq, result.first_bad_line) == (4, 4)
+    assert "line 4" in result.problem
+
+
+def test_missing_audit_key_is_a_clear_error(real_log, tmp_path):
+    _base, env = real_log
+    src = Path(env["ZEROTRUST_HOME"])
+    copy = tmp_path / "copy"
+    copy.mkdir(mode=0o700)
+    for name in ("audit.log", "audit.log.head"):
+        shutil.copy2(src / name, copy / name)
+    result = _run({**env, "ZEROTRUST_HOME": str(copy)}, "audit", "verify")
+    err = result.stderr.decode().splitlines()
+    assert result.returncode == 3
+    assert err[0].startswith("zerotrust-admin: error: audit key ") and "does not exist" in err[0]
+    assert len(err) <= 2 and "Traceback" not in result.stderr.decode()
+    # Writing must not silently start a new key over an existing log: that
+    # would make every earlier record unverifiable.
+    with pytest.raises(Exception) as caught:
+        from zerotrust_admin.audit.log import Actor
+
+        AuditLog(copy / "audit.log").append(event="secret_access", action="read", resource="x", success=True,
+                                            actor=Actor("a@B", "127.0.0.1", "h"))
+    assert "audit key" in str(caught.value)
+    assert not (copy / "audit.key").exists()
+
+
+def test_records_refuse_secret_like_detail_fields(tmp_path):
+    from zerotrust_admin.audit.log import Actor
+
+    log = AuditLog(tmp_path / "audit.log")
+    with pytest.raises(ValueError):
+        log.append(event="secret_access", action="write", resource="x", success=True, actor=Actor("a@B", "127.0.0.1", "h"), value="oops")
+    assert not (tmp_path / "audit.log").exists()
+
+
+def test_empty_or_absent_log_verifies(tmp_path):
+    result = AuditLog(tmp_path / "audit.log").verify()
+    assert result.ok and result.records == 0

@@ -1,0 +1,103 @@
+"""Brute-force protection: N failures in a window lock a principal out with a
+retry-after time, the delay doubles on each repeated lockout, success clears
+it, the state file is private, and a wrong passphrase on a real vault counts."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from zerotrust_admin.audit.log import Actor, AuditLog
+from zerotrust_admin.errors import ConfigError, DeniedError
+from zerotrust_admin.lockout import Lockout, LockoutPolicy
+
+ACTOR = Actor(user="alice@EXAMPLE.COM", source_ip="192.0.2.10", host="h")
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1_700_000_000.0
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture
+def setup(tmp_path):
+    clock = Clock()
+    audit = AuditLog(tmp_path / "audit.log")
+    notes = []
+    lock = Lockout(tmp_path / "lockout.db", LockoutPolicy(max_failures=3, window_seconds=60, base_delay_seconds=10, max_delay_seconds=35),
+                   audit=audit, actor=ACTOR, notify=lambda p, d: notes.append((p, d)), clock=clock)
+    return lock, clock, audit, notes
+
+
+def test_lockout_backoff_and_reset(setup, tmp_path):
+    lock, clock, audit, notes = setup
+    p = "alice@EXAMPLE.COM"
+    lock.record_failure(p, "passphrase")
+    lock.record_failure(p, "mfa")
+    lock.check(p)  # 2 < 3: not locked
+    state = lock.record_failure(p, "pin")
+    assert state.locked_until == clock.t + 10
+    with pytest.raises(DeniedError, match=r"retry after 10 s") as err:
+        lock.check(p, "mfa")
+    assert err.value.exit_code == 4
+    lock.check("bob@EXAMPLE.COM")  # per principal
+    clock.t += 10.5
+    lock.check(p)  # expired
+    for _ in range(3):
+        state = lock.record_failure(p, "passphrase")
+    assert state.locked_until == clock.t + 20 and state.lockouts == 2  # doubled
+    clock.t += 21
+    for _ in range(3):
+        state = lock.record_failure(p, "passphrase")
+    assert state.locked_until == clock.t + 35  # 40 capped at max_delay
+    assert len(notes) == 3 and notes[0][0] == p
+    lock.record_success(p)
+    lock.check(p)
+    assert lock.state(p).lockouts == 0
+    assert stat.S_IMODE(os.stat(tmp_path / "lockout.db").st_mode) == 0o600
+    events = [r["event"] for r in audit.records()]
+    assert events.count("auth_failure") == 9 and events.count("lockout") == 4  # 3 lockouts + 1 refusal
+
+
+def test_failures_outside_the_window_do_not_count(setup):
+    lock, clock, _audit, _notes = setup
+    p = "alice@EXAMPLE.COM"
+    lock.record_failure(p, "mfa")
+    lock.record_failure(p, "mfa")
+    clock.t += 61
+    state = lock.record_failure(p, "mfa")
+    assert state.locked_until is None and state.recent_failures == 1
+
+
+def test_policy_validation():
+    with pytest.raises(ConfigError, match="max_failures"):
+        LockoutPolicy.from_config({"security": {"lockout": {"max_failures": 0}}})
+    with pytest.raises(ConfigError, match="security.lockout.windw"):
+        LockoutPolicy.from_config({"security": {"lockout": {"windw": 3}}})
+    assert LockoutPolicy.from_config({}).max_failures == 5
+
+
+def test_wrong_passphrase_locks_out_the_cli(cli, zt_env, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("security:\n  lockout: {max_failures: 2, window_seconds: 600, base_delay_seconds: 300}\n")
+    config.chmod(0o600)
+    env = {"ZEROTRUST_CONFIG": str(config), "ZEROTRUST_PASSPHRASE": "correct horse battery staple"}
+    assert cli("init", "--passphrase", env=env).code == 0
+    assert cli("vault", "put", "a", input=b"v", env=env).code == 0
+    wrong = {**env, "ZEROTRUST_PASSPHRASE": "wrong passphrase, twelve+"}
+    for _ in range(2):
+        result = cli("vault", "list", env=wrong)
+        assert result.code == 4 and "does not open the vault" in result.err
+    locked = cli("vault", "get", "a", env=wrong)
+    assert locked.code == 4 and "locked out" in locked.err and "retry after" in locked.err
+    # The right passphrase is refused too while locked: that is the point.
+    assert cli("vault", "get", "a", env=env).code == 4
+    records = [json.loads(line) for line in (tmp_path / "home" / "audit.log").read_text().splitlines()]
+    assert sum(1 for r in records if r["event"] == "auth_failure") == 2
+    assert any(r["event"] == "lockout" and r["user"] == "alice@EXAMPLE.COM" for r in records)

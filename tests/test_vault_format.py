@@ -1,0 +1,199 @@
+"""The vault format is documented well enough to decrypt by hand, and pinned.
+
+1. docs/examples/decrypt_vault.py (sqlite3 + cryptography only, <= 40 lines of
+   code) decrypts a vault the CLI wrote: every version of every secret.
+2. Known-answer vectors (tests/vectors/vault_v1.json): the AAD layouts, the
+   sealed bytes for fixed nonces, the key check value and the scrypt KDF.
+   Any change to the format breaks this test.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from zerotrust_admin.crypto import ScryptParams, derive_key, open_sealed, seal
+from zerotrust_admin.keys.raw import decode_key_text
+from zerotrust_admin.vault import format as fmt
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "docs" / "examples" / "decrypt_vault.py"
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "vault_v1.json").read_text())
+
+
+def run_script(vault: Path, key_arg: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    # -I: isolated mode, so the script cannot pick zerotrust_admin up from the CWD or PYTHONPATH.
+    return subprocess.run([sys.executable, "-I", str(SCRIPT), str(vault), key_arg], capture_output=True, timeout=60,
+                          env={"PATH": os.environ.get("PATH", ""), **(env or {})}, cwd=str(vault.parent))
+
+
+def test_script_is_small_and_independent():
+    source = SCRIPT.read_text()
+    tree = ast.parse(source)
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+    assert imported <= {"base64", "json", "os", "sqlite3", "sys", "cryptography"}, imported
+    docstring = set(range(tree.body[0].lineno, tree.body[0].end_lineno + 1))
+    code = [line for i, line in enumerate(source.splitlines(), 1)
+            if i not in docstring and line.strip() and not line.strip().startswith("#")]
+    assert len(code) <= 40, len(code)
+
+
+@pytest.fixture
+def written_vault(cli, initialized, tmp_path):
+    """A vault written through the CLI with every kind of record; returns (home, expected)."""
+    keytab = os.urandom(1500)
+    (tmp_path / "kt").write_bytes(keytab)
+    steps = [
+        (("vault", "put", "db/password"), b"s3cr3t"),
+        (("vault", "put", "db/password", "--meta", "owner=dba", "--meta", "ticket=OPS-1"), b"rotated\n"),
+        (("vault", "put", "krb/host.keytab", "--value-file", str(tmp_path / "kt")), b""),
+        (("vault", "put", "app/gone"), b"soft-deleted-value"),
+        (("vault", "delete", "app/gone"), b""),
+        (("vault", "put", "app/destroyed"), b"destroyed-value"),
+        (("vault", "delete", "app/destroyed", "--destroy", "--yes"), b""),
+    ]
+    for args, stdin in steps:
+        result = cli(*args, input=stdin)
+        assert result.code == 0, (args, result.err)
+    imported = {f"bulk/k{i:02d}": f"value-{i}-{'x' * i}" for i in range(20)}
+    assert cli("vault", "import", "-", "--format", "json", input=json.dumps(imported).encode()).code == 0
+    expected = {
+        ("db/password", 1): (b"s3cr3t", {}, False, False),
+        ("db/password", 2): (b"rotated\n", {"owner": "dba", "ticket": "OPS-1"}, True, False),
+        ("krb/host.keytab", 1): (keytab, {}, True, False),
+        ("app/gone", 1): (b"soft-deleted-value", {}, True, True),
+    }
+    expected.update({(name, 1): (value.encode(), {}, True, False) for name, value in imported.items()})
+    return initialized, expected
+
+
+def _decoded(stdout: bytes) -> dict:
+    out = {}
+    for line in stdout.decode().splitlines():
+        rec = json.loads(line)
+        out[(rec["name"], rec["version"])] = (base64.b64decode(rec["value_base64"]), rec["metadata"], rec["current"], rec["deleted"])
+    return out
+
+
+def test_script_decrypts_every_secret_the_cli_wrote(cli, written_vault):
+    home, expected = written_vault
+    result = run_script(home / "vault.db", str(home / "master.key"))
+    assert result.returncode == 0, result.stderr.decode()
+    assert _decoded(result.stdout) == expected
+    # And the CLI agrees with the script: current values via export, older versions via get.
+    exported = json.loads(cli("vault", "export", "--format", "json", "--yes").out)["secrets"]
+    current = {name: (base64.b64decode(e["value_base64"]) if "value_base64" in e else e["value"].encode()) for name, e in exported.items()}
+    assert current == {name: value for (name, _v), (value, _m, is_current, deleted) in expected.items() if is_current and not deleted}
+    assert cli("vault", "get", "db/password", "--version", "1").out == b"s3cr3t"
+
+
+def test_script_refuses_a_wrong_key(initialized, tmp_path):
+    wrong = tmp_path / "wrong.key"
+    wrong.write_text(base64.b64encode(os.urandom(32)).decode())
+    result = run_script(initialized / "vault.db", str(wrong))
+    assert result.returncode != 0 and result.stdout == b""
+
+
+def test_script_decrypts_a_passphrase_vault(tmp_path):
+    # Library-built with a low scrypt N (the CLI always uses N=2**17): the
+    # script must honour whatever parameters the vault records.
+    from zerotrust_admin.keys import KeySourceContext
+    from zerotrust_admin.keys.passphrase import PassphraseSource
+    from zerotrust_admin.vault import Vault
+
+    env = {"ZEROTRUST_PASSPHRASE": "correct horse battery staple"}
+    ctx = KeySourceContext(config={}, home=tmp_path, environ=env)
+    with Vault.create(tmp_path / "vault.db", "passphrase", lambda key_id: PassphraseSource.create(ctx, key_id, scrypt_n=2**11)) as vault:
+        vault.put("p/one", b"behind a passphrase")
+    result = run_script(tmp_path / "vault.db", "-", env=env)
+    assert result.returncode == 0, result.stderr.decode()
+    assert _decoded(result.stdout) == {("p/one", 1): (b"behind a passphrase", {}, True, False)}
+    wrong = run_script(tmp_path / "vault.db", "-", env={"ZEROTRUST_PASSPHRASE": "wrong horse battery staple"})
+    assert wrong.returncode != 0 and wrong.stdout == b""
+
+
+# --- known-answer vectors -----------------------------------------------------------
+def _hand_aad(*parts) -> bytes:
+    """The documented layout, written independently of format.py."""
+    return b"\x00".join(str(p).encode("utf-8") for p in parts)
+
+
+def test_vector_master_key_file_text():
+    key = decode_key_text(VECTORS["key_file_text"].encode(), "vector key")
+    assert key.reveal().hex() == VECTORS["master_key_hex"]
+
+
+def test_vector_key_check_value():
+    master = bytes.fromhex(VECTORS["master_key_hex"])
+    kcv = VECTORS["kcv"]
+    aad = fmt.kcv_aad(VECTORS["vault_id"], VECTORS["master_key_id"])
+    assert aad.hex() == kcv["aad_hex"] == _hand_aad("zt-kcv-v1", VECTORS["vault_id"], VECTORS["master_key_id"]).hex()
+    assert fmt.KCV_PLAINTEXT.hex() == kcv["plaintext_hex"]
+    sealed = seal(master, fmt.KCV_PLAINTEXT, aad, nonce=bytes.fromhex(kcv["nonce_hex"]))
+    assert sealed.hex() == kcv["sealed_hex"]
+
+
+def test_vector_data_keys():
+    master = bytes.fromhex(VECTORS["master_key_hex"])
+    for dek in VECTORS["deks"]:
+        aad = fmt.dek_aad(VECTORS["vault_id"], dek["id"], VECTORS["master_key_id"])
+        assert aad.hex() == dek["aad_hex"] == _hand_aad("zt-dek-v1", VECTORS["vault_id"], dek["id"], VECTORS["master_key_id"]).hex()
+        wrapped = seal(master, bytes.fromhex(dek["key_hex"]), aad, nonce=bytes.fromhex(dek["nonce_hex"]))
+        assert wrapped.hex() == dek["wrapped_hex"]
+        assert open_sealed(master, wrapped, aad).hex() == dek["key_hex"]
+
+
+def test_vector_secrets():
+    keys = {d["id"]: bytes.fromhex(d["key_hex"]) for d in VECTORS["deks"]}
+    for s in VECTORS["secrets"]:
+        assert json.dumps(s["metadata"], sort_keys=True, separators=(",", ":")) == s["metadata_json"]
+        aad = fmt.secret_aad(VECTORS["vault_id"], s["name"], s["version"], s["dek_id"], s["metadata_json"])
+        assert aad.hex() == s["aad_hex"]
+        assert aad == _hand_aad("zt-secret-v1", VECTORS["vault_id"], s["name"], s["version"], s["dek_id"], s["metadata_json"])
+        sealed = seal(keys[s["dek_id"]], bytes.fromhex(s["value_hex"]), aad, nonce=bytes.fromhex(s["nonce_hex"]))
+        assert sealed.hex() == s["sealed_hex"]
+        # The blob layout: nonce || ciphertext || 16-byte tag, readable with plain AESGCM.
+        blob = bytes.fromhex(s["sealed_hex"])
+        assert blob[:12].hex() == s["nonce_hex"] and len(blob) == 12 + len(s["value_hex"]) // 2 + 16
+        assert AESGCM(keys[s["dek_id"]]).decrypt(blob[:12], blob[12:], aad).hex() == s["value_hex"]
+
+
+def test_vector_binding_rejects_every_field_change():
+    keys = {d["id"]: bytes.fromhex(d["key_hex"]) for d in VECTORS["deks"]}
+    s = VECTORS["secrets"][1]
+    blob = bytes.fromhex(s["sealed_hex"])
+    fields = [VECTORS["vault_id"], s["name"], s["version"], s["dek_id"], s["metadata_json"]]
+    for i in range(len(fields)):
+        changed = list(fields)
+        changed[i] = str(changed[i]) + "x"
+        with pytest.raises(Exception):
+            AESGCM(keys[s["dek_id"]]).decrypt(blob[:12], blob[12:], _hand_aad("zt-secret-v1", *changed))
+
+
+def test_vector_scrypt():
+    v = VECTORS["scrypt"]
+    params = ScryptParams.from_dict({k: v[k] for k in ("salt_hex", "n", "r", "p", "algorithm")})
+    assert derive_key(v["passphrase"].encode(), params).hex() == v["key_hex"]
+    assert ScryptParams.new().n == 2**17 and (ScryptParams.new().r, ScryptParams.new().p) == (8, 1)
+
+
+def test_vector_schema_columns(tmp_path):
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(fmt.SCHEMA)
+    for table, columns in VECTORS["tables"].items():
+        assert [c[1] for c in conn.execute(f"PRAGMA table_info({table})")] == columns, table
+    assert fmt.FORMAT_VERSION == VECTORS["format"] == 1

@@ -1,0 +1,68 @@
+"""Who may do what: access policies (``access.policies``) and the one function
+every command calls, :func:`authorize`.
+
+Honest limit (docs/security-model.md): on one host these policies are defence
+in depth beside file permissions; a provider's own ACLs are the hard boundary.
+"""
+
+from __future__ import annotations
+
+from zerotrust_admin.access.engine import Decision, evaluate
+from zerotrust_admin.access.policy import ACTIONS, Rule, load_policies
+from zerotrust_admin.errors import DeniedError
+
+RESERVED_PREFIX = "_zerotrust/"
+"""Names the tool keeps for itself (MFA seeds). Operators cannot read, write or
+delete them through the normal commands, whatever the policies say."""
+
+
+def decide(config, principal: str, action: str, resource: str, source_ip: str | None = None) -> Decision:
+    if resource.startswith(RESERVED_PREFIX) and action in ("read", "write", "delete"):
+        return Decision(False, None, f"{RESERVED_PREFIX}* is reserved for zerotrust-admin's own records")
+    return evaluate(load_policies(config), principal, action, resource, source_ip)
+
+
+def authorize(config, actor, action: str, resource: str, audit=None) -> Decision:
+    """Allow or raise DeniedError (exit 4); a denial is audited first.
+
+    ``actor`` is an ``audit.log.Actor`` (user, source_ip). The audit record of
+    an allowed operation is written by the operation itself; this function only
+    records refusals, so that every denial leaves a trace even when nothing else
+    runs.
+    """
+    decision = decide(config, actor.user, action, resource, actor.source_ip)
+    if decision.allowed:
+        return decision
+    if audit is not None:
+        audit.append(event="access_denied", action=action, resource=resource, success=False, actor=actor,
+                     level="warning", rule=decision.rule_index, reason=decision.reason)
+    raise DeniedError(
+        f"access denied: {actor.user} may not {action} {resource} ({_short(decision)})",
+        hint=f"see why with: zerotrust-admin access check --principal {actor.user} --action {action} {resource}",
+    )
+
+
+def _short(decision: Decision) -> str:
+    if decision.rule_index is not None:
+        return f"deny rule {decision.rule_index}"
+    return decision.reason.split(" (")[0]
+
+
+__all__ = ["ACTIONS", "Decision", "RESERVED_PREFIX", "Rule", "authorize", "decide", "evaluate", "load_policies"]
+
+
+def explain(config, principal: str, action: str, resource: str, source_ip: str | None = None) -> dict:
+    """The decision plus the rule that made it, for ``access check``."""
+    from zerotrust_admin.errors import UsageError
+
+    action = action.lower()
+    if action not in ACTIONS:
+        raise UsageError(f"unknown action {action!r}", hint=f"one of: {', '.join(ACTIONS)}")
+    rules = load_policies(config)
+    decision = decide(config, principal, action, resource, source_ip)
+    rule = rules[decision.rule_index].to_dict() if decision.rule_index is not None else None
+    return {"principal": principal, "action": action, "resource": resource, "source_ip": source_ip,
+            **decision.to_dict(), "rule": rule, "rules_configured": len(rules)}
+
+
+__all__.append("explain")

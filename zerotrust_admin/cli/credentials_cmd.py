@@ -1,0 +1,57 @@
+"""``credentials get``: STS temporary credentials for the operator principal."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, List, Optional
+
+import typer
+
+from zerotrust_admin.cli.common import JsonOpt, app_context
+from zerotrust_admin.cli.context import AppContext
+from zerotrust_admin.errors import UsageError
+
+app = typer.Typer(help="AWS STS temporary credentials for the operator principal (cached encrypted while valid).", no_args_is_help=True)
+
+FORMATS = ("env", "json", "process")
+
+
+# --- shared with the fast path (cli/fastpath.py) -----------------------------------
+def run_get(app_ctx: AppContext, role_arn: str, external_id: str | None, via: list[str], duration: int | None,
+            fmt: str, no_cache: bool, as_json: bool) -> None:
+    from zerotrust_admin.aws.service import get_credentials
+    from zerotrust_admin.cli.output import warn
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    creds = get_credentials(app_ctx, role_arn, external_id=external_id, via=via, duration=duration, use_cache=not no_cache,
+                            warn=None if app_ctx.quiet else warn)
+    with creds:
+        if fmt == "process":
+            text = creds.process_json() + "\n"
+        elif as_json or fmt == "json":
+            text = creds.json_document() + "\n"
+        else:
+            text = creds.env_lines()
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        del text
+
+
+@app.command("get")
+def get(
+    ctx: typer.Context,
+    role_arn: Annotated[str, typer.Option("--role-arn", "-r", help="The role to assume: arn:aws:iam::<account>:role/<name>.")],
+    external_id: Annotated[Optional[str], typer.Option("--external-id", help="ExternalId for a cross-account role (default: aws.role_config / aws.external_id).")] = None,
+    via: Annotated[Optional[List[str]], typer.Option("--via", help="Assume this role first (repeatable, in order): role chaining, capped at 1 hour.")] = None,
+    duration: Annotated[Optional[int], typer.Option("--duration", help="Lifetime in seconds, 900-43200 (default: aws.duration_seconds, 3600).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="env (export lines), json, or process (AWS credential_process JSON).")] = "env",
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Always call STS; neither read nor write the cache.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Print STS temporary credentials for the operator principal (RoleSessionName and
+    SourceIdentity = the principal, mapped as in docs/aws-credentials.md). Served from
+    the encrypted cache while valid. Use --format process in ~/.aws/config:
+    credential_process = zerotrust-admin credentials get --role-arn ARN --format process"""
+    app_ctx = app_context(ctx, json)
+    run_get(app_ctx, role_arn, external_id, list(via or []), duration, fmt, no_cache, app_ctx.json)

@@ -1,0 +1,60 @@
+"""``keys``: the key hierarchy at a glance, and moving the master key between a
+key file and an HSM."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from zerotrust_admin.cli.common import DryRunOpt, JsonOpt, YesOpt, app_context
+from zerotrust_admin.cli.output import confirm, emit_json, info, table
+
+app = typer.Typer(help="Inspect the key hierarchy and migrate the master key.", no_args_is_help=True)
+
+COLUMNS = ["ID", "KIND", "SOURCE", "CREATED", "AGE", "NEXT DUE", "STATE", "NOTE"]
+
+
+@app.command("status")
+def status(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """Every key (master, data keys, session keys, audit key): id, kind, created, age, next due, state. Overdue keys are flagged."""
+    from zerotrust_admin.rotation.schedule import Policy
+    from zerotrust_admin.rotation.status import key_status, status_summary
+
+    app_ctx = app_context(ctx, json)
+    rows = key_status(app_ctx.vault(), Policy.from_config(app_ctx.config.data), audit_key_path=app_ctx.audit.key_path)
+    if app_ctx.json:
+        emit_json(status_summary(rows))
+        return
+    table(None, COLUMNS, ([r["id"], r["kind"], r["source"], r["created"], r["age"], r["next_due"] or "-",
+                          r["state"].upper() if r["overdue"] else r["state"], r["note"]] for r in rows),
+          highlight=lambda row: "bold red" if row[6] == "OVERDUE" else None)
+
+
+@app.command("migrate")
+def migrate(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="Where the master key goes: hsm (encryption.hsm) or keyfile.")],
+    wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for a running rotation instead of exiting 7.")] = 0.0,
+    yes: YesOpt = False,
+    dry_run: DryRunOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Move the master key from a key file to the HSM, or back: data keys are re-wrapped, the old key is destroyed."""
+    from zerotrust_admin.rotation.run import migrate_master
+
+    app_ctx = app_context(ctx, json)
+    vault = app_ctx.vault()
+    if dry_run:
+        result = migrate_master(vault, app_ctx.config, app_ctx.key_context(), to=to, dry_run=True)
+        emit_json(result) if app_ctx.json else info(f"Would move master key {result['master_key_id']} from {result['from']} to {result['to']} "
+                                                    f"and re-wrap {result['data_keys']} data key(s) and {result['session_keys']} session key(s)")
+        return
+    if not confirm(f"Move the master key to {to} and destroy the old one? (Back up the vault first.)", yes=yes):
+        raise typer.Exit(1)
+    result = migrate_master(vault, app_ctx.config, app_ctx.key_context(), to=to, lock_wait=wait)
+    if app_ctx.json:
+        emit_json(result)
+    else:
+        info(f"Master key moved from {result['from']} to {result['to']}: new key {result['new_master_key_id']}, "
+             f"{result['data_keys']} data key(s) re-wrapped; old key {result['old_master_key_id']} destroyed", quiet=app_ctx.quiet)

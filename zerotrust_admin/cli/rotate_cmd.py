@@ -1,0 +1,78 @@
+"""``rotate-keys``: rotate what the schedule says is due (the cron line), or force."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from zerotrust_admin.cli.common import DryRunOpt, JsonOpt, app_context
+from zerotrust_admin.cli.output import emit_json, info, table
+
+
+def rotate_keys(
+    ctx: typer.Context,
+    master: Annotated[bool, typer.Option("--master", help="Rotate the master key now (re-wraps the data keys only).")] = False,
+    dek: Annotated[bool, typer.Option("--dek", help="Rotate the data key now (re-encrypts every secret version in batches).")] = False,
+    session: Annotated[bool, typer.Option("--session", help="Rotate the session signing key now (the previous one keeps verifying).")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Rotate every key now.")] = False,
+    wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another running rotation instead of exiting 7.")] = 0.0,
+    dry_run: DryRunOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Rotate the keys that are due (encryption.rotation: master 90 d, data keys 30 d, session keys 24 h). Nothing due is success (exit 0)."""
+    from zerotrust_admin.rotation.run import rotate_keys as run
+
+    app_ctx = app_context(ctx, json)
+    force = {"master", "dek", "session"} if all_ else {k for k, on in (("master", master), ("dek", dek), ("session", session)) if on}
+    vault = app_ctx.vault()
+    with _progress(enabled=not app_ctx.json and not app_ctx.quiet and sys.stderr.isatty()) as progress:
+        result = run(vault, app_ctx.config, app_ctx.key_context(), force=force, dry_run=dry_run, progress=progress, lock_wait=wait)
+    if app_ctx.json:
+        emit_json(result)
+        return
+    if dry_run:
+        table("Rotation plan (dry run)", ["KIND", "KEY", "CREATED", "DUE", "ACTION"],
+              ([i["kind"], i["key_id"] or "-", i["created"] or "-", i["due_at"] or "-", ("rotate: " if i["action"] else "skip: ") + i["reason"]]
+               for i in result["plan"]))
+        return
+    if result["nothing_due"]:
+        info("Nothing due: every key is within its rotation period.", quiet=app_ctx.quiet)
+        return
+    for r in result["rotated"]:
+        if r["kind"] == "master":
+            info(f"master key rotated ({r['reason']}): {r['old_master_key_id']} -> {r['new_master_key_id']}, {r['data_keys']} data key(s) re-wrapped", quiet=app_ctx.quiet)
+        elif r["kind"] == "dek":
+            info(f"data key rotated ({r['reason']}): new {r['new_dek_id']}, {r['reencrypted']} version(s) re-encrypted, retired {', '.join(r['retired_dek_ids']) or '-'}", quiet=app_ctx.quiet)
+        else:
+            info(f"session key rotated ({r['reason']}): new {r['new_key_id']}, previous {r['previous_key_id'] or '-'}", quiet=app_ctx.quiet)
+
+
+class _progress:
+    """A rich progress bar on a terminal; a no-op callback otherwise."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._bar = None
+        self._task = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._bar = Progress("re-encrypting", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self._bar.__enter__()
+
+        def update(done: int, total: int) -> None:
+            if self._task is None:
+                self._task = self._bar.add_task("dek", total=total)
+            self._bar.update(self._task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

@@ -1,0 +1,457 @@
+"""Evidence collectors: read the live system, never change it.
+
+Each collector returns a plain dict. A collector whose subsystem is missing
+(an optional package, a backend not configured) returns
+``{"available": False, "note": ...}`` so the control is reported as "not
+evaluated", never as passing. The audit log is read in one streaming pass
+(statistics and anomaly detection share it) plus the chain verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import sqlite3
+import stat
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from zerotrust_admin.errors import ZeroTrustError
+
+REQUIRED_FIELDS = ("timestamp", "user", "action", "resource", "source_ip", "success")
+REVIEW_EVENTS = {"anomaly_review"}
+
+
+def _fmt(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def _parse(ts) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(ts))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _age_days(created: str | None, now: datetime) -> float | None:
+    moment = _parse(created) if created else None
+    return round((now - moment).total_seconds() / 86400, 2) if moment else None
+
+
+def file_mode(path: Path | None) -> dict:
+    if path is None:
+        return {"path": None, "exists": False}
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return {"path": str(path), "exists": False}
+    except OSError as exc:
+        return {"path": str(path), "exists": False, "error": exc.strerror}
+    mode = stat.S_IMODE(st.st_mode)
+    is_dir = stat.S_ISDIR(st.st_mode)
+    private = (mode & 0o077) == 0
+    return {"path": str(path), "exists": True, "mode": f"{mode:04o}", "symlink": stat.S_ISLNK(st.st_mode), "directory": is_dir,
+            "private": private and not stat.S_ISLNK(st.st_mode), "owner_uid": st.st_uid}
+
+
+def sha256_file(path: Path) -> str | None:
+    try:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    except OSError:
+        return None
+
+
+# --- configuration ------------------------------------------------------------
+def collect_config(config) -> dict:
+    from zerotrust_admin.config.check import _plaintext_secrets, _plaintext_transport, _tls_policy
+
+    raw = config.raw or {}
+    plaintext = [p.key for p in _plaintext_secrets(raw)]
+    tls = config.section("tls")
+    tls_problems = [p.message for p in _tls_policy(config)]
+    transport = [p.message for p in _plaintext_transport(config)]
+    canonical = json.dumps(config.redacted(), sort_keys=True, separators=(",", ":"), default=str).encode()
+    env_secrets = sorted(v for v in config.env_applied if any(k in v.lower() for k in ("password", "secret", "key", "token", "pin")))
+    return {
+        "available": True,
+        "path": str(config.path) if config.path else None,
+        "provider": config.provider,
+        "plaintext_secret_keys": plaintext,
+        "secret_sources": {"env_overrides": env_secrets,
+                           "file_refs": sorted(d for d, k, v in _walk(raw) if k.endswith("_file")),
+                           "vault_refs": sorted(d for d, k, v in _walk(raw) if isinstance(v, str) and v.startswith("vault:"))},
+        "tls": {"min_version": str(tls.get("min_version", "1.2")), "ciphers": tls.get("ciphers"), "verify": tls.get("verify", True),
+                "problems": tls_problems, "plaintext_transport": transport},
+        "config_sha256": hashlib.sha256(canonical).hexdigest(),
+        "file_sha256": sha256_file(config.path) if config.path else None,
+    }
+
+
+def _walk(node, prefix=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            yield dotted, str(key), value
+            yield from _walk(value, dotted + ".")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk(value, f"{prefix[:-1]}[{i}].")
+
+
+# --- vault ---------------------------------------------------------------------
+def collect_vault(config, now: datetime) -> dict:
+    provider = config.provider
+    if provider != "local":
+        return {"available": True, "provider": provider, "external": True,
+                "note": f"secrets are held in the external provider {provider!r}; its encryption at rest is the provider's"}
+    path = config.vault_path
+    if not path.exists():
+        return {"available": False, "provider": "local", "note": f"no vault at {path} (run zerotrust-admin init)"}
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            deks = [{"id": r[0], "created": r[1], "state": r[2], "master_key_id": r[3]}
+                    for r in conn.execute("SELECT id, created, state, master_key_id FROM deks ORDER BY created").fetchall()]
+            counts = conn.execute("SELECT COUNT(*), COALESCE(SUM(sensitive), 0) FROM secrets WHERE deleted_at IS NULL").fetchone()
+            versions, malformed = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN length(sealed) <> size + 28 THEN 1 ELSE 0 END), 0) FROM versions").fetchone()
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            session_keys = []
+            if "session_keys" in tables:
+                session_keys = [{"id": r[0], "created": r[1], "state": r[2]} for r in conn.execute("SELECT id, created, state FROM session_keys ORDER BY created")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return {"available": False, "provider": "local", "note": f"the vault could not be read ({exc})"}
+    master_created = meta.get("master_created") or meta.get("created")
+    for d in deks:
+        d["age_days"] = _age_days(d["created"], now)
+    for k in session_keys:
+        k["age_days"] = _age_days(k["created"], now)
+    return {
+        "available": True, "provider": "local", "external": False, "path": str(path),
+        "format": meta.get("format"), "algorithm": "AES-256-GCM (96-bit nonce, 128-bit tag), AAD binds vault, name, version, key id",
+        "master_source": meta.get("master_source"), "master_key_id": meta.get("master_key_id"),
+        "master_created": master_created, "master_age_days": _age_days(master_created, now),
+        "deks": deks, "active_dek": next((d for d in reversed(deks) if d["state"] == "active"), None),
+        "deks_wrapped_by_current_master": sum(1 for d in deks if d["master_key_id"] == meta.get("master_key_id")),
+        "session_keys": session_keys,
+        "secrets": counts[0], "sensitive_secrets": counts[1], "versions": versions,
+        "versions_not_sealed_shape": malformed,
+        "vault_sha256": sha256_file(path),
+    }
+
+
+# --- files -----------------------------------------------------------------------
+def collect_files(config) -> dict:
+    home = config.home
+    files = {"home": file_mode(home), "vault": file_mode(config.vault_path), "audit_log": file_mode(config.audit_path),
+             "audit_key": file_mode(config.audit_path.with_name("audit.key")),
+             "audit_head": file_mode(config.audit_path.with_name(config.audit_path.name + ".head")),
+             "config": file_mode(config.path) if config.path else {"path": None, "exists": False, "note": "no config file: defaults apply"}}
+    key_file = config.get("encryption.key_file")
+    files["master_key"] = file_mode(Path(key_file).expanduser() if key_file else home / "master.key")
+    for dotted, key, value in _walk(config.data):
+        if key.endswith("_file") and isinstance(value, str) and value:
+            files[dotted] = file_mode(Path(value).expanduser())
+    present = {k: v for k, v in files.items() if v.get("exists")}
+    loose = sorted(k for k, v in present.items() if not v.get("private") and not (k == "audit_log" and v.get("mode") in ("0640",)))
+    return {"available": True, "files": files, "loose": loose}
+
+
+# --- audit log: one streaming pass -----------------------------------------------------
+class AuditStats:
+    def __init__(self, period_start: datetime, now: datetime):
+        self.period_start = period_start
+        self.now = now
+        self.period_start_s = _fmt(period_start)
+        self.total = 0
+        self.in_period = 0
+        self.unreadable = 0
+        self.first_seq = None
+        self.first_ts = None
+        self.last_ts = None
+        self.missing_fields = Counter()
+        self.records_missing_fields = 0
+        self.events = Counter()
+        self.failures_in_period = 0
+        self.per_day = Counter()
+        self.last = {}  # what -> (timestamp, seq, success)
+        self.counts = Counter()
+
+    def feed_unreadable(self) -> None:
+        self.unreadable += 1
+
+    def feed(self, r: dict) -> None:
+        self.total += 1
+        ts = r.get("timestamp")
+        if self.first_seq is None:
+            self.first_seq = r.get("seq")
+            self.first_ts = ts
+        self.last_ts = ts
+        missing = [f for f in REQUIRED_FIELDS if r.get(f) in (None, "")]
+        if not isinstance(r.get("success"), bool) and "success" not in missing:
+            missing.append("success")
+        if missing:
+            self.records_missing_fields += 1
+            self.missing_fields.update(missing)
+        if not isinstance(ts, str):
+            return
+        event, action = r.get("event"), r.get("action")
+        success = r.get("success") is True
+        kind = _classify(event, action, r.get("details") or {})
+        if kind:
+            self.counts[kind + (":ok" if success else ":failed")] += 1
+            if success or kind not in self.last:
+                self.last[kind] = {"timestamp": ts[:19] + "Z", "seq": r.get("seq"), "success": success}
+            if success:
+                self.last[kind + ":ok"] = {"timestamp": ts[:19] + "Z", "seq": r.get("seq")}
+        if ts[:19] >= self.period_start_s[:19]:
+            self.in_period += 1
+            self.events[str(event)] += 1
+            self.per_day[ts[:10]] += 1
+            if not success:
+                self.failures_in_period += 1
+
+    def to_dict(self) -> dict:
+        days = []
+        day = self.period_start.date()
+        while day <= self.now.date():
+            key = day.isoformat()
+            days.append([key, self.per_day.get(key, 0)])
+            day += timedelta(days=1)
+        return {
+            "records": self.total, "records_in_period": self.in_period, "unreadable_lines": self.unreadable,
+            "first_seq": self.first_seq, "oldest_record": self.first_ts, "newest_record": self.last_ts,
+            "oldest_age_days": _age_days(self.first_ts, self.now) if self.first_ts else None,
+            "records_missing_fields": self.records_missing_fields, "missing_fields": dict(sorted(self.missing_fields.items())),
+            "events_in_period": dict(sorted(self.events.items())), "failures_in_period": self.failures_in_period,
+            "per_day": days, "last": dict(sorted(self.last.items())), "counts": dict(sorted(self.counts.items())),
+        }
+
+
+def _classify(event, action, details) -> str | None:
+    if event in REVIEW_EVENTS:
+        return "anomaly_review"
+    if event == "key_rotation" or action == "rotate":
+        return "key_rotation"
+    if event in ("session_revocation", "credential_revocation") or action == "revoke":
+        return "revocation"
+    if action == "backup" or event in ("backup", "vault_backup"):
+        return "backup"
+    if action == "restore" or event in ("restore", "vault_restore"):
+        return "restore"
+    if event == "notify_test" or (event == "notification" and isinstance(details, dict) and details.get("about") == "notify_test"):
+        return "notify_test"
+    if event == "notification":
+        return "notification"
+    if event == "audit_sink_failure":
+        return "sink_failure"
+    if event == "access_denied":
+        return "access_denied"
+    return None
+
+
+def collect_audit(config, now: datetime, period_start: datetime, anomaly_since: datetime | None = None) -> tuple[dict, dict]:
+    """(audit evidence, anomaly evidence) from the verification and one pass."""
+    from zerotrust_admin.anomaly import engine_from_config
+    from zerotrust_admin.audit.log import AuditLog
+
+    log = AuditLog(config.audit_path)
+    out: dict = {"available": True, "path": str(log.path), "exists": log.path.exists(), "sinks": config.get("audit.sinks") or ["file"],
+                 "on_sink_failure": config.get("audit.on_sink_failure") or "refuse", "retention_days_configured": config.get("audit.retention_days")}
+    try:
+        verify = log.verify().to_dict()
+    except ZeroTrustError as exc:
+        verify = {"ok": False, "records": None, "problem": exc.message, "first_bad_seq": None, "first_bad_line": None, "warnings": []}
+    except OSError as exc:
+        verify = {"ok": False, "records": None, "problem": f"cannot read the audit log: {exc.strerror}", "first_bad_seq": None,
+                  "first_bad_line": None, "warnings": []}
+    out["verify"] = verify
+    head = None
+    try:
+        head_path = log.head_path
+        if head_path.exists():
+            head = json.loads(head_path.read_bytes())
+    except (OSError, ValueError):
+        head = None
+    out["chain_head"] = head
+    stats = AuditStats(period_start, now)
+    engine = engine_from_config(config, anomaly_since or period_start, now)
+    try:
+        for _number, raw in log.lines():
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                stats.feed_unreadable()
+                continue
+            if not isinstance(record, dict):
+                stats.feed_unreadable()
+                continue
+            stats.feed(record)
+            engine.feed(record)
+    except ZeroTrustError as exc:
+        out["read_error"] = exc.message
+    except OSError as exc:
+        out["read_error"] = exc.strerror
+    out.update(stats.to_dict())
+    report = engine.finish()
+    anomalies = {"available": True, "enabled": _anomaly_enabled(config), **report.to_dict()}
+    anomalies["findings"] = anomalies["findings"][:200]
+    return out, anomalies
+
+
+def _anomaly_enabled(config) -> bool:
+    section = config.get("security.anomaly_detection")
+    if isinstance(section, dict) and section.get("enabled") is False:
+        return False
+    return True
+
+
+# --- access, MFA, AWS, sessions, notifications ------------------------------------------
+def collect_access(config) -> dict:
+    raw = config.get("access.policies") or []
+    try:
+        from zerotrust_admin.access import load_policies
+    except ImportError:
+        return {"available": False, "policies": len(raw), "note": "access-policy enforcement is not installed"}
+    try:
+        rules = load_policies(config)
+    except ZeroTrustError as exc:
+        return {"available": True, "policies": len(raw), "error": exc.message, "wildcard_grants": [], "rules": []}
+    wild = []
+    for rule in rules:
+        d = rule.to_dict()
+        broad_principal = any(p in ("*", "*@*") for p in d["principals"])
+        broad_secret = any(s in ("*", "**", "/*") for s in d["secrets"])
+        broad_action = any(a in ("*", "admin") for a in d["actions"]) or {"write", "delete"} <= set(d["actions"])
+        if d["effect"] == "allow" and broad_principal and broad_secret and broad_action:
+            wild.append(rule.describe())
+    return {"available": True, "policies": len(rules), "default": "deny" if rules else "no policies: every local operator with file access may do everything",
+            "wildcard_grants": wild, "rules": [r.describe() for r in rules[:50]]}
+
+
+def collect_mfa(config, vault: dict) -> dict:
+    try:
+        from zerotrust_admin.mfa import MfaPolicy
+    except ImportError:
+        return {"available": False, "note": "MFA is not installed in this build"}
+    try:
+        policy = MfaPolicy.from_config(config)
+    except ZeroTrustError as exc:
+        return {"available": True, "error": exc.message}
+    return {"available": True, "enabled": policy.enabled, "required_for": list(policy.required_for), "factor": "TOTP (RFC 6238), single use",
+            "sensitive_secrets": vault.get("sensitive_secrets"), "sensitive_always_require_mfa": True}
+
+
+def collect_aws(config) -> dict:
+    aws = config.section("aws")
+    roles = aws.get("roles") or []
+    role_config = aws.get("role_config") or {}
+    try:
+        import zerotrust_admin.aws  # noqa: F401
+        module = True
+    except ImportError:
+        module = False
+    role_ids = []
+    for role in roles:
+        arn = role if isinstance(role, str) else (role.get("arn") if isinstance(role, dict) else None)
+        if not arn:
+            continue
+        account = arn.split(":")[4] if arn.count(":") >= 5 else ""
+        external = bool(aws.get("external_id")) or (isinstance(role, dict) and bool(role.get("external_id"))) or \
+            (isinstance(role_config, dict) and isinstance(role_config.get(arn), dict) and bool(role_config[arn].get("external_id")))
+        role_ids.append({"arn": arn, "account": account, "external_id": external})
+    allowed = [str(a) for a in (aws.get("allowed_accounts") or [])]
+    return {"available": True, "issuer_installed": module, "configured": bool(roles), "duration_seconds": aws.get("duration_seconds", 3600),
+            "roles": role_ids, "allowed_accounts": allowed,
+            "roles_without_external_id": [r["arn"] for r in role_ids if not r["external_id"]],
+            "roles_outside_allow_list": [r["arn"] for r in role_ids if allowed and r["account"] not in allowed]}
+
+
+def collect_sessions(config) -> dict:
+    try:
+        from zerotrust_admin import sessions
+    except ImportError:
+        return {"available": False, "note": "session store not installed in this build"}
+    try:
+        backend = sessions.backend_name(config)
+        max_ttl = sessions.max_ttl_seconds(config)
+    except ZeroTrustError as exc:
+        return {"available": True, "error": exc.message}
+    return {"available": True, "backend": backend, "max_ttl_hours": round(max_ttl / 3600, 2), "revocation": "revoke-sessions / revoke-credentials"}
+
+
+def collect_notify(config) -> dict:
+    try:
+        from zerotrust_admin import notify
+    except ImportError:
+        return {"available": False, "note": "breach notifications are not installed in this build"}
+    try:
+        specs = notify.channel_specs(config)
+        on = notify.enabled(config)
+    except ZeroTrustError as exc:
+        return {"available": True, "enabled": False, "channels": [], "error": exc.message}
+    return {"available": True, "enabled": on, "channels": [f"{name} ({kind})" for name, kind, _ in specs]}
+
+
+def collect_memory(config) -> dict:
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    except (ValueError, OSError):
+        soft = hard = None
+    dumpable = None
+    try:
+        import ctypes
+
+        PR_GET_DUMPABLE = 3
+        dumpable = int(ctypes.CDLL(None, use_errno=True).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0))
+    except (OSError, AttributeError):
+        pass
+    swap_devices = []
+    try:
+        with open("/proc/swaps") as fh:
+            swap_devices = [line.split()[0] for line in fh.read().splitlines()[1:] if line.strip()]
+    except OSError:
+        pass
+    try:
+        memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
+    except (ValueError, OSError):
+        memlock = None
+    try:
+        from zerotrust_admin import secret as secret_mod
+
+        wipe = hasattr(secret_mod.Secret, "wipe")
+        mlock = any(hasattr(secret_mod, n) for n in ("mlock", "_mlock", "lock_memory")) or "mlock" in (secret_mod.__doc__ or "").lower()
+    except ImportError:
+        wipe, mlock = False, False
+    return {"available": True, "core_limit": soft, "dumpable": dumpable, "swap_devices": swap_devices,
+            "memlock_limit": None if memlock in (None, resource.RLIM_INFINITY) else memlock, "memlock_unlimited": memlock == resource.RLIM_INFINITY,
+            "secret_wipe": wipe, "secret_mlock": mlock}
+
+
+def collect_all(config, now: datetime, period_start: datetime) -> dict:
+    vault = collect_vault(config, now)
+    audit, anomalies = collect_audit(config, now, period_start)
+    return {
+        "config": collect_config(config),
+        "vault": vault,
+        "files": collect_files(config),
+        "audit": audit,
+        "anomalies": anomalies,
+        "access": collect_access(config),
+        "mfa": collect_mfa(config, vault),
+        "aws": collect_aws(config),
+        "sessions": collect_sessions(config),
+        "notify": collect_notify(config),
+        "memory": collect_memory(config),
+    }

@@ -1,0 +1,186 @@
+"""Build a compliance report: collect evidence once, evaluate C1-C13 against
+each requested standard, score by requirement, render by file extension."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from importlib import resources
+from pathlib import Path
+
+from zerotrust_admin.compliance.controls import CHECKS, STATUS_RANK
+from zerotrust_admin.errors import UsageError, ZeroTrustError
+
+STANDARDS = ("soc2", "pci-dss", "hipaa", "gdpr", "fedramp")
+ALIASES = {"pci": "pci-dss", "pcidss": "pci-dss", "pci_dss": "pci-dss", "soc-2": "soc2", "soc": "soc2", "fedramp-moderate": "fedramp"}
+FORMATS = (".pdf", ".json", ".md")
+
+
+def resolve_standards(name: str) -> list[str]:
+    key = str(name).strip().lower()
+    key = ALIASES.get(key, key)
+    if key == "all":
+        return list(STANDARDS)
+    if key not in STANDARDS:
+        raise UsageError(f"unknown standard {name!r}", hint=f"valid standards: {', '.join(STANDARDS)}, all (alias: pci)")
+    return [key]
+
+
+def load_standard(sid: str) -> dict:
+    text = resources.files("zerotrust_admin.compliance").joinpath("standards", f"{sid}.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def report_now(environ=None) -> datetime:
+    """``SOURCE_DATE_EPOCH`` (reproducible builds) or the current time."""
+    env = os.environ if environ is None else environ
+    epoch = env.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            return datetime.fromtimestamp(int(epoch), timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r} is not a Unix time") from None
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def check_output(path: str | os.PathLike) -> tuple[Path, str]:
+    """Validate the output path before any work: extension, directory, writability."""
+    out = Path(path).expanduser()
+    ext = out.suffix.lower()
+    if ext not in FORMATS:
+        raise UsageError(f"cannot tell the report format from {out.name!r}", hint="use an output file ending in .pdf, .json or .md")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise ZeroTrustError(f"cannot write the report: directory {parent} does not exist", hint="create it or choose another --output")
+    if not os.access(parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ZeroTrustError(f"cannot write the report to {out}: permission denied", hint="choose a writable --output path")
+    if out.is_dir():
+        raise ZeroTrustError(f"cannot write the report to {out}: it is a directory")
+    return out, ext
+
+
+@dataclass
+class _Ctx:
+    config: object
+    now: datetime
+    key_ages: list | None = None
+
+
+def _requirement_status(statuses: list[str]) -> str:
+    relevant = [s for s in statuses if s != "not_applicable"]
+    if not relevant:
+        return "not_applicable"
+    return max(relevant, key=lambda s: STATUS_RANK[s])
+
+
+def evaluate_standard(std: dict, evidence: dict, ctx: _Ctx) -> dict:
+    controls = []
+    for check in CHECKS:
+        result = check(evidence, std, ctx).to_dict()
+        result["requirements"] = std["controls"].get(result["id"], [])
+        controls.append(result)
+    by_id = {c["id"]: c for c in controls}
+    reqs: dict[str, dict] = {}
+    for cid, items in std["controls"].items():
+        for item in items:
+            entry = reqs.setdefault(item["id"], {"id": item["id"], "title": item["title"], "controls": [], "statuses": []})
+            entry["controls"].append(cid)
+            entry["statuses"].append(by_id[cid]["status"])
+    requirements = []
+    for entry in reqs.values():
+        status = _requirement_status(entry.pop("statuses"))
+        remediation = "; ".join(dict.fromkeys(by_id[c]["remediation"] for c in entry["controls"] if by_id[c]["remediation"] and by_id[c]["status"] in ("fail", "warning")))
+        evidence_line = "; ".join(f"{c}: {by_id[c]['summary']}" for c in entry["controls"])
+        requirements.append({**entry, "status": status, "evidence": evidence_line, "remediation": remediation})
+    for item in std.get("manual", []):
+        requirements.append({"id": item["id"], "title": item["title"], "controls": [], "status": "manual",
+                             "evidence": f"auditor to review: {item['look_at']}", "remediation": ""})
+    counts = {s: 0 for s in ("pass", "warning", "fail", "manual", "not_evaluated", "not_applicable")}
+    for r in requirements:
+        counts[r["status"]] += 1
+    scored = counts["pass"] + counts["warning"] + counts["fail"] + counts["not_evaluated"]
+    if counts["fail"]:
+        overall = "fail"
+    elif counts["warning"] or counts["not_evaluated"]:
+        overall = "pass with warnings"
+    else:
+        overall = "pass"
+    return {"id": std["id"], "name": std["name"], "version": std["version"], "note": std.get("note", ""),
+            "retention": std.get("retention_note"), "review": std.get("review_note"), "overall": overall,
+            "score": {**counts, "requirements": len(requirements), "scored": scored,
+                      "percent": round(100.0 * counts["pass"] / scored, 1) if scored else 100.0},
+            "controls": controls, "requirements": requirements}
+
+
+def build_report(config, standard: str, *, period: timedelta = timedelta(days=90), now: datetime | None = None,
+                 operator: str = "", host: str | None = None) -> dict:
+    from zerotrust_admin import __version__
+    from zerotrust_admin.compliance.evidence import collect_all
+
+    sids = resolve_standards(standard)
+    now = now or report_now()
+    start = now - period
+    evidence = collect_all(config, now, start)
+    ctx = _Ctx(config, now)
+    standards = [evaluate_standard(load_standard(sid), evidence, ctx) for sid in sids]
+    failing = sorted({c["id"] for s in standards for c in s["controls"] if c["status"] == "fail"}, key=lambda x: int(x[1:]))
+    if any(s["overall"] == "fail" for s in standards):
+        overall = "fail"
+    elif any(s["overall"] != "pass" for s in standards):
+        overall = "pass with warnings"
+    else:
+        overall = "pass"
+    audit = evidence["audit"]
+    evidence_digest = hashlib.sha256(json.dumps(evidence, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    return {
+        "report": {
+            "title": "Secrets management compliance report",
+            "standards": sids, "standard_names": [s["name"] for s in standards],
+            "period": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "end": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "days": round(period.total_seconds() / 86400, 2)},
+            "generated": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "host": host or socket.gethostname(), "operator": operator,
+            "system": "zerotrust-admin " + __version__ + " (ZeroTrustKerberosLink secrets)",
+        },
+        "overall": overall,
+        "failing_controls": failing,
+        "standards": standards,
+        "key_ages": ctx.key_ages or [],
+        "activity": audit.get("per_day", []),
+        "anomalies": {k: evidence["anomalies"].get(k) for k in ("since", "until", "baseline_start", "stats", "notes", "findings")},
+        "evidence": {k: v for k, v in evidence.items() if k != "anomalies"},
+        "hashes": {
+            "config_sha256": evidence["config"].get("config_sha256"),
+            "config_file_sha256": evidence["config"].get("file_sha256"),
+            "audit_chain_head": audit.get("chain_head"),
+            "audit_records": audit.get("records"),
+            "vault_sha256": evidence["vault"].get("vault_sha256"),
+            "evidence_sha256": evidence_digest,
+        },
+    }
+
+
+def render(report: dict, ext: str) -> bytes:
+    if ext == ".json":
+        return (json.dumps(report, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+    if ext == ".md":
+        from zerotrust_admin.compliance.render_md import render_markdown
+
+        return render_markdown(report).encode("utf-8")
+    from zerotrust_admin.compliance.render_pdf import render_pdf
+
+    return render_pdf(report)
+
+
+def write_report(config, standard: str, output: str | os.PathLike, *, period: timedelta, operator: str = "", now: datetime | None = None) -> tuple[dict, Path]:
+    """Check the output path, build, render and write the report atomically (0600)."""
+    from zerotrust_admin import fsutil
+
+    sids = resolve_standards(standard)  # exit 2 before any work
+    out, ext = check_output(output)
+    report = build_report(config, ",".join(sids) if len(sids) == 1 else "all", period=period, now=now, operator=operator)
+    data = render(report, ext)
+    fsutil.write_private_file(out, data)
+    return report, out

@@ -1,0 +1,123 @@
+"""The one place where provider operations are audited.
+
+``AuditedProvider`` wraps any provider: each operation writes one record with
+the local vault's fields (event ``secret_access``; action read, write, list,
+history, delete, undelete, destroy, import, export, migrate; resource = the
+secret name or prefix; success; on failure the error class). Never a value.
+A provider that audits inside its own transactions (the integrated vault) says
+so with ``audits_itself`` and is passed through unchanged.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from zerotrust_admin.errors import AuditError, ZeroTrustError
+
+
+class AuditedProvider:
+    def __init__(self, inner, audit, actor):
+        self.inner = inner
+        self.audit = audit
+        self.actor = actor
+        self._self_audited = bool(getattr(inner, "audits_itself", False))
+
+    # --- plumbing ----------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return self.inner.kind
+
+    @property
+    def keeps_versions(self) -> bool:
+        return self.inner.keeps_versions
+
+    def __getattr__(self, item):  # describe, check, provider_key_status, vault...
+        return getattr(self.inner, item)
+
+    def __repr__(self) -> str:
+        return f"AuditedProvider({self.inner!r})"
+
+    def record(self, action: str, resource: str, success: bool, **details) -> None:
+        if self.audit is None or self.actor is None:
+            return
+        details.setdefault("provider", self.inner.kind)
+        self.audit.append(event="secret_access", action=action, resource=resource, success=success, actor=self.actor, **details)
+
+    @contextmanager
+    def _audited(self, action: str, resource: str, **details):
+        if self._self_audited:
+            yield details
+            return
+        try:
+            yield details
+        except ZeroTrustError as exc:
+            if not isinstance(exc, AuditError):
+                self.record(action, resource, False, error=type(exc).__name__, **details)
+            raise
+        except Exception as exc:  # an unmapped SDK error: audit the failure, then let the top level handle it
+            self.record(action, resource, False, error=type(exc).__name__, **details)
+            raise
+        else:
+            self.record(action, resource, True, **details)
+
+    # --- operations ------------------------------------------------------------------
+    def put(self, name: str, value: bytes, *, metadata: dict | None = None, sensitive: bool = False, cas: int | None = None):
+        with self._audited("write", name) as details:
+            info = self.inner.put(name, value, metadata=metadata, sensitive=sensitive, cas=cas)
+            details["version"] = info.version
+        return info
+
+    def get(self, name: str, version: int | None = None):
+        with self._audited("read", name, **({"version": version} if version else {})) as details:
+            secret, info = self.inner.get(name, version)
+            details["version"] = info.version
+        return secret, info
+
+    def info(self, name: str):
+        return self.inner.info(name)  # metadata only, like the vault's info(): not a secret access
+
+    def list(self, prefix: str = "", *, include_deleted: bool = False) -> Iterator:
+        with self._audited("list", prefix or "*"):
+            items = list(self.inner.list(prefix, include_deleted=include_deleted))
+        return iter(items)
+
+    def history(self, name: str):
+        with self._audited("history", name):
+            return self.inner.history(name)
+
+    def delete(self, name: str) -> None:
+        with self._audited("delete", name, mode="soft"):
+            self.inner.delete(name)
+
+    def undelete(self, name: str) -> None:
+        with self._audited("undelete", name):
+            self.inner.undelete(name)
+
+    def destroy(self, name: str) -> int:
+        with self._audited("destroy", name, mode="destroy") as details:
+            count = self.inner.destroy(name)
+            details["versions"] = count
+        return count
+
+    def import_many(self, items, *, source: str = "", progress=None):
+        with self._audited("import", source or "import") as details:
+            result = self.inner.import_many(items, source=source, progress=progress)
+            details.update(result.to_dict())
+        return result
+
+    def export_all(self, prefix: str = "") -> Iterator:
+        if self._self_audited:
+            return self.inner.export_all(prefix)
+        with self._audited("export", prefix or "*") as details:
+            items = list(self.inner.list(prefix))
+            details["count"] = len(items)
+        return self._export(items)
+
+    def _export(self, items):
+        for info in items:
+            secret, version = self.inner.get(info.name)
+            yield info.name, secret, version
+
+    def close(self) -> None:
+        self.inner.close()

@@ -1,0 +1,361 @@
+"""HashiCorp Vault / OpenBao, KV version 2 at ``mount_path``.
+
+Mapping: our versions are KV v2's versions; ``put(cas=N)`` is KV v2's
+check-and-set; ``delete`` soft-deletes every live version (KV v2 "delete",
+recoverable with ``undelete``); ``destroy`` removes the metadata and all
+versions. A value is stored as ``{"value": TEXT}``, or ``{"value_base64": B64}``
+when it is not UTF-8. Our metadata, ``sensitive`` and the writer live in the
+secret's ``custom_metadata`` (``zt.sensitive``, ``zt.updated_by``).
+
+Auth: AppRole (``role_id`` + ``secret_id``, each from the block, a ``*_file``
+or VAULT_ROLE_ID / VAULT_SECRET_ID) or a token (``token``, ``token_file``,
+VAULT_TOKEN / BAO_TOKEN). TLS is verified against ``ca_file`` (or the
+system bundle); ``tls: {verify: false}`` is refused unless the URL is http://127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from zerotrust_admin.errors import ConfigError, UsageError, ZeroTrustError
+from zerotrust_admin.names import validate_name, validate_prefix
+from zerotrust_admin.providers.base import (
+    ProviderBase,
+    ProviderContext,
+    VersionConflict,
+    decode_value,
+    deleted,
+    denied,
+    encode_value,
+    missing_sdk,
+    not_found,
+    quiet_sdk_loggers,
+    tls_refused,
+    unavailable,
+    version_info,
+)
+from zerotrust_admin.secret import Secret
+from zerotrust_admin.vault.vault import SecretInfo, VersionInfo
+
+META_SENSITIVE = "zt.sensitive"
+META_BY = "zt.updated_by"
+
+
+def make_client(ctx: ProviderContext, *, what: str = "hashicorp"):
+    """An authenticated hvac client for a settings block (also used by the transit key source)."""
+    try:
+        import hvac
+        import requests
+    except ImportError:
+        raise missing_sdk("hashicorp", "hvac", "hashicorp") from None
+    url = ctx.setting("url", "address", "addr") or ctx.environ.get("VAULT_ADDR") or ctx.environ.get("BAO_ADDR")
+    if not url:
+        raise ConfigError(f"the {what} provider needs secrets.config.url", hint="e.g. url: https://vault.example.com:8200")
+    url = str(url).rstrip("/")
+    timeout = ctx.timeout()
+    ca_file = ctx.ca_file()
+    verify: bool | str = ca_file if ca_file else True
+    if not ctx.tls_verify():
+        verify = False
+    client = hvac.Client(url=url, timeout=timeout, verify=verify, namespace=ctx.setting("namespace"))
+    auth = str(ctx.setting("auth_method", "auth", default="") or "").lower()
+    role_id = ctx.secret("role_id", "VAULT_ROLE_ID")
+    secret_id = ctx.secret("secret_id", "VAULT_SECRET_ID")
+    token = ctx.secret("token", "VAULT_TOKEN", "BAO_TOKEN")
+    if auth == "token" or (not auth and token is not None and role_id is None):
+        if token is None:
+            raise ConfigError(f"the {what} provider uses token auth but no token is configured", hint="set token_file, or VAULT_TOKEN in the environment")
+        with token:
+            client.token = token.reveal_text()
+        with _errors(what, url, ca_file, timeout, login=True):
+            client.auth.token.lookup_self()
+        return client
+    if role_id is None or secret_id is None:
+        raise ConfigError(f"the {what} provider needs role_id and secret_id (AppRole) or a token",
+                          hint="set role_id / secret_id_file in secrets.config, or VAULT_ROLE_ID / VAULT_SECRET_ID")
+    with role_id, secret_id, _errors(what, url, ca_file, timeout, login=True):
+        client.auth.approle.login(role_id=role_id.reveal_text(), secret_id=secret_id.reveal_text(),
+                                  mount_point=str(ctx.setting("approle_mount", "auth_mount", default="approle")))
+    return client
+
+
+@contextmanager
+def _errors(kind: str, url: str, ca_file: str | None, timeout: float, *, name: str | None = None, version: int | None = None, login: bool = False):
+    """hvac/requests exceptions -> our errors; never their text (it can hold a response body)."""
+    import hvac.exceptions as hx
+    import requests.exceptions as rx
+
+    try:
+        yield
+    except ZeroTrustError:
+        raise
+    except rx.SSLError:
+        raise tls_refused(kind, url, ca_file) from None
+    except (rx.ConnectTimeout, rx.ReadTimeout, rx.Timeout):
+        raise unavailable(kind, url, "not answering", timeout) from None
+    except rx.ConnectionError:
+        raise unavailable(kind, url, "unreachable", timeout) from None
+    except (hx.Unauthorized, hx.Forbidden):
+        if login:
+            raise denied(kind, url, "refused our credentials (AppRole role_id/secret_id or token)") from None
+        what = f"denied access to {name!r}" if name else "denied the request"
+        raise denied(kind, url, what) from None
+    except hx.InvalidPath:
+        if name is not None:
+            raise not_found(name, version) from None
+        raise not_found("(path)") from None
+    except hx.InvalidRequest as exc:
+        if login:
+            raise denied(kind, url, "refused our credentials (AppRole role_id/secret_id or token)") from None
+        if "check-and-set" in str(exc):
+            raise VersionConflict(f"secret {name!r} changed meanwhile (check-and-set failed)", hint="read it again and retry") from None
+        raise UsageError(f"{kind} secret provider at {url} rejected the request for {name!r} (HTTP 400)") from None
+    except (hx.VaultDown, hx.InternalServerError, hx.BadGateway, hx.UnexpectedError, hx.RateLimitExceeded):
+        raise unavailable(kind, url, "failing (server error)") from None
+    except hx.VaultError:
+        raise unavailable(kind, url, "returning an unexpected error") from None
+
+
+class HashicorpProvider(ProviderBase):
+    kind = "hashicorp"
+    keeps_versions = True
+
+    def __init__(self, ctx: ProviderContext):
+        self._ctx = ctx
+        self.mount = str(ctx.setting("mount_path", "mount", default="secret")).strip("/")
+        self.url = str(ctx.setting("url", "address", "addr") or ctx.environ.get("VAULT_ADDR") or ctx.environ.get("BAO_ADDR") or "").rstrip("/")
+        self._timeout = ctx.timeout()
+        self._ca = ctx.ca_file()
+        self._actor = ctx.actor_name
+        quiet_sdk_loggers("hvac", "urllib3")
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = make_client(self._ctx)
+        return self._client
+
+    @property
+    def _kv(self):
+        return self.client.secrets.kv.v2
+
+    def _err(self, name: str | None = None, version: int | None = None):
+        return _errors(self.kind, self.url, self._ca, self._timeout, name=name, version=version)
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "url": self.url, "mount_path": self.mount}
+
+    # --- reads -----------------------------------------------------------------
+    def _metadata(self, name: str) -> dict:
+        with self._err(name):
+            return self._kv.read_secret_metadata(name, mount_point=self.mount)["data"]
+
+    def get(self, name: str, version: int | None = None) -> tuple[Secret, VersionInfo]:
+        validate_name(name)
+        import hvac.exceptions as hx
+
+        try:
+            with self._err(name, version):
+                resp = self._kv.read_secret_version(name, version=version, mount_point=self.mount, raise_on_deleted_version=True)
+        except ZeroTrustError as exc:
+            if exc.exit_code == 3:
+                self._explain_missing(name, version)
+            raise
+        except hx.InvalidPath:  # pragma: no cover - mapped above
+            raise not_found(name, version) from None
+        data = resp["data"]["data"] or {}
+        meta = resp["data"]["metadata"] or {}
+        value = _decode(data, name)
+        got = int(meta.get("version") or 0)
+        custom = meta.get("custom_metadata") or {}
+        current = True
+        if version is not None:
+            head = self._metadata(name)
+            current = int(head.get("current_version") or 0) == got
+            if _is_deleted(head):
+                raise deleted(name)
+            custom = head.get("custom_metadata") or {}
+        return Secret(value), version_info(name, got, meta.get("created_time", ""), custom.get(META_BY, "") if current else "", len(value), _user_meta(custom) if current else {}, current)
+
+    def _explain_missing(self, name: str, version: int | None) -> None:
+        """A 404 is either "no such secret/version" or "deleted": say which."""
+        try:
+            head = self._metadata(name)
+        except ZeroTrustError:
+            return
+        if _is_deleted(head):
+            raise deleted(name)
+        versions = head.get("versions") or {}
+        if version is not None and str(version) in versions:
+            state = versions[str(version)]
+            if state.get("destroyed"):
+                raise not_found(name, version)
+
+    def info(self, name: str) -> SecretInfo:
+        validate_name(name)
+        return _secret_info(name, self._metadata(name))
+
+    def list(self, prefix: str = "", *, include_deleted: bool = False) -> Iterator[SecretInfo]:
+        validate_prefix(prefix)
+        out = []
+        for name in self._names(prefix):
+            try:
+                info = _secret_info(name, self._metadata(name))
+            except ZeroTrustError as exc:
+                if exc.exit_code == 3:
+                    continue  # removed meanwhile
+                raise
+            if info.deleted_at and not include_deleted:
+                continue
+            out.append(info)
+        return iter(sorted(out, key=lambda i: i.name))
+
+    def _names(self, prefix: str) -> list[str]:
+        parent = prefix[: prefix.rfind("/") + 1] if "/" in prefix else ""
+        found: list[str] = []
+        stack = [parent]
+        while stack:
+            folder = stack.pop()
+            try:
+                with self._err():
+                    keys = self._kv.list_secrets(folder, mount_point=self.mount)["data"]["keys"]
+            except ZeroTrustError as exc:
+                if exc.exit_code == 3:  # an empty folder lists as 404
+                    continue
+                raise
+            for key in keys:
+                full = folder + key
+                if key.endswith("/"):
+                    if full.startswith(prefix) or prefix.startswith(full):
+                        stack.append(full)
+                elif full.startswith(prefix):
+                    found.append(full)
+        return found
+
+    def history(self, name: str) -> list[VersionInfo]:
+        validate_name(name)
+        head = self._metadata(name)
+        current = int(head.get("current_version") or 0)
+        custom = head.get("custom_metadata") or {}
+        out = []
+        for number, state in sorted(((int(k), v) for k, v in (head.get("versions") or {}).items())):
+            if state.get("destroyed"):
+                continue
+            out.append(version_info(name, number, state.get("created_time", ""), custom.get(META_BY, "") if number == current else "", 0,
+                                    _user_meta(custom) if number == current else {}, number == current))
+        return out
+
+    # --- writes ----------------------------------------------------------------
+    def put(self, name: str, value: bytes, *, metadata: dict | None = None, sensitive: bool = False, cas: int | None = None) -> VersionInfo:
+        from zerotrust_admin.vault.vault import _check_value
+
+        validate_name(name)
+        _check_value(value)
+        text, is_b64 = encode_value(value)
+        body = {"value_base64": text} if is_b64 else {"value": text}
+        with self._err(name):
+            resp = self._kv.create_or_update_secret(name, secret=body, cas=cas, mount_point=self.mount)
+        number = int(resp["data"]["version"])
+        custom = {META_BY: self._actor} if self._actor else {}
+        if sensitive:
+            custom[META_SENSITIVE] = "true"
+        for k, v in (metadata or {}).items():
+            if str(k).startswith("zt."):
+                raise UsageError(f"metadata key {k!r} is reserved")
+            custom[str(k)] = str(v)
+        with self._err(name):
+            # custom_metadata is replaced as a whole: keep "sensitive" sticky.
+            old = self._kv.read_secret_metadata(name, mount_point=self.mount)["data"].get("custom_metadata") or {}
+            if old.get(META_SENSITIVE) == "true":
+                custom[META_SENSITIVE] = "true"
+            self._kv.update_metadata(name, custom_metadata=custom, mount_point=self.mount)
+        return version_info(name, number, resp["data"].get("created_time", ""), self._actor or "", len(value), _user_meta(custom), True)
+
+    def delete(self, name: str) -> None:
+        validate_name(name)
+        head = self._metadata(name)
+        live = [int(k) for k, v in (head.get("versions") or {}).items() if not v.get("destroyed") and not v.get("deletion_time")]
+        if live:
+            with self._err(name):
+                self._kv.delete_secret_versions(name, versions=live, mount_point=self.mount)
+
+    def undelete(self, name: str) -> None:
+        validate_name(name)
+        head = self._metadata(name)
+        gone = [int(k) for k, v in (head.get("versions") or {}).items() if not v.get("destroyed") and v.get("deletion_time")]
+        if gone:
+            with self._err(name):
+                self._kv.undelete_secret_versions(name, versions=gone, mount_point=self.mount)
+
+    def destroy(self, name: str) -> int:
+        validate_name(name)
+        head = self._metadata(name)
+        count = sum(1 for v in (head.get("versions") or {}).values() if not v.get("destroyed"))
+        with self._err(name):
+            self._kv.delete_metadata_and_all_versions(name, mount_point=self.mount)
+        return count
+
+    # --- config check --connect ----------------------------------------------------
+    def check(self) -> dict:
+        problems = []
+        with self._err():
+            me = self.client.auth.token.lookup_self()["data"]
+        paths = {f"{self.mount}/data/*": {"create", "read", "update"}, f"{self.mount}/metadata/*": {"read", "list", "update", "delete"},
+                 f"{self.mount}/delete/*": {"update"}, f"{self.mount}/undelete/*": {"update"}}
+        with self._err():
+            caps = self.client.adapter.post("/v1/sys/capabilities-self", json={"paths": list(paths)})
+        caps = caps.get("data", caps) if isinstance(caps, dict) else {}
+        for path, wanted in paths.items():
+            have = set(caps.get(path) or [])
+            if "root" in have:
+                continue
+            missing = sorted(wanted - have)
+            if missing:
+                problems.append(f"policy lacks {', '.join(missing)} on {path}")
+        try:
+            with self._err():
+                self._kv.list_secrets("", mount_point=self.mount)
+        except ZeroTrustError as exc:
+            if exc.exit_code != 3:
+                problems.append(f"cannot list the KV v2 mount {self.mount!r} ({type(exc).__name__})")
+        return {"endpoint": self.url, "mount_path": self.mount, "identity": me.get("display_name", ""), "policies": me.get("policies", []), "problems": problems}
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.adapter.close()
+            except Exception:
+                pass
+            self._client = None
+
+
+def _decode(data: dict, name: str) -> bytes:
+    if isinstance(data.get("value"), str):
+        return decode_value(data["value"], False)
+    if isinstance(data.get("value_base64"), str):
+        return decode_value(data["value_base64"], True)
+    if len(data) == 1:  # a secret written by another tool with one field: take it
+        (only,) = data.values()
+        if isinstance(only, str):
+            return only.encode("utf-8")
+    raise UsageError(f"secret {name!r} in Vault has no 'value' field ({len(data)} fields)", hint="zerotrust-admin stores one value per secret under the key 'value'")
+
+
+def _is_deleted(head: dict) -> bool:
+    current = str(head.get("current_version") or "")
+    state = (head.get("versions") or {}).get(current) or {}
+    return bool(state.get("deletion_time")) or bool(state.get("destroyed"))
+
+
+def _user_meta(custom: dict) -> dict:
+    return {k: v for k, v in (custom or {}).items() if not k.startswith("zt.")}
+
+
+def _secret_info(name: str, head: dict) -> SecretInfo:
+    custom = head.get("custom_metadata") or {}
+    current = str(head.get("current_version") or "")
+    state = (head.get("versions") or {}).get(current) or {}
+    deleted_at = state.get("deletion_time") or ("destroyed" if state.get("destroyed") else None)
+    return SecretInfo(name, int(current or 0), head.get("created_time", ""), head.get("updated_time", ""), custom.get(META_SENSITIVE) == "true", deleted_at or None)

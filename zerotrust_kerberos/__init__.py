@@ -1,0 +1,20 @@
+"""The seed's Python API, as a thin alias of ``zerotrust_admin``.
+
+    from zerotrust_kerberos import SecretManager, ConfigLoader
+
+    with SecretManager().get_aws_credentials(role_arn="arn:aws:iam::123456789012:role/Admin") as creds:
+        ...  # creds.access_key_id, creds.secret_access_key, creds.session_token; wiped on exit
+
+    config = ConfigLoader.load(config_file="/etc/zerotrust/config.yaml",
+                               secrets_provider="hashicorp", secrets_config={...})
+    password = config.get_secret("redis.password")   # env override, redis.password_file, or vault:NAME
+
+See docs/python-api.md.
+"""
+
+from zerotrust_kerberos.api import ConfigLoader, SecretManager
+from zerotrust_admin.aws.credentials import Credentials
+from zerotrust_admin.errors import ZeroTrustError
+from zerotrust_admin.secret import Secret
+
+__all__ = ["ConfigLoader", "Credentials", "Secret", "SecretManager", "ZeroTrustError"]
