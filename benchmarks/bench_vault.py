@@ -1,7 +1,10 @@
 """Integrated vault (issue 2): start-up, lookups at scale, bulk import.
 
 - start-up: median wall time of `zerotrust-admin --help` and of `vault get` on a
-  10-secret vault, against `python -c pass` (same interpreter), interleaved in one run.
+  10-secret vault, against `python -c pass` (same interpreter), interleaved in one run;
+  also their CPU time (user+sys, steadier than wall on a busy machine), and where
+  `vault get`'s CPU goes: interpreter, imports (the same modules, nothing run), the
+  work itself, and the same get through the Typer app (what the fast path saves).
 - scale: `vault get` / `vault put` through the CLI (median wall per run) and through the
   library (`Vault.get` / `Vault.put`, per operation, vault opened once) on vaults of
   1,000 and 100,000 secrets, built with `Vault.import_many`; the 1k and 100k CLI runs
@@ -14,6 +17,7 @@
 from __future__ import annotations
 
 import random
+import subprocess
 import sys
 import time
 
@@ -53,6 +57,7 @@ def startup(n: dict) -> list[dict]:
             "zerotrust-admin vault get": lambda: time_command([*zt, "vault", "get", "APP_SECRET_5"], home.env, cpu=cpu["get"]),
         }
         samples = interleaved(commands, n["startup_runs"])
+        breakdown = startup_breakdown(n, home, zt)
     base = median(samples["python -c pass"]) * 1000
     help_ms = median(samples["zerotrust-admin --help"]) * 1000
     get_ms = median(samples["zerotrust-admin vault get"]) * 1000
@@ -65,6 +70,47 @@ def startup(n: dict) -> list[dict]:
         row("start-up", "python -c pass, median CPU (user+sys)", median(cpu["pass"]) * 1000, "ms", note="less sensitive to a busy machine than wall"),
         row("start-up", "zerotrust-admin --help, median CPU", median(cpu["help"]) * 1000, "ms", peer="python -c pass", ratio=median(cpu["help"]) / median(cpu["pass"])),
         row("start-up", "vault get, median CPU", median(cpu["get"]) * 1000, "ms", peer="python -c pass", ratio=median(cpu["get"]) / median(cpu["pass"])),
+    ] + breakdown
+
+
+# The real entry point with the fast path switched off (as in tests/test_startup.py).
+FORCE_TYPER = "import sys\nfrom zerotrust_admin.cli import entry, fastpath\nfastpath.parse = lambda argv: None\nentry.main(sys.argv[1:])\n"
+
+
+def imported_top_level(argv: list[str], env: dict) -> list[str]:
+    """Top-level modules a run imports, in order, from CPython's import-time trace."""
+    proc = subprocess.run(argv, env=dict(env, PYTHONPROFILEIMPORTTIME="1"), capture_output=True, check=True)
+    names = []
+    for line in proc.stderr.decode(errors="replace").splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            field = line.rsplit("|", 1)[1]
+            name = field.strip()
+            if name != "imported package" and field[:2] == " " + name[:1]:  # depth 0: one space, no indent
+                names.append(name)
+    return names
+
+
+def startup_breakdown(n: dict, home: Home, zt: list[str]) -> list[dict]:
+    """Where `vault get`'s CPU goes: the interpreter, importing the modules it
+    imports (same list, nothing run), and the work itself; and what importing
+    the Typer app would add (what the fast path avoids)."""
+    modules = imported_top_level([*zt, "vault", "get", "APP_SECRET_5"], home.env)
+    import_all = f"import importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
+    cpu: dict[str, list[float]] = {"pass": [], "imports": [], "get": [], "app": []}
+    interleaved({
+        "pass": lambda: time_command([sys.executable, "-c", "pass"], home.env, cpu=cpu["pass"]),
+        "imports": lambda: time_command([sys.executable, "-c", import_all], home.env, cpu=cpu["imports"]),
+        "get": lambda: time_command([*zt, "vault", "get", "APP_SECRET_5"], home.env, cpu=cpu["get"]),
+        "app": lambda: time_command([sys.executable, "-c", FORCE_TYPER, "vault", "get", "APP_SECRET_5"], home.env, cpu=cpu["app"]),
+    }, n["startup_runs"])
+    p, i, g, a = (median(cpu[k]) * 1000 for k in ("pass", "imports", "get", "app"))
+    scenario = "start-up: vault get CPU breakdown"
+    return [
+        row(scenario, "interpreter + site (python -c pass)", p, "ms", note=f"{p / g:.0%} of vault get"),
+        row(scenario, f"importing its {len(modules)} top-level modules", i - p, "ms", note=f"{(i - p) / g:.0%}; nothing executed"),
+        row(scenario, "the work: config, master key, SQLite, decrypt, audit", g - i, "ms", note=f"{(g - i) / g:.0%}"),
+        row(scenario, "the same get through the Typer app instead", a, "ms", peer="fast path", ratio=a / g,
+            note=f"+{a - g:.0f} ms: what the fast path saves; every other command pays it"),
     ]
 
 

@@ -115,10 +115,20 @@ def md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def topic_markdown(topic: str, rows: list[dict], seconds: float, doc: str) -> str:
+def loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def topic_markdown(topic: str, rows: list[dict], seconds: float, doc: str, load: tuple = (None, None)) -> str:
     used = [c for c in COLUMNS if any(r.get(c) not in (None, "") for r in rows)]
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"## {topic}", "", f"Run {now}, {seconds:.0f} s: `python benchmarks/run.py {topic}`.", ""]
+    busy = ""
+    if None not in load:
+        busy = f" Load average (1 min) {load[0]:.2f} at the start, {load[1]:.2f} at the end ({os.cpu_count()} CPUs)."
+    lines = [f"## {topic}", "", f"Run {now}, {seconds:.0f} s: `python benchmarks/run.py {topic}`.{busy}", ""]
     if doc:
         lines += [doc.strip(), ""]
     lines.append("| " + " | ".join(used) + " |")
@@ -208,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     write = not (args.quick or args.no_write)
     failed = []
     for topic in topics:
-        start = time.perf_counter()
+        start, load_start = time.perf_counter(), loadavg()
         try:
             module = importlib.import_module(f"benchmarks.bench_{topic}")
             rows = validate(topic, module.run(quick=args.quick))
@@ -221,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         print_table(topic + (" [quick]" if args.quick else ""), rows, seconds)
         if write:
             RESULTS_DIR.mkdir(exist_ok=True)
-            (RESULTS_DIR / f"{topic}.md").write_text(topic_markdown(topic, rows, seconds, module.__doc__ or ""))
+            (RESULTS_DIR / f"{topic}.md").write_text(topic_markdown(topic, rows, seconds, module.__doc__ or "", (load_start, loadavg())))
     if write and len(failed) < len(topics):
         assemble()
         print(f"wrote {RESULTS_MD.relative_to(ROOT)}")

@@ -115,7 +115,9 @@ def short_help(node: Node) -> str:
 
 
 def description(node: Node) -> str:
-    return (node.command.help or "").strip()
+    # click conventions: "\f" ends the help text, a "\b" line marks a no-rewrap block
+    text = (node.command.help or "").split("\f")[0]
+    return "\n".join(line for line in text.splitlines() if line.strip() != "\b").strip()
 
 
 # --- completions ------------------------------------------------------------

@@ -15,8 +15,9 @@ from tests.conftest import ROOT
 ZT = [sys.executable, "-m", "zerotrust_admin"]
 
 
-def open_vault(env: dict):
-    """(vault, config, key context) for the home in ``env``; caller closes the vault."""
+def open_vault(env: dict, *, audited: bool = True):
+    """(vault, config, key context) for the home in ``env``; caller closes the vault.
+    ``audited=False`` skips audit records (bulk checks: each record is fsynced)."""
     from zerotrust_admin.audit.log import Actor, AuditLog
     from zerotrust_admin.config import load_config
     from zerotrust_admin.keys import KeySourceContext, open_source
@@ -25,15 +26,57 @@ def open_vault(env: dict):
     config = load_config(environ=env)
     kctx = KeySourceContext(config=config.data, home=config.home, environ=dict(env))
     vault = Vault.open(config.vault_path, lambda kind, params: open_source(kind, kctx, params),
-                       audit=AuditLog(config.audit_path), actor=Actor("tester@EXAMPLE.COM", "127.0.0.1"))
+                       audit=AuditLog(config.audit_path) if audited else None, actor=Actor("tester@EXAMPLE.COM", "127.0.0.1"))
     return vault, config, kctx
+
+
+def _needs_child(env: dict) -> bool:
+    # A PKCS#11 library reads its token list once per process (and SOFTHSM2_CONF
+    # from the real environment), so HSM-backed vaults are used from a child.
+    return "SOFTHSM2_CONF" in env
+
+
+def _child(env: dict, call: str, payload) -> object:
+    import base64
+    import os
+
+    script = (
+        "import base64, json, os, sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from tests import keyhelpers as k\n"
+        "payload = json.loads(sys.stdin.read())\n"
+        f"print(json.dumps(k._child_{call}(dict(os.environ), payload)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], input=json.dumps(payload), env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def _child_fill(env: dict, payload: dict) -> dict:
+    import base64
+
+    values = fill(env, payload["count"], versions=payload["versions"], prefix=payload["prefix"])
+    return {k: [base64.b64encode(v).decode() for v in vs] for k, vs in values.items()}
+
+
+def _child_check(env: dict, payload: dict) -> bool:
+    import base64
+
+    check_all(env, {k: [base64.b64decode(v) for v in vs] for k, vs in payload.items()})
+    return True
 
 
 def fill(env: dict, count: int, *, versions: int = 1, prefix: str = "app/s") -> dict[str, list[bytes]]:
     """Write ``count`` secrets (binary-ish values) with ``versions`` versions each; return the values."""
+    import base64
     import os
 
-    vault, _, _ = open_vault(env)
+    if _needs_child(env) and "SOFTHSM2_CONF" not in os.environ:
+        got = _child(env, "fill", {"count": count, "versions": versions, "prefix": prefix})
+        return {k: [base64.b64decode(v) for v in vs] for k, vs in got.items()}
+
+    vault, _, _ = open_vault(env, audited=False)
     expected: dict[str, list[bytes]] = {}
     try:
         items = []
@@ -51,7 +94,13 @@ def fill(env: dict, count: int, *, versions: int = 1, prefix: str = "app/s") -> 
 
 def check_all(env: dict, expected: dict[str, list[bytes]]) -> None:
     """Every version of every secret reads back byte-exact."""
-    vault, _, _ = open_vault(env)
+    import base64
+    import os
+
+    if _needs_child(env) and "SOFTHSM2_CONF" not in os.environ:
+        _child(env, "check", {k: [base64.b64encode(v).decode() for v in vs] for k, vs in expected.items()})
+        return
+    vault, _, _ = open_vault(env, audited=False)
     try:
         for name, values in expected.items():
             for number, value in enumerate(values, start=1):

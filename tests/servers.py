@@ -43,7 +43,7 @@ def wait_port(port: int, timeout: float = 10.0, proc: subprocess.Popen | None = 
 class RedisServer:
     """A real redis-server process: ``url``, ``port``, ``stop()``, ``kill()``, ``flush()``."""
 
-    def __init__(self, password: str | None = None, port: int | None = None):
+    def __init__(self, password: str | None = None, port: int | None = None, tls: bool = False):
         binary = shutil.which("redis-server")
         if binary is None:
             backend_missing("redis-server (apt-get install redis-server)")
@@ -52,6 +52,12 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="zt-redis-")
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--dir", self.dir, "--daemonize", "no", "--loglevel", "warning"]
+        self.tls = tls
+        self.ca: Path | None = None
+        if tls:  # TLS only: the plain port is closed
+            self.ca, key = self_signed_cert(Path(self.dir) / "tls")
+            args[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            args += ["--tls-cert-file", str(self.ca), "--tls-key-file", str(key), "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no"]
         conf = None
         if password:
             # The password goes through a 0600 config file, never argv.
@@ -65,12 +71,13 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def client(self):
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=5)
+        extra = {"ssl": True, "ssl_ca_certs": str(self.ca)} if self.tls else {}
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=5, **extra)
 
     def flush(self) -> None:
         c = self.client()
@@ -122,6 +129,14 @@ def redis_clean(redis_server_process) -> str:
 def redis_private():
     """A redis-server of this test's own (safe to kill); ``.url``, ``.kill()``."""
     server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_tls():
+    """A TLS-only redis-server (self-signed cert): ``.url`` is rediss://, ``.ca`` the CA file."""
+    server = RedisServer(tls=True)
     yield server
     server.stop()
 

@@ -147,3 +147,35 @@ def test_policies_are_enforced_on_vault_commands(cli, initialized, tmp_path):
     denials = {(r["user"], r["action"], r["resource"]) for r in records if r["event"] == "access_denied"}
     assert ("alice@EXAMPLE.COM", "write", "app/locked") in denials
     assert ("eve@EXAMPLE.COM", "read", "app/db") in denials
+
+
+def test_list_and_export_follow_the_policies(cli, initialized, tmp_path):
+    import yaml
+
+    for name in ("app/a", "app/b", "ops/c"):
+        assert cli("vault", "put", name, input=b"v-" + name.encode()).code == 0
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"access": {"policies": [
+        {"principals": ["alice@EXAMPLE.COM"], "secrets": ["app/*"], "actions": ["read"], "effect": "allow"},
+    ]}}))
+    path.chmod(0o600)
+    env = {"ZEROTRUST_CONFIG": str(path)}
+    listed = json.loads(cli("vault", "list", "--json", env=env).out)
+    assert [i["name"] for i in listed] == ["app/a", "app/b"]  # ops/c is hidden, not an error
+    exported = cli("vault", "export", "--yes", "--prefix", "app/", env=env)
+    assert exported.code == 0 and set(json.loads(exported.out)["secrets"]) == {"app/a", "app/b"}
+    everything = cli("vault", "export", "--yes", env=env)  # ops/c is not visible to alice: not exported
+    assert everything.code == 0 and set(json.loads(everything.out)["secrets"]) == {"app/a", "app/b"}
+    assert set(json.loads(cli("vault", "export", "--yes").out)["secrets"]) == {"app/a", "app/b", "ops/c"}  # no policies
+    assert cli("vault", "history", "ops/c", env=env).code == 4
+
+
+def test_config_check_reports_a_malformed_policy(cli, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("access:\n  policies:\n    - {principals: ['*'], secrets: ['*'], actions: [read], effect: maybe}\n"
+                    "security:\n  mfa: {skew_steps: 9}\n")
+    path.chmod(0o600)
+    result = cli("config", "check", "--json", env={"ZEROTRUST_CONFIG": str(path)})
+    assert result.code == 1
+    problems = {p["key"]: p["message"] for p in json.loads(result.out)["problems"]}
+    assert "access.policies[0]" in problems["access.policies"] and "security.mfa" in problems

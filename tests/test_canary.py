@@ -66,10 +66,9 @@ def scenarios(out: Path) -> list[tuple[list[str], bytes]]:
         (["vault", "get", CANARY_NAME], b""),
         (["vault", "get", "--json", CANARY_NAME], b""),
         (["vault", "get", CANARY_NAME, "--output-file", str(out / "allowed-get.bin")], b""),
-        (["--json", "vault", "get", CANARY_NAME], b""),
         (["vault", "list"], b""), (["vault", "list", "--json"], b""), (["vault", "history", CANARY_NAME, "--json"], b""),
-        (["vault", "put", "other/x"], b"other-value"), (["vault", "put", "other/x", "--json"], b"other-value-2"),
-        (["vault", "import", str(other)], b""), (["vault", "import", str(other), "--dry-run", "--json"], b""),
+        (["vault", "put", "other/x", "--json"], b"other-value"),
+        (["vault", "import", str(other), "--json"], b""),
         (["vault", "export", "--yes", "--format", "json"], b""),
         (["vault", "export", "--yes", "--output", str(out / "allowed-export.json")], b""),
         (["vault", "backup-keygen", "--output", str(out / "backup-identity"), "--json"], b""),
@@ -78,8 +77,8 @@ def scenarios(out: Path) -> list[tuple[list[str], bytes]]:
         (["vault", "delete", "other/x", "--yes", "--json"], b""), (["vault", "undelete", "other/x", "--json"], b""),
         (["vault", "delete", "other/x", "--destroy", "--dry-run", "--json"], b""),
         (["vault", "migrate", "--to", "local", "--dry-run", "--json"], b""),
-        (["config", "check", "--json"], b""), (["config", "show"], b""), (["config", "show", "--json"], b""),
-        (["keys", "status", "--json"], b""), (["rotate-keys", "--dry-run", "--json"], b""), (["rotate-keys", "--all", "--json"], b""),
+        (["config", "check", "--json"], b""), (["config", "show", "--json"], b""),
+        (["keys", "status", "--json"], b""), (["rotate-keys", "--all", "--json"], b""),
         (["vault", "get", CANARY_NAME], b""),  # still readable after rotation
         (["sessions", "create", "--user", "bob@EXAMPLE.COM", "--json"], b""), (["sessions", "list", "--json"], b""),
         (["revoke-sessions", "--user", "bob@EXAMPLE.COM", "--yes", "--json"], b""),
@@ -94,10 +93,9 @@ def scenarios(out: Path) -> list[tuple[list[str], bytes]]:
         (["credentials", "get", "--role-arn", "arn:aws:iam::123456789012:role/x", "--format", "json"], b""),
         (["revoke-credentials", "--user", "bob@EXAMPLE.COM", "--yes", "--json"], b""),
         # failures
-        (["vault", "get", "no/such/secret"], b""), (["vault", "get", "../bad name"], b""), (["vault", "put", "bad name!"], b"x"),
+        (["vault", "get", "no/such/secret"], b""), (["vault", "put", "bad name!"], b"x"),
         (["vault", "put", "empty/x"], b""), (["vault", "get", CANARY_NAME, "--version", "99"], b""),
         (["init"], b""), (["vault", "frobnicate"], b""), (["--config", str(out / "missing.yaml"), "vault", "list"], b""),
-        (["vault", "restore", str(out / "backup.ztb"), "--dry-run"], b"wrong passphrase for the backup\n"),
     ]
 
 
@@ -132,8 +130,9 @@ def test_canary_never_leaks(zt_env, initialized, tmp_path):
         covered.add(path)
         run(argv, stdin)
     for path, command in sorted(commands.items()):
-        run(generic_argv(path, command, out))  # every command at least once, even ones added later
-        covered.add(path)
+        if path not in covered:  # a command added later still runs at least once
+            run(generic_argv(path, command, out))
+            covered.add(path)
     # Failure modes that touch secrets: wrong master key, denied by policy, MFA without a code.
     run(["vault", "get", CANARY_NAME], extra={"ZEROTRUST_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()})
     policy = tmp_path / "deny.yaml"
@@ -158,11 +157,13 @@ def test_canary_never_leaks(zt_env, initialized, tmp_path):
             if variant in stdout and path not in ALLOWED_STDOUT:
                 leaks.append(f"stdout of {argv} (exit {code})")
     allowed_files = {out / "allowed-get.bin", out / "allowed-export.json"}
+    scanned = set()
     for base in (Path(zt_env["ZEROTRUST_HOME"]), Path(zt_env["XDG_CONFIG_HOME"]), Path(zt_env["XDG_DATA_HOME"]), Path(zt_env["HOME"]), out):
         for file in _files(base):
             if file in allowed_files:
                 continue
             data = file.read_bytes()
+            scanned.add(file.name)
             for variant in VARIANTS(canary):
                 if variant in data:
                     leaks.append(f"file {file}")
@@ -171,6 +172,7 @@ def test_canary_never_leaks(zt_env, initialized, tmp_path):
                 if canary in text:
                     leaks.append(f"text of {file}")
     assert (out / "allowed-get.bin").read_bytes() == canary
+    assert {"audit.log", "vault.db"} <= scanned
     assert not leaks, "canary leaked into: " + "; ".join(sorted(set(leaks)))
     tracebacks = [r[0] for r in runs if b"Traceback (most recent call last)" in r[3]]
     assert not tracebacks, f"tracebacks (which can carry secrets) from: {tracebacks}"

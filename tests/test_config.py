@@ -129,6 +129,12 @@ def test_env_overrides_are_typed_and_nested(tmp_path, env):
     assert sorted(config.env_applied) == ["ZEROTRUST_ENCRYPTION_KEY", "ZEROTRUST_ENCRYPTION_ROTATION_MASTER_DAYS", "ZEROTRUST_REDIS_PASSWORD"]
 
 
+def test_env_override_inside_a_provider_block(env):
+    config = load_config(None, {**env, "ZEROTRUST_SECRETS_CONFIG_MOUNT_PATH": "kv2", "ZEROTRUST_SECRETS_CONFIG_TOKEN": "t"})
+    assert config.get("secrets.config.mount_path") == "kv2"
+    assert config.get_secret("secrets.config.token").reveal() == b"t"
+
+
 def test_env_override_of_wrong_type_is_an_error(env):
     with pytest.raises(ConfigError, match="ZEROTRUST_ENCRYPTION_ROTATION_MASTER_DAYS"):
         load_config(None, {**env, "ZEROTRUST_ENCRYPTION_ROTATION_MASTER_DAYS": "ninety"})
@@ -286,6 +292,13 @@ def test_config_check_lists_env_overrides(cli, tmp_path):
     assert result.code == 0, result.err
     doc = json.loads(result.out)
     assert doc["config_file"] is None and doc["env_overrides"] == ["ZEROTRUST_ENCRYPTION_ROTATION_MASTER_DAYS"]
+
+
+def test_config_check_flags_a_mistyped_override(env):
+    report = check_config(None, {**env, "ZEROTRUST_TLS_MIN_VERSON": "1.0", "ZEROTRUST_REDIS_PASSWORD": "x",
+                                 "ZEROTRUST_SECRETS_CONFIG_URL": "https://vault.example.com", "ZEROTRUST_OTP": "123456"})
+    assert [(p.key, p.hint) for p in report.problems] == [("ZEROTRUST_TLS_MIN_VERSON", "did you mean ZEROTRUST_TLS_MIN_VERSION?")]
+    assert "x" not in report.problems[0].message.split()
 
 
 # --- config show --------------------------------------------------------------------

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
 from zerotrust_admin.audit.log import Actor, AuditLog
 from zerotrust_admin.errors import ConfigError, DeniedError
 from zerotrust_admin.lockout import Lockout, LockoutPolicy
+from tests.servers import softhsm  # noqa: F401  (fixture)
 
 ACTOR = Actor(user="alice@EXAMPLE.COM", source_ip="192.0.2.10", host="h")
 
@@ -101,3 +103,20 @@ def test_wrong_passphrase_locks_out_the_cli(cli, zt_env, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "home" / "audit.log").read_text().splitlines()]
     assert sum(1 for r in records if r["event"] == "auth_failure") == 2
     assert any(r["event"] == "lockout" and r["user"] == "alice@EXAMPLE.COM" for r in records)
+
+
+def test_wrong_hsm_pin_locks_out(cli, zt_env, softhsm):  # noqa: F811
+    path = Path(zt_env["XDG_CONFIG_HOME"]) / "zerotrust" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text(softhsm.config_block() + "\nsecurity:\n  lockout: {max_failures: 2, window_seconds: 600, base_delay_seconds: 300}\n")
+    path.chmod(0o600)
+    zt_env.update(softhsm.env)
+    assert cli("init").code == 0
+    softhsm.pin_file.write_text("999999")
+    for _ in range(2):
+        result = cli("vault", "list")
+        assert result.code == 4 and "refused the PIN" in result.err
+    locked = cli("vault", "list")
+    assert locked.code == 4 and "locked out" in locked.err and "pin" in locked.err
+    softhsm.pin_file.write_text(softhsm.pin)
+    assert "locked out" in cli("vault", "list").err  # the right PIN waits too

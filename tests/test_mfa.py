@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -17,6 +18,7 @@ from zerotrust_admin.keys import KeySourceContext
 from zerotrust_admin.keys.keyfile import KeyFileSource
 from zerotrust_admin.mfa import MfaPolicy, MfaStore, WrongCode, require_mfa, seed_name, totp
 from zerotrust_admin.vault import Vault
+from tests.servers import openbao  # noqa: F401  (fixture)
 
 # RFC 6238 appendix B (8 digits) and RFC 4226 appendix D.
 RFC6238_SEEDS = {
@@ -228,3 +230,48 @@ def test_cli_required_for_globs(cli, initialized, zt_env, tmp_path):
     assert cli("vault", "get", "dev/api", env=env).out == b"v2"
     denied = cli("vault", "get", "prod/api", env=env)
     assert denied.code == 4 and "not enrolled" in denied.err
+
+
+def test_external_provider_sensitive_read_needs_mfa(cli, initialized, openbao, tmp_path):  # noqa: F811
+    """With secrets in OpenBao, MFA is checked after the provider's read and
+    before the value is released; the seed stays in the integrated vault."""
+    import yaml
+
+    secret_id = tmp_path / "bao-secret-id"
+    secret_id.write_text(openbao.new_secret_id() + "\n")
+    secret_id.chmod(0o600)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"secrets": {"provider": "hashicorp", "config": {
+        "url": openbao.url, "mount_path": openbao.MOUNT, "role_id": openbao.role_id, "secret_id_file": str(secret_id), "timeout": 5}}}))
+    config.chmod(0o600)
+    env = {"ZEROTRUST_CONFIG": str(config)}
+    seed = _enroll(cli)
+    name = "mfa-" + os.urandom(4).hex() + "/db"
+    assert cli("vault", "put", name, "--sensitive", input=b"bao-sensitive", env=env).code == 0
+    assert cli("vault", "put", name + "-plain", input=b"bao-plain", env=env).out == b""
+    plain = cli("vault", "get", name + "-plain", env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert plain.out == b"bao-plain"  # not sensitive: no code asked ...
+    assert "hvac" not in plain.err  # ... and the check kept the SDK-free fast read path (no metadata call)
+    refused = cli("vault", "get", name, env=env)
+    assert refused.code == 4 and refused.out == b"" and "MFA" in refused.err
+    _wait_fresh_step()
+    ok = cli("vault", "get", name, env={**env, "ZEROTRUST_OTP": totp.totp(seed, time.time())})
+    assert ok.code == 0 and ok.out == b"bao-sensitive", ok.err
+    records = [json.loads(line) for line in (initialized / "audit.log").read_text().splitlines()]
+    reads = [(r["success"], (r.get("details") or {}).get("error")) for r in records if r["action"] == "read" and r["resource"] == name]
+    assert reads[0] == (False, "DeniedError") and reads[-1] == (True, None)
+
+
+def test_export_of_a_sensitive_secret_needs_one_code(cli, initialized):
+    seed = _enroll(cli)
+    assert cli("vault", "put", "exp/plain", input=b"p").code == 0
+    assert cli("vault", "put", "exp/secret", "--sensitive", input=b"s").code == 0
+    refused = cli("vault", "export", "--yes", "--prefix", "exp/")
+    assert refused.code == 4 and refused.out == b""
+    _wait_fresh_step()
+    ok = cli("vault", "export", "--yes", "--prefix", "exp/", env={"ZEROTRUST_OTP": totp.totp(seed, time.time())})
+    assert ok.code == 0 and json.loads(ok.out)["secrets"] == {"exp/plain": {"value": "p"}, "exp/secret": {"value": "s"}}
+    # The MFA seed itself is never exported (nor listed).
+    seeds = cli("vault", "export", "--yes", "--prefix", "_zerotrust/")
+    assert seeds.code == 0 and json.loads(seeds.out)["secrets"] == {}
+    assert "_zerotrust" not in cli("vault", "list", "--deleted").text

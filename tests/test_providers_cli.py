@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 import time
 import uuid
 
@@ -316,3 +315,22 @@ def test_vault_reference_in_config_resolves_through_the_provider(tmp_path, monke
         assert "redis-pw" not in repr(secret)
     finally:
         ctx.close()
+
+
+def test_vault_get_from_hashicorp_does_not_import_hvac(cli, tmp_path, openbao, zt_env):
+    """The hot read path runs on the standard library (providers/vaulthttp.py)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    block = block_for(type("R", (), {"getfixturevalue": lambda self, name: openbao})(), tmp_path, "hashicorp")
+    cfg = write_config(tmp_path, {"secrets": {"provider": "hashicorp", "config": block}})
+    env = dict(zt_env, ZEROTRUST_CONFIG=str(cfg))
+    assert cli("vault", "put", "fast/read", input=b"quick", env=env).code == 0
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "zerotrust_admin", "vault", "get", "fast/read"],
+                          capture_output=True, env=env, cwd=str(ROOT), timeout=60)
+    assert (proc.returncode, proc.stdout) == (0, b"quick"), proc.stderr[-500:]
+    imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in proc.stderr.decode().splitlines() if line.startswith("import time:")}
+    assert "zerotrust_admin" in imported
+    assert not imported & {"hvac", "requests", "urllib3", "boto3", "botocore", "azure"}, sorted(imported & {"hvac", "requests", "urllib3"})

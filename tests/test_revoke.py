@@ -18,6 +18,7 @@ from tests.servers import (  # noqa: F401
     redis_clean,
     redis_server,
     redis_server_process,
+    redis_tls,
     redis_with_password,
 )
 from zerotrust_admin.audit import AuditLog
@@ -284,3 +285,100 @@ def test_library_missing_ok_for_revoke_credentials(zt_env):
         revoke_sessions(store, Target("user", ALICE), config=config, audit=audit, actor=current_actor(zt_env), notify=False)
     report = revoke_sessions(store, Target("user", ALICE), config=config, audit=audit, actor=current_actor(zt_env), notify=False, missing_ok=True)
     assert report.revoked == 0 and store.markers(ALICE)[0] is not None
+
+
+def test_generic_store_gets_before_and_after_markers(zt_env):
+    """A store without the atomic per-user step: marker, deletion, marker again."""
+    from zerotrust_admin.sessions.revoke import execute
+
+    inner = open_store(zt_env)
+
+    class Generic:
+        def __getattr__(self, name):
+            if name == "revoke_user_atomically":
+                raise AttributeError(name)
+            return getattr(inner, name)
+
+    calls = []
+    real_set = inner.set_marker
+    inner.set_marker = lambda user, at: (calls.append(("marker", at)), real_set(user, at))
+    real_delete = inner.delete_user
+    inner.delete_user = lambda user: (calls.append(("delete", None)), real_delete(user))[1]
+    seed(zt_env, {ALICE: 4})
+    report = execute(Generic(), Target("user", ALICE))
+    assert report.revoked == 4
+    assert [c[0] for c in calls] == ["marker", "delete", "marker"]
+    assert calls[0][1] <= calls[2][1] == report.marker_at
+    assert inner.markers(ALICE)[0] == report.marker_at
+
+
+def _run_on_tty(zt_env, args: list[str], answer: bytes, timeout: float = 60) -> tuple[int, str, bytes]:
+    """Run the CLI with stdin and stderr on a pseudo-terminal; type ``answer`` at the prompt."""
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "zerotrust_admin", *args], stdin=slave, stderr=slave, stdout=subprocess.PIPE,
+                            env={**zt_env, "COLUMNS": "100", "TERM": "xterm"}, cwd=str(ROOT))
+    os.close(slave)
+    seen, sent = b"", False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if not sent and b"[y/N]" in seen:
+                os.write(master, answer)
+                sent = True
+        elif proc.poll() is not None:
+            break
+    out = proc.stdout.read()
+    code = proc.wait(10)
+    os.close(master)
+    return code, seen.decode(errors="replace"), out
+
+
+def test_terminal_confirmation(zt_env):
+    seed(zt_env, {ALICE: 3, BOB: 1})
+    code, tty, _ = _run_on_tty(zt_env, ["revoke-sessions", "--all"], b"n\n")
+    assert "Revoke ALL 4 sessions" in tty and code == 1
+    assert open_store(zt_env).count() == 4
+    code, tty, out = _run_on_tty(zt_env, ["revoke-sessions", "--user", ALICE], b"y\n")
+    assert code == 0, tty
+    assert f"Revoke 3 sessions of {ALICE}" in tty and b"Revoked 3 session(s)" in out
+    assert open_store(zt_env).count() == 1
+
+
+def test_progress_bar_only_on_a_terminal(cli, zt_env):
+    seed(zt_env, {ALICE: 5})
+    code, tty, out = _run_on_tty(zt_env, ["revoke-sessions", "--all"], b"y\n")
+    assert code == 0, tty
+    assert "revoking" in tty and b"Revoked 5 session(s)" in out
+    seed(zt_env, {ALICE: 5})
+    r = cli("revoke-sessions", "--all", "--yes")
+    assert r.code == 0 and "revoking" not in r.err and "\x1b[" not in r.err
+
+
+def test_redis_over_tls(cli, zt_env, redis_tls):
+    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": redis_tls.url, "tls": {"ca_file": str(redis_tls.ca)}}})
+    assert cli("sessions", "create", "--user", ALICE).code == 0
+    r = cli("revoke-sessions", "--user", ALICE, "--yes", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["revoked"] == 1 and json.loads(r.out)["store"].startswith("redis:rediss://127.0.0.1:")
+    # the server's certificate is not trusted without the CA: refused, exit 6
+    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": redis_tls.url, "connect_timeout": 2}})
+    r = cli("sessions", "list")
+    assert r.code == 6 and "TLS handshake with Redis" in r.err
+    # plain redis:// to a TLS port: refused as well, within the timeout
+    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": redis_tls.url.replace("rediss://", "redis://"), "connect_timeout": 1, "socket_timeout": 1}})
+    assert cli("sessions", "list").code == 6

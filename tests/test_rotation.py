@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.keyhelpers import check_all, cli_json, db_rows, fill, meta, open_vault, run_with_crash
+from tests.servers import moto_server, openbao  # noqa: F401  (fixtures)
 
 
 def audit_records(home: Path) -> list[dict]:
@@ -342,3 +343,92 @@ def test_sigkill_at_random_moments_of_a_cli_rotation(cli, initialized, zt_env):
     assert cli("rotate-keys", "--all").code == 0
     assert_clean_state(initialized)
     check_all(zt_env, expected)
+
+
+def test_passphrase_vault_master_rotation(cli, zt_env):
+    env = {"ZEROTRUST_PASSPHRASE": "a long enough passphrase"}
+    assert cli("init", "--passphrase", env=env).code == 0
+    assert cli("vault", "put", "x", input=b"value", env=env).code == 0
+    home = Path(zt_env["ZEROTRUST_HOME"])
+    salt_before = json.loads(meta(home)["master_params"])["kdf"]["salt_hex"]
+    report = cli_json(cli, "rotate-keys", "--master", env=env)
+    assert report["rotated"][0]["from"] == "passphrase"
+    assert json.loads(meta(home)["master_params"])["kdf"]["salt_hex"] != salt_before  # a new key from a new salt
+    assert cli("vault", "get", "x", env=env).out == b"value"
+    assert cli("vault", "get", "x", env={"ZEROTRUST_PASSPHRASE": "not the passphrase"}).code == 4
+
+
+def test_transit_master_rotation_moves_data_keys_to_the_new_version(tmp_path, openbao):  # noqa: F811
+    """A master key in Vault transit (real OpenBao): rotation bumps the transit key
+    version and re-wraps the data keys under it; keys status shows the version."""
+    from zerotrust_admin.audit.log import Actor, AuditLog
+    from zerotrust_admin.keys import KeySourceContext, open_source, source_class
+    from zerotrust_admin.rotation import Policy
+    from zerotrust_admin.rotation.master import change_master
+    from zerotrust_admin.rotation.status import key_status
+    from zerotrust_admin.vault import Vault
+
+    config = {"encryption": {"transit": {"enabled": True, "key_name": "zt-rot-" + os.urandom(3).hex(), "url": openbao.url,
+                                         "role_id": openbao.role_id, "secret_id": openbao.secret_id, "timeout": 3}}}
+    kctx = KeySourceContext(config=config, home=tmp_path, environ={})
+    actor = Actor("tester@EXAMPLE.COM", "127.0.0.1")
+    vault = Vault.create(tmp_path / "vault.db", "transit", lambda key_id: source_class("transit").create(kctx, key_id),
+                         audit=AuditLog(tmp_path / "audit.log"), actor=actor)
+    vault.put("db/password", b"behind transit")
+    vault.close()
+    vault = Vault.open(tmp_path / "vault.db", lambda k, p: open_source(k, kctx, p))
+    try:
+        before = vault.key_source.provider_key_status()["version"]
+        result = change_master(vault, kctx)
+        assert result["from"] == result["to"] == "transit"
+        wrapped = db_rows(tmp_path, "SELECT wrapped FROM deks")[0][0]
+        assert wrapped.startswith(f"vault:v{before + 1}:".encode())
+        master = next(r for r in key_status(vault, Policy()) if r["kind"] == "master")
+        assert master["id"] == result["new_master_key_id"] and f"version {before + 1}" in master["note"]
+    finally:
+        vault.close()
+    vault = Vault.open(tmp_path / "vault.db", lambda k, p: open_source(k, kctx, p))
+    try:
+        assert vault.get("db/password")[0].reveal() == b"behind transit"
+    finally:
+        vault.close()
+
+
+def test_external_provider_key_in_status_and_rotation(cli, zt_env, tmp_path, moto_server):  # noqa: F811
+    """secrets.provider aws without an integrated vault: keys status shows the KMS
+    key, rotate-keys --provider rotates it (audited), plain rotate-keys is a no-op."""
+    import yaml
+
+    key = moto_server.client("kms").create_key(Description="zt rotation test")["KeyMetadata"]["KeyId"]
+    cfg = Path(zt_env["XDG_CONFIG_HOME"]) / "zerotrust" / "config.yaml"
+    cfg.parent.mkdir(parents=True, mode=0o700)
+    cfg.write_text(yaml.safe_dump({"secrets": {"provider": "aws", "config": moto_server.settings(kms_key_id=key)}}))
+    os.chmod(cfg, 0o600)
+    status = cli_json(cli, "keys", "status")
+    assert [(k["kind"], k["id"]) for k in status["keys"]] == [("provider", key)]
+    assert "rotation: disabled" in status["keys"][0]["note"]
+    nothing = cli_json(cli, "rotate-keys")
+    assert nothing["nothing_due"] is True and "provider" not in nothing
+    rotated = cli_json(cli, "rotate-keys", "--provider")
+    assert rotated["provider"]["action"] in ("rotated on demand", "automatic rotation enabled")
+    status = cli_json(cli, "keys", "status")
+    assert "rotation: enabled" in status["keys"][0]["note"]
+    home = Path(zt_env["ZEROTRUST_HOME"])
+    records = [json.loads(x) for x in (home / "audit.log").read_text().splitlines()]
+    assert [(r["event"], r["resource"], r["success"]) for r in records if r["event"] == "key_rotation"] == [("key_rotation", key, True)]
+
+
+def test_a_reader_opened_before_a_master_rotation_keeps_working(initialized, zt_env):
+    from zerotrust_admin.rotation.master import change_master
+
+    expected = fill(zt_env, 5)
+    reader, _, _ = open_vault(zt_env, audited=False)  # opened with the old key, no data key cached yet
+    rotator, _, kctx = open_vault(zt_env)
+    try:
+        change_master(rotator, kctx)
+        secret, _ = reader.get("app/s2")  # its data key is now wrapped under the new master key
+        assert secret.reveal() == expected["app/s2"][0]
+        assert reader.master_key_id == rotator.master_key_id
+    finally:
+        reader.close()
+        rotator.close()

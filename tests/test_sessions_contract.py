@@ -192,3 +192,29 @@ def test_rejects_bad_names(store):
         store.put(Session(id="abcdefgh1234", user="al ice", created=time.time(), expires=time.time() + 5))
     with pytest.raises(UsageError):
         store.cache_put("bad ns", "k", b"v", 5)
+
+
+def test_atomic_user_revocation_when_offered(store):
+    atomic = getattr(store, "revoke_user_atomically", None)
+    assert atomic is not None  # both stores offer it; revoke.execute falls back when a store does not
+    old = make_session("alice@EXAMPLE.COM", 3600, now=time.time() - 1)
+    keep = make_session("bob@EXAMPLE.COM", 3600)
+    store.put_many([old, make_session("alice@EXAMPLE.COM", 3600, now=time.time() - 2), keep])
+    count, at = atomic("alice@EXAMPLE.COM")
+    assert count == 2 and abs(at - time.time()) < 5
+    assert store.count("alice@EXAMPLE.COM") == 0 and store.get(keep.id) == keep
+    assert store.markers("alice@EXAMPLE.COM")[0] == at and store.is_revoked(old)
+    assert atomic("alice@EXAMPLE.COM")[0] == 0
+
+
+def test_delete_all_catches_unregistered_sessions(store, request):
+    """Sessions a broker wrote without the user registry (Redis) are swept too."""
+    store.put_many([make_session(f"u{i}@EXAMPLE.COM", 3600) for i in range(30)])
+    if store.kind == "redis":
+        store.r.delete(store.k_users())  # as if an older broker never registered users
+        store.r.hset(store.k_session("orphan-session-1"), mapping={"user": "x@EXAMPLE.COM", "created": "1", "expires": str(time.time() + 60)})
+        expected = 31
+    else:
+        expected = 30
+    assert store.delete_all(batch_size=20) == expected
+    assert store.count() == 0

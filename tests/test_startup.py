@@ -40,7 +40,7 @@ def imported_modules(argv: list[str], env: dict) -> set[str]:
     for line in proc.stderr.decode(errors="replace").splitlines():
         if line.startswith("import time:") and line.count("|") == 2:
             name = line.rsplit("|", 1)[1].strip()
-            if name != "package":  # the header line
+            if name != "imported package":  # the header line
                 modules.add(name)
     assert "zerotrust_admin" in modules, "the import trace did not work"
     return modules

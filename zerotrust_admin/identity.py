@@ -88,7 +88,7 @@ def ccache_path(env) -> Path | None:
         if ":" in name.split("/")[0]:
             return None  # KEYRING:, KCM:, MEMORY:, DIR: are not read directly
         return Path(name)
-    return Path(f"/tmp/krb5cc_{os.getuid()}")
+    return Path(f"/tmp/krb5cc_{os.getuid()}")  # nosec B108 - MIT Kerberos default ccache location, read only
 
 
 def ccache_principal(env) -> str | None:

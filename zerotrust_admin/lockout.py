@@ -130,6 +130,8 @@ class Lockout:
     # --- queries -------------------------------------------------------------
     def state(self, principal: str) -> LockState:
         now = self.clock()
+        if not os.path.lexists(self.path):
+            return LockState(principal, 0, None, 0)  # no failure ever recorded: nothing to read or create
         conn = self._connect()
         try:
             count = conn.execute("SELECT COUNT(*) FROM failures WHERE principal = ? AND at > ?", (principal, now - self.policy.window_seconds)).fetchone()[0]
@@ -191,10 +193,13 @@ class Lockout:
         return LockState(principal, count, until, lockouts)
 
     def record_success(self, principal: str) -> None:
-        if not self.policy.enabled:
+        if not self.policy.enabled or not os.path.lexists(self.path):
             return
         conn = self._connect()
         try:
+            if conn.execute("SELECT 1 FROM failures WHERE principal = ? UNION ALL SELECT 1 FROM locks WHERE principal = ? LIMIT 1",
+                            (principal, principal)).fetchone() is None:
+                return  # the common case: nothing to clear, no write
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("DELETE FROM failures WHERE principal = ?", (principal,))
             conn.execute("DELETE FROM locks WHERE principal = ?", (principal,))
@@ -232,3 +237,33 @@ def _notifier(config):
         fn(config, event="lockout", summary=f"{principal} locked out after {details['failures']} failed {details['kind']} attempts", details={"principal": principal, **details})
 
     return send
+
+
+class AttemptGuard:
+    """Lockout for one secret-entry attempt by a key source (passphrase, HSM PIN):
+    ``check()`` before asking, then ``failed()`` or ``succeeded()``."""
+
+    def __init__(self, lockout: Lockout, principal: str, kind: str):
+        self.lockout = lockout
+        self.principal = principal
+        self.kind = kind
+
+    @classmethod
+    def for_key_context(cls, ctx, kind: str) -> "AttemptGuard":
+        """From a ``keys.KeySourceContext`` (config dict, home, environ)."""
+        from zerotrust_admin.audit.log import AuditLog
+        from zerotrust_admin.identity import current_actor
+
+        actor = current_actor(ctx.environ or None)
+        audit_path = (ctx.config.get("audit") or {}).get("path")
+        audit = AuditLog(Path(audit_path).expanduser() if audit_path else Path(ctx.home) / "audit.log")
+        return cls(Lockout.for_config(ctx.config, audit=audit, actor=actor, home=Path(ctx.home)), actor.user, kind)
+
+    def check(self) -> None:
+        self.lockout.check(self.principal, self.kind)
+
+    def failed(self) -> None:
+        self.lockout.record_failure(self.principal, self.kind)
+
+    def succeeded(self) -> None:
+        self.lockout.record_success(self.principal)

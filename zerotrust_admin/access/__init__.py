@@ -3,22 +3,49 @@ every command calls, :func:`authorize`.
 
 Honest limit (docs/security-model.md): on one host these policies are defence
 in depth beside file permissions; a provider's own ACLs are the hard boundary.
+
+This module stays cheap to import (it sits on the ``vault get`` fast path): the
+policy parser and evaluator are loaded only when policies are configured.
 """
 
 from __future__ import annotations
 
-from zerotrust_admin.access.engine import Decision, evaluate
-from zerotrust_admin.access.policy import ACTIONS, Rule, load_policies
+from zerotrust_admin.access.decision import Decision
 from zerotrust_admin.errors import DeniedError
 
 RESERVED_PREFIX = "_zerotrust/"
 """Names the tool keeps for itself (MFA seeds). Operators cannot read, write or
 delete them through the normal commands, whatever the policies say."""
 
+_LAZY = {"ACTIONS": "policy", "Rule": "policy", "load_policies": "policy", "evaluate": "engine"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"zerotrust_admin.access.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _configured(config) -> bool:
+    if isinstance(config, dict):
+        raw = (config.get("access") or {}).get("policies")
+    elif isinstance(config, list):
+        raw = config
+    else:
+        raw = config.get("access.policies")
+    return raw is not None and raw != []
+
 
 def decide(config, principal: str, action: str, resource: str, source_ip: str | None = None) -> Decision:
     if resource.startswith(RESERVED_PREFIX) and action in ("read", "write", "delete"):
         return Decision(False, None, f"{RESERVED_PREFIX}* is reserved for zerotrust-admin's own records")
+    if not _configured(config):
+        return Decision(True, None, "no access policies are configured (everything is allowed)")
+    from zerotrust_admin.access.engine import evaluate
+    from zerotrust_admin.access.policy import load_policies
+
     return evaluate(load_policies(config), principal, action, resource, source_ip)
 
 
@@ -48,11 +75,9 @@ def _short(decision: Decision) -> str:
     return decision.reason.split(" (")[0]
 
 
-__all__ = ["ACTIONS", "Decision", "RESERVED_PREFIX", "Rule", "authorize", "decide", "evaluate", "load_policies"]
-
-
 def explain(config, principal: str, action: str, resource: str, source_ip: str | None = None) -> dict:
     """The decision plus the rule that made it, for ``access check``."""
+    from zerotrust_admin.access.policy import ACTIONS, load_policies
     from zerotrust_admin.errors import UsageError
 
     action = action.lower()
@@ -65,4 +90,4 @@ def explain(config, principal: str, action: str, resource: str, source_ip: str |
             **decision.to_dict(), "rule": rule, "rules_configured": len(rules)}
 
 
-__all__.append("explain")
+__all__ = ["ACTIONS", "Decision", "RESERVED_PREFIX", "Rule", "authorize", "decide", "evaluate", "explain", "load_policies"]

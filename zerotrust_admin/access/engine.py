@@ -10,20 +10,9 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
 
+from zerotrust_admin.access.decision import Decision
 from zerotrust_admin.access.policy import IMPLIED, Rule
-
-
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    rule_index: int | None
-    reason: str
-
-    def to_dict(self) -> dict:
-        return {"allowed": self.allowed, "rule_index": self.rule_index, "reason": self.reason}
 
 
 def _ip(source_ip: str | None):
@@ -36,12 +25,9 @@ def _ip(source_ip: str | None):
 
 
 def _matches(rule: Rule, principal: str, action: str, resource: str, ip) -> bool:
-    if not any(fnmatchcase(principal, p) for p in rule.principals):
+    if "*" not in rule.actions and action not in rule.actions and not any(a in rule.actions for a in IMPLIED.get(action, ())):
         return False
-    wanted = (action,) + IMPLIED.get(action, ())
-    if "*" not in rule.actions and not any(a in rule.actions for a in wanted):
-        return False
-    if not any(fnmatchcase(resource, g) for g in rule.resources):
+    if not rule.match_resource(resource) or not rule.match_principal(principal):
         return False
     if rule.networks:
         if ip is None:

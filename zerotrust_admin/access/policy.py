@@ -15,7 +15,9 @@ its index, so a typo can never silently widen or narrow access.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
+from fnmatch import translate
 
 from zerotrust_admin.errors import ConfigError
 
@@ -36,6 +38,13 @@ class Rule:
     actions: tuple[str, ...]
     networks: tuple = field(default=())
     description: str = ""
+    # fnmatch globs compiled once at load: evaluation is one regex match per field.
+    match_principal: object = field(default=None, compare=False, repr=False)
+    match_resource: object = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "match_principal", _globs(self.principals))
+        object.__setattr__(self, "match_resource", _globs(self.resources))
 
     def describe(self) -> str:
         where = f" from {', '.join(map(str, self.networks))}" if self.networks else ""
@@ -49,6 +58,33 @@ class Rule:
             "secrets": list(self.resources), "actions": list(self.actions),
             "source_cidrs": [str(n) for n in self.networks], "description": self.description,
         }
+
+
+def _globs(patterns: tuple[str, ...]):
+    """A matcher for a list of fnmatch globs, case-sensitive, ``*`` also crosses
+    ``/``. The common shapes (exact, ``prefix*``, ``*suffix``, ``*``) avoid
+    regular expressions, so loading and evaluating 100 rules stays cheap."""
+    exact, prefixes, suffixes, regexes = set(), [], [], []
+    for p in patterns:
+        special = [c for c in p if c in "*?["]
+        if not special:
+            exact.add(p)
+        elif p == "*":
+            return lambda value: True
+        elif special == ["*"] and p.endswith("*"):
+            prefixes.append(p[:-1])
+        elif special == ["*"] and p.startswith("*"):
+            suffixes.append(p[1:])
+        else:
+            regexes.append(f"(?:{translate(p)})")
+    prefixes_t, suffixes_t = tuple(prefixes), tuple(suffixes)
+    regex = re.compile("|".join(regexes)).match if regexes else None
+
+    def match(value: str) -> bool:
+        return (value in exact or (bool(prefixes_t) and value.startswith(prefixes_t))
+                or (bool(suffixes_t) and value.endswith(suffixes_t)) or (regex is not None and regex(value) is not None))
+
+    return match
 
 
 def _strings(value, where: str, key: str) -> tuple[str, ...]:

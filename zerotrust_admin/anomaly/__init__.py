@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from zerotrust_admin.anomaly.detectors import AnomalyEngine, AnomalyReport, Finding, Options, detect
@@ -26,9 +25,11 @@ def engine_from_config(config, since: datetime, until: datetime, baseline_days: 
 
 def iter_records(lines, stats: dict | None = None):
     """Parsed records from (line number, raw) pairs; unreadable lines are counted, not fatal."""
+    from zerotrust_admin.audit.search import parse_line
+
     for number, raw in lines:
         try:
-            record = json.loads(raw)
+            record = parse_line(raw)
         except ValueError:
             if stats is not None:
                 stats["unreadable"] = stats.get("unreadable", 0) + 1

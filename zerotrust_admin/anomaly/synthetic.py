@@ -112,10 +112,11 @@ class Synthetic:
 
     # --- planning ------------------------------------------------------------
     def _human(self, exclude: set) -> _Person:
-        while True:
-            p = self.rng.choice(self.people)
-            if not p.service and p.user not in exclude and p.user not in self._travellers:
-                return p
+        humans = [p for p in self.people if not p.service and p.user not in self._travellers]
+        if not humans:
+            raise ValueError("the synthetic population needs at least one person")
+        fresh = [p for p in humans if p.user not in exclude]
+        return self.rng.choice(fresh or humans)  # small populations reuse people
 
     def _workday_in_window(self) -> tuple[int, datetime]:
         while True:

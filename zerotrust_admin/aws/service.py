@@ -15,7 +15,7 @@ from zerotrust_admin.aws.cache import CredentialCache, VaultKeyProvider
 from zerotrust_admin.aws.credentials import Credentials
 from zerotrust_admin.aws.settings import AwsSettings
 from zerotrust_admin.aws.sts import AssumeRequest, assume, build_request
-from zerotrust_admin.errors import NotFoundError, UnavailableError, ZeroTrustError
+from zerotrust_admin.errors import DeniedError, NotFoundError, UnavailableError, UsageError, ZeroTrustError
 
 EVENT = "credential_issue"
 
@@ -29,7 +29,12 @@ class _LazyVaultKeys(VaultKeyProvider):
 
     def __call__(self, version):
         if self.vault is None:
-            self.vault = self._open()
+            try:
+                self.vault = self._open()
+            except (UsageError, DeniedError) as exc:
+                # e.g. a passphrase vault without a terminal (credential_process): the
+                # cache is an optimisation, so issue uncached rather than fail.
+                raise UnavailableError(f"the vault holding the cache key cannot be opened here: {exc.message}") from None
         return super().__call__(version)
 
 

@@ -170,10 +170,10 @@ def translate(exc: Exception, what: str, endpoint: str | None) -> ZeroTrustError
             return DeniedError(f"AWS refused {what} ({code})", hint="check the role's trust policy (sts:AssumeRole, sts:SetSourceIdentity, sts:TagSession) and the caller's credentials")
         if code in ("NoSuchEntity", "NoSuchEntityException"):
             return NotFoundError(f"AWS: {what} failed: the role does not exist ({code})")
+        if code in THROTTLE_CODES or (status or 0) >= 500 or status == 429:
+            return UnavailableError(f"AWS kept failing {what} ({code})", hint="AWS is throttling or failing; retry later (aws.max_attempts)")
         if code in USAGE_CODES or status == 400:
             return UsageError(f"AWS rejected {what} ({code})", hint="check the duration against the role's maximum session duration, the session policy and tags")
-        if code in THROTTLE_CODES or (status or 0) >= 500:
-            return UnavailableError(f"AWS kept failing {what} ({code})")
         return ZeroTrustError(f"AWS: {what} failed ({code})")
     if isinstance(exc, (bx.ConnectTimeoutError, bx.ReadTimeoutError)):
         return UnavailableError(f"AWS at {where} did not answer {what} within the timeout", hint="check aws.endpoint_url and the network; aws.connect_timeout / aws.read_timeout")
@@ -212,7 +212,7 @@ def call_with_retries(fn: Callable[[], object], settings: AwsSettings, what: str
         except Exception as exc:  # noqa: BLE001 - translated below
             if is_retryable(exc) and attempt < settings.max_attempts:
                 delay = settings.retry_base_seconds * (2 ** (attempt - 1))
-                sleep(min(delay, 20.0) * (0.5 + random.random() / 2))
+                sleep(min(delay, 20.0) * (0.5 + random.random() / 2))  # nosec B311 - backoff jitter, not a secret
                 continue
             mapped = translate(exc, what, endpoint)
             if mapped is None:

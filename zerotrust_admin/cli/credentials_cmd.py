@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, List, Optional
 
 import typer
 
 from zerotrust_admin.cli.common import JsonOpt, app_context
-from zerotrust_admin.cli.context import AppContext
-from zerotrust_admin.errors import UsageError
+from zerotrust_admin.cli.credentials_get import run_get
 
 app = typer.Typer(help="AWS STS temporary credentials for the operator principal (cached encrypted while valid).", no_args_is_help=True)
-
-FORMATS = ("env", "json", "process")
-
-
-# --- shared with the fast path (cli/fastpath.py) -----------------------------------
-def run_get(app_ctx: AppContext, role_arn: str, external_id: str | None, via: list[str], duration: int | None,
-            fmt: str, no_cache: bool, as_json: bool) -> None:
-    from zerotrust_admin.aws.service import get_credentials
-    from zerotrust_admin.cli.output import warn
-
-    if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
-    creds = get_credentials(app_ctx, role_arn, external_id=external_id, via=via, duration=duration, use_cache=not no_cache,
-                            warn=None if app_ctx.quiet else warn)
-    with creds:
-        if fmt == "process":
-            text = creds.process_json() + "\n"
-        elif as_json or fmt == "json":
-            text = creds.json_document() + "\n"
-        else:
-            text = creds.env_lines()
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        del text
 
 
 @app.command("get")

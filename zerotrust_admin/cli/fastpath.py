@@ -38,6 +38,10 @@ def parse(argv: list[str]) -> Callable[[], int] | None:
         else:
             return None
         i += 1
+    if argv[i : i + 2] == ["credentials", "get"]:  # issue 5: the AWS CLI's credential_process
+        from zerotrust_admin.cli.fastpath_credentials import parse_credentials_get
+
+        return parse_credentials_get(argv[i + 2 :], opts)
     if argv[i : i + 2] != ["vault", "get"]:
         return None
     i += 2

@@ -19,14 +19,25 @@ COLUMNS = ["ID", "KIND", "SOURCE", "CREATED", "AGE", "NEXT DUE", "STATE", "NOTE"
 def status(ctx: typer.Context, json: JsonOpt = False) -> None:
     """Every key (master, data keys, session keys, audit key): id, kind, created, age, next due, state. Overdue keys are flagged."""
     from zerotrust_admin.rotation.schedule import Policy
-    from zerotrust_admin.rotation.status import key_status, status_summary
+    from zerotrust_admin.rotation.status import key_status, provider_row, status_summary
 
     app_ctx = app_context(ctx, json)
-    rows = key_status(app_ctx.vault(), Policy.from_config(app_ctx.config.data), audit_key_path=app_ctx.audit.key_path)
+    config = app_ctx.config
+    external = config.provider != "local"
+    rows = []
+    if not external or config.vault_path.exists():  # an external provider may run without the integrated vault
+        rows = key_status(app_ctx.vault(), Policy.from_config(config.data), audit_key_path=app_ctx.audit.key_path)
+    if external:
+        extra = provider_row(app_ctx.provider().provider_key_status())
+        if extra:
+            rows.append(extra)
     if app_ctx.json:
         emit_json(status_summary(rows))
         return
-    table(None, COLUMNS, ([r["id"], r["kind"], r["source"], r["created"], r["age"], r["next_due"] or "-",
+    def short(ts):  # minutes are enough for people; --json has the full RFC 3339 time
+        return ts[:16].replace("T", " ") if ts else "-"
+
+    table(None, COLUMNS, ([r["id"], r["kind"], r["source"], short(r["created"]), r["age"], short(r["next_due"]),
                           r["state"].upper() if r["overdue"] else r["state"], r["note"]] for r in rows),
           highlight=lambda row: "bold red" if row[6] == "OVERDUE" else None)
 

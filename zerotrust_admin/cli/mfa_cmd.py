@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
 import typer
 
 from zerotrust_admin.cli.common import DryRunOpt, JsonOpt, YesOpt, app_context
+from zerotrust_admin.cli.otp_input import code_source
 from zerotrust_admin.cli.output import confirm, emit_json, info, warn
 
 app = typer.Typer(help="Multi-factor authentication (TOTP) for sensitive secrets.", no_args_is_help=True)
 
 OtpStdinOpt = Annotated[bool, typer.Option("--otp-stdin", help="Read the MFA code from the first line of stdin (for scripts).")]
-
-
-def code_source(otp_stdin: bool = False):
-    """Where the operator's TOTP code comes from: --otp-stdin, $ZEROTRUST_OTP,
-    else a hidden prompt on a terminal. Called only when a code is needed."""
-
-    def get() -> str | None:
-        from zerotrust_admin.mfa import OTP_ENV
-
-        if otp_stdin:
-            return sys.stdin.readline().strip() or None
-        if os.environ.get(OTP_ENV):
-            return os.environ[OTP_ENV].strip()
-        if sys.stdin.isatty():
-            import getpass
-
-            return getpass.getpass("MFA code: ").strip() or None
-        return None
-
-    return get
 
 
 def _store(app_ctx):

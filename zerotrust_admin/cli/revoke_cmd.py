@@ -34,6 +34,7 @@ def revoke_sessions(
     if len(chosen) != 1:
         raise UsageError("give exactly one of --all, --user U, --session ID" + (f" (got {' '.join(chosen)})" if chosen else ""))
     target = Target("all" if all_ else "user" if user is not None else "session", None if all_ else (user if user is not None else session))
+    count = None
     if not dry_run and not yes:
         if not sys.stdin.isatty():
             raise UsageError("revoke-sessions changes the session store and stdin is not a terminal", hint="pass --yes to confirm non-interactively (or --dry-run)")
@@ -43,7 +44,10 @@ def revoke_sessions(
             info("nothing revoked")
             raise typer.Exit(1)
 
-    progress, done = _progress(app_ctx, target)
+    try:
+        progress, done = _progress(app_ctx, target, count)
+    except ZeroTrustError:  # the store is unreachable: let the revocation fail (and be audited) below
+        progress, done = None, lambda: None
     try:
         report = run(app_ctx.session_store, target, config=app_ctx.config, audit=app_ctx.audit, actor=app_ctx.actor,
                      reason=reason, dry_run=dry_run, notify=notify, progress=progress, lock_wait=wait_lock)
@@ -76,14 +80,16 @@ def revoke_sessions(
         raise UnavailableError("the sessions were revoked but a notification channel failed", hint="zerotrust-admin notify test; notify the team by hand")
 
 
-def _progress(app_ctx, target):
-    """A rich progress bar for --all on a terminal; otherwise nothing."""
+def _progress(app_ctx, target, total: int | None):
+    """A rich progress bar for --all on a terminal; otherwise nothing. ``total``:
+    the count shown at the confirmation, else the store's cheap upper bound."""
     if target.scope != "all" or app_ctx.json or app_ctx.quiet or not sys.stderr.isatty():
         return None, lambda: None
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    total = app_ctx.session_store().estimate_count()
+    if total is None:
+        total = app_ctx.session_store().estimate_count()
     bar = Progress(TextColumn("revoking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True), transient=True)
     task = bar.add_task("revoke", total=total or None)
     bar.start()

@@ -16,7 +16,8 @@ def rotate_keys(
     master: Annotated[bool, typer.Option("--master", help="Rotate the master key now (re-wraps the data keys only).")] = False,
     dek: Annotated[bool, typer.Option("--dek", help="Rotate the data key now (re-encrypts every secret version in batches).")] = False,
     session: Annotated[bool, typer.Option("--session", help="Rotate the session signing key now (the previous one keeps verifying).")] = False,
-    all_: Annotated[bool, typer.Option("--all", help="Rotate every key now.")] = False,
+    provider: Annotated[bool, typer.Option("--provider", help="Rotate the external secret provider's key now (AWS KMS, Vault transit) where it allows it.")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Rotate every key now (with an external provider, its key too).")] = False,
     wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another running rotation instead of exiting 7.")] = 0.0,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
@@ -26,9 +27,23 @@ def rotate_keys(
 
     app_ctx = app_context(ctx, json)
     force = {"master", "dek", "session"} if all_ else {k for k, on in (("master", master), ("dek", dek), ("session", session)) if on}
-    vault = app_ctx.vault()
-    with _progress(enabled=not app_ctx.json and not app_ctx.quiet and sys.stderr.isatty()) as progress:
-        result = run(vault, app_ctx.config, app_ctx.key_context(), force=force, dry_run=dry_run, progress=progress, lock_wait=wait)
+    config = app_ctx.config
+    external = config.provider != "local"
+    result = {"dry_run": dry_run, "plan": [], "rotated": [], "nothing_due": True}
+    if not external or config.vault_path.exists():  # an external provider may run without the integrated vault
+        with _progress(enabled=not app_ctx.json and not app_ctx.quiet and sys.stderr.isatty()) as progress:
+            result = run(app_ctx.vault(), config, app_ctx.key_context(), force=force, dry_run=dry_run, progress=progress, lock_wait=wait)
+    if external and (provider or all_):
+        from zerotrust_admin.rotation.run import rotate_provider
+
+        outcome = rotate_provider(app_ctx.provider(), config, dry_run=dry_run, lock_wait=wait)
+        if outcome:
+            result["provider"] = outcome
+            result["nothing_due"] = False
+    elif provider:
+        from zerotrust_admin.errors import UsageError
+
+        raise UsageError("--provider needs an external secrets.provider (the integrated vault's keys rotate with --master/--dek)")
     if app_ctx.json:
         emit_json(result)
         return
@@ -37,6 +52,9 @@ def rotate_keys(
               ([i["kind"], i["key_id"] or "-", i["created"] or "-", i["due_at"] or "-", ("rotate: " if i["action"] else "skip: ") + i["reason"]]
                for i in result["plan"]))
         return
+    if result.get("provider"):
+        p = result["provider"]
+        info(f"provider key {p.get('key_id', '')}: {p.get('action', 'done')}", quiet=app_ctx.quiet)
     if result["nothing_due"]:
         info("Nothing due: every key is within its rotation period.", quiet=app_ctx.quiet)
         return

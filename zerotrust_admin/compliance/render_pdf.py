@@ -183,8 +183,8 @@ def render_pdf(report: dict, invariant: bool | None = None) -> bytes:
         rows = [["Severity", "Kind", "User", "Start (UTC)", "Records", "Finding"]]
         for f in findings[:60]:
             rows.append([Paragraph(f'<font color="{COLORS["fail"] if f["severity"] == "high" else COLORS["warning"]}"><b>{f["severity"]}</b></font>', small),
-                         P(f["kind"], small), P(f["user"], small), P(f["start"], small), f["count"], P(f["title"], small)])
-        t = Table(rows, colWidths=[15 * mm, 24 * mm, 32 * mm, 30 * mm, 14 * mm, W - 115 * mm], repeatRows=1)
+                         P(f["kind"].replace("_", " "), small), P(f["user"], small), P(f["start"].replace("T", " "), small), f["count"], P(f["title"], small)])
+        t = Table(rows, colWidths=[13 * mm, 24 * mm, 36 * mm, 28 * mm, 13 * mm, W - 114 * mm], repeatRows=1)
         t.setStyle(_grid(colors))
         story.append(t)
         if len(findings) > 60:

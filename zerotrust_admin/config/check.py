@@ -96,7 +96,41 @@ def check_config(explicit=None, environ=None) -> CheckReport:
     problems.extend(_tls_policy(config))
     problems.extend(_files(config.data))
     problems.extend(_plaintext_transport(config))
+    problems.extend(_unknown_overrides(env))
     return CheckReport(str(path) if path else None, problems, config.env_applied)
+
+
+def _unknown_overrides(env: dict) -> list[Problem]:
+    """A typo in a ZEROTRUST_<SECTION>_<KEY> variable would otherwise be applied
+    to a key nothing reads, silently (e.g. ZEROTRUST_TLS_MIN_VERSON)."""
+    import difflib
+
+    from zerotrust_admin.config.loader import env_overrides
+
+    known = [f"ZEROTRUST_{'_'.join(p).upper()}" for p in _leaf_paths(S.SCHEMA)]
+    found = []
+    for keypath, _value, var in env_overrides(env):
+        node = S.SCHEMA
+        for part in keypath:
+            if node is S.FREE or not isinstance(node, dict):
+                break
+            node = node.get(part)
+            if node is None:
+                close = difflib.get_close_matches(var, known, n=1, cutoff=0.8)
+                found.append(Problem("error", var, f"environment variable {var} overrides {'.'.join(keypath)}, which is not a known config key",
+                                     f"did you mean {close[0]}?" if close else "unset it or check docs/configuration.md"))
+                break
+    return found
+
+
+def _leaf_paths(schema: dict, prefix: tuple = ()) -> list[tuple]:
+    out = []
+    for key, sub in schema.items():
+        if isinstance(sub, dict):
+            out.extend(_leaf_paths(sub, prefix + (key,)))
+        else:
+            out.append(prefix + (key,))
+    return out
 
 
 def _walk(node, prefix=""):

@@ -170,6 +170,8 @@ def _split_known(path: list[str], words: list[str]) -> list[str]:
                 return path + [candidate]
             if isinstance(node, dict):
                 return _split_known(path + [candidate], words[cut:])
+            if node is S.FREE:  # a provider's own block: the rest is one key inside it
+                return path + [candidate, "_".join(words[cut:])]
     return path + ["_".join(words)]
 
 

@@ -82,3 +82,4 @@ SECRET_KEYS = {
 
 # Environment variables that are not config overrides.
 NON_CONFIG_ENV = {"ZEROTRUST_HOME", "ZEROTRUST_CONFIG", "ZEROTRUST_DEBUG", "ZEROTRUST_PRINCIPAL", "ZEROTRUST_PASSPHRASE"}
+NON_CONFIG_ENV |= {"ZEROTRUST_HSM_PIN", "ZEROTRUST_BACKUP_PASSPHRASE"}  # HSM PIN, backup passphrase (docs/hsm.md, docs/backup.md)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 
 from zerotrust_admin.keys.base import KeySource, KeySourceContext, UnwrapFailed
-from zerotrust_admin.keys import envkey, keyfile, passphrase, pkcs11
+from zerotrust_admin.keys import envkey, keyfile, passphrase, pkcs11, transit
 
 _REGISTRY = {
     keyfile.KeyFileSource.kind: keyfile.KeyFileSource,
     envkey.EnvKeySource.kind: envkey.EnvKeySource,
     passphrase.PassphraseSource.kind: passphrase.PassphraseSource,
     pkcs11.Pkcs11KeySource.kind: pkcs11.Pkcs11KeySource,  # encryption.hsm: pkcs11 and aws-cloudhsm
+    transit.TransitKeySource.kind: transit.TransitKeySource,  # encryption.transit: HashiCorp Vault transit
 }
 
 
@@ -39,6 +40,8 @@ def choose_new_source(ctx: KeySourceContext, *, want_passphrase: bool = False) -
     hsm = ctx.config.get("encryption", {}).get("hsm") or {}
     if hsm.get("enabled") and "pkcs11" in _REGISTRY:
         return "pkcs11"
+    if transit.transit_configured(ctx.config):
+        return transit.TransitKeySource.kind
     if ctx.config.get("encryption", {}).get("key"):
         return envkey.EnvKeySource.kind
     return keyfile.KeyFileSource.kind

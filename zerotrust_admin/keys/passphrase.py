@@ -68,30 +68,7 @@ class PassphraseSource(RawKeySource):
         return plaintext
 
 
-class _LockoutGuard:
-    """Brute-force protection for passphrase attempts (zerotrust_admin.lockout)."""
+def _lockout_guard(ctx: KeySourceContext):
+    from zerotrust_admin.lockout import AttemptGuard
 
-    def __init__(self, ctx: KeySourceContext):
-        from pathlib import Path
-
-        from zerotrust_admin.audit.log import AuditLog
-        from zerotrust_admin.identity import current_actor
-        from zerotrust_admin.lockout import Lockout
-
-        self.actor = current_actor(ctx.environ or None)
-        audit_path = (ctx.config.get("audit") or {}).get("path")
-        audit = AuditLog(Path(audit_path).expanduser() if audit_path else Path(ctx.home) / "audit.log")
-        self.lockout = Lockout.for_config(ctx.config, audit=audit, actor=self.actor, home=Path(ctx.home))
-
-    def check(self) -> None:
-        self.lockout.check(self.actor.user, "passphrase")
-
-    def failed(self) -> None:
-        self.lockout.record_failure(self.actor.user, "passphrase")
-
-    def succeeded(self) -> None:
-        self.lockout.record_success(self.actor.user)
-
-
-def _lockout_guard(ctx: KeySourceContext) -> _LockoutGuard:
-    return _LockoutGuard(ctx)
+    return AttemptGuard.for_key_context(ctx, "passphrase")

@@ -274,6 +274,12 @@ class Pkcs11KeySource:
         return cls(settings, shared, key, key_id)
 
     @classmethod
+    def login(cls, ctx: KeySourceContext) -> "_TokenSession":
+        """Log in to the token now (fails fast on a bad PIN/module/token); the
+        caller calls ``release()`` on the result when done."""
+        return _session(hsm_settings(ctx))
+
+    @classmethod
     def destroy_key(cls, ctx: KeySourceContext, params: dict) -> bool:
         """Delete the token key named by ``params`` (label + key_id); False if absent."""
         import pkcs11

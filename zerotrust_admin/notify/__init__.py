@@ -84,5 +84,37 @@ def open_channels(config, only: str | None = None) -> list:
     return channels
 
 
+def send(config, note: Notification, *, audit=None, actor=None, only: str | None = None) -> list[DeliveryResult]:
+    """Deliver ``note`` through the configured channels (or the one named
+    ``only``). Never raises for a channel: a broken channel configuration comes
+    back (and is audited) as a failed result named ``(config)``, because callers
+    send after their real work is done and must not be undone by a notification."""
+    from zerotrust_admin.errors import ZeroTrustError
+
+    try:
+        channels = open_channels(config, only)
+    except ZeroTrustError as exc:
+        if only is not None:
+            raise
+        if audit is not None and actor is not None:
+            audit.append(event="notification", action="notify", resource="channel:(config)", success=False, actor=actor,
+                         about=note.event, error=exc.message)
+        return [DeliveryResult(channel="(config)", kind="config", ok=False, attempts=0, elapsed=0.0, error=exc.message)]
+    return deliver(channels, note, Policy.from_config(config), audit=audit, actor=actor, trigger=note.event)
+
+
+def notify_event(config, *, event: str, summary: str, details: dict | None = None, title: str | None = None,
+                 severity: str = "warning", audit=None, actor=None) -> list[DeliveryResult]:
+    """One-call notification for other features (lockout, anomalies): nothing is
+    sent unless ``security.breach_notification`` is enabled with channels."""
+    if not enabled(config) or not channel_specs(config):
+        return []
+    note = Notification(event=event, title=title or f"ZeroTrust: {event.replace('_', ' ')}", summary=summary,
+                        severity=severity, details=dict(details or {}))
+    return send(config, note, audit=audit, actor=actor)
+
+
+send_event = notify_event
+
 __all__ = ["CHANNELS", "DeliveryError", "DeliveryResult", "Notification", "NotificationChannel", "Policy",
-           "channel_specs", "deliver", "enabled", "open_channels"]
+           "channel_specs", "deliver", "enabled", "notify_event", "open_channels", "send", "send_event"]

@@ -119,5 +119,30 @@ class AuditedProvider:
             secret, version = self.inner.get(info.name)
             yield info.name, secret, version
 
+    # --- provider-side key (rotate-keys / keys status) ------------------------------
+    def provider_key_status(self) -> dict | None:
+        fn = getattr(self.inner, "provider_key_status", None)
+        return fn() if fn else None
+
+    def rotate_provider_key(self, *, dry_run: bool = False) -> dict | None:
+        """Rotate the provider's own key where it has one; audited as key_rotation."""
+        fn = getattr(self.inner, "rotate_provider_key", None)
+        if fn is None:
+            return None
+        if dry_run:
+            return fn(dry_run=True)
+        resource = f"{self.inner.kind}-provider-key"
+        try:
+            result = fn(dry_run=False)
+        except ZeroTrustError as exc:
+            if not isinstance(exc, AuditError) and self.audit is not None and self.actor is not None:
+                self.audit.append(event="key_rotation", action="rotate", resource=resource, success=False, actor=self.actor,
+                                  provider=self.inner.kind, error=type(exc).__name__)
+            raise
+        if result is not None and self.audit is not None and self.actor is not None:
+            self.audit.append(event="key_rotation", action="rotate", resource=str(result.get("key_id") or resource), success=True,
+                              actor=self.actor, provider=self.inner.kind, outcome=str(result.get("action", "")))
+        return result
+
     def close(self) -> None:
         self.inner.close()

@@ -62,6 +62,7 @@ def _iso(value) -> str:
 class AwsProvider(ProviderBase):
     kind = "aws"
     keeps_versions = True
+    concurrency = 8  # migrate writes in parallel (the SDK client is thread-safe)
 
     def __init__(self, ctx: ProviderContext):
         self._ctx = ctx
@@ -111,9 +112,11 @@ class AwsProvider(ProviderBase):
             self._session = boto3.session.Session(**kwargs)
         config = Config(connect_timeout=self._timeout, read_timeout=self._timeout, retries={"max_attempts": 2, "mode": "standard"})
         verify = self._ctx.ca_file() or (None if self._ctx.tls_verify() else False)
-        endpoint = self.endpoint_url if service == "secretsmanager" or self._ctx.setting("endpoint_url") else None
+        endpoint = self.endpoint_url
+        if service != "secretsmanager" and endpoint and ".amazonaws.com" in endpoint:
+            endpoint = None  # a Secrets Manager VPC endpoint does not serve STS or KMS
         with self._err():
-            client = self._session.client(service, endpoint_url=endpoint or self.endpoint_url, config=config, verify=verify)
+            client = self._session.client(service, endpoint_url=endpoint, config=config, verify=verify)
         self._clients[service] = client
         return client
 
@@ -134,6 +137,8 @@ class AwsProvider(ProviderBase):
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ResourceNotFoundException":
                 return not_found(name or "(unknown)", version)
+            if code == "ResourceExistsException":
+                return VersionConflict(f"secret {name!r} changed meanwhile (check-and-set failed)", hint="read it again and retry")
             if code in DENIED_CODES:
                 what = "refused our credentials" if code not in ("AccessDeniedException", "AccessDenied") else (f"denied access to {name!r}" if name else "denied the request")
                 return denied(self.kind, self.endpoint, what)
@@ -144,6 +149,8 @@ class AwsProvider(ProviderBase):
             if code in ("InternalServiceError", "ServiceUnavailable", "InternalFailure"):
                 return unavailable(self.kind, self.endpoint, "failing (server error)")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if status in (401, 403) or code in ("401", "403"):
+                return denied(self.kind, self.endpoint, "refused our credentials")
             if status >= 500 or code.isdigit() and int(code) >= 500:
                 return unavailable(self.kind, self.endpoint, "failing (server error)")
             if code in ("InvalidParameterException", "ValidationException"):
@@ -314,7 +321,8 @@ class AwsProvider(ProviderBase):
         _check_value(value)
         client = self._client()
         try:
-            desc = client.describe_secret(SecretId=name)
+            # cas=0 promises a new secret: create_secret itself refuses an existing name.
+            desc = client.describe_secret(SecretId=name) if cas != 0 else None
         except bx.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                 raise self._map(exc, name, None) from None
@@ -344,8 +352,9 @@ class AwsProvider(ProviderBase):
                 resp = client.create_secret(**kwargs)
             else:
                 resp = client.put_secret_value(SecretId=name, ClientRequestToken=version_token(name, number), **payload)
-                client.tag_resource(SecretId=name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
-        return version_info(name, number, _iso(datetime.now(timezone.utc)), self._actor or "", len(value), _user_tags(tags), True) if resp else None
+                if any(self._tags(desc).get(k) != v for k, v in tags.items()):
+                    client.tag_resource(SecretId=name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        return version_info(name, number, _iso(datetime.now(timezone.utc)), self._actor or "", len(value), _user_tags(tags), True)
 
     def delete(self, name: str) -> None:
         validate_name(name)

@@ -24,13 +24,12 @@ metadata keys as given.
 
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
 
 from zerotrust_admin.errors import ConfigError, UsageError, ZeroTrustError
-from zerotrust_admin.names import NAME_RULE, validate_name, validate_prefix
+from zerotrust_admin.names import validate_name, validate_prefix
 from zerotrust_admin.providers.base import (
     ProviderBase,
     ProviderContext,
@@ -118,6 +117,7 @@ def _iso(value) -> str:
 class AzureProvider(ProviderBase):
     kind = "azure"
     keeps_versions = True
+    concurrency = 8  # migrate writes in parallel (the SDK client is thread-safe)
 
     def __init__(self, ctx: ProviderContext):
         self._ctx = ctx

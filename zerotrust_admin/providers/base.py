@@ -10,11 +10,10 @@ because it can carry a secret value.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Protocol
 
-from zerotrust_admin.errors import BusyError, ConfigError, DeniedError, NotFoundError, UnavailableError, ZeroTrustError
+from zerotrust_admin.errors import BusyError, ConfigError, DeniedError, NotFoundError, UnavailableError
 from zerotrust_admin.secret import Secret
 from zerotrust_admin.vault.vault import ImportResult, SecretInfo, VersionInfo
 
@@ -177,16 +176,6 @@ def decode_value(text: str, is_base64: bool) -> bytes:
 
         return base64.b64decode(text)
     return text.encode("utf-8")
-
-
-def timed(fn: Callable[[], object]) -> tuple[object, float]:
-    start = time.perf_counter()
-    result = fn()
-    return result, (time.perf_counter() - start) * 1000.0
-
-
-def is_zt_error(exc: BaseException) -> bool:
-    return isinstance(exc, ZeroTrustError)
 
 
 class ProviderBase:

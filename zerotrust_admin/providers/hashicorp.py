@@ -4,13 +4,14 @@ Mapping: our versions are KV v2's versions; ``put(cas=N)`` is KV v2's
 check-and-set; ``delete`` soft-deletes every live version (KV v2 "delete",
 recoverable with ``undelete``); ``destroy`` removes the metadata and all
 versions. A value is stored as ``{"value": TEXT}``, or ``{"value_base64": B64}``
-when it is not UTF-8. Our metadata, ``sensitive`` and the writer live in the
-secret's ``custom_metadata`` (``zt.sensitive``, ``zt.updated_by``).
+when it is not UTF-8. Our metadata and ``sensitive`` live in the secret's
+``custom_metadata`` (``zt.sensitive`` and the keys as given); who wrote a
+version is in the audit log (KV v2 keeps no per-version author).
 
 Auth: AppRole (``role_id`` + ``secret_id``, each from the block, a ``*_file``
 or VAULT_ROLE_ID / VAULT_SECRET_ID) or a token (``token``, ``token_file``,
 VAULT_TOKEN / BAO_TOKEN). TLS is verified against ``ca_file`` (or the
-system bundle); ``tls: {verify: false}`` is refused unless the URL is http://127.0.0.1.
+system bundle); ``tls: {verify: false}`` turns that off (``config check`` flags it).
 """
 
 from __future__ import annotations
@@ -39,14 +40,28 @@ from zerotrust_admin.secret import Secret
 from zerotrust_admin.vault.vault import SecretInfo, VersionInfo
 
 META_SENSITIVE = "zt.sensitive"
-META_BY = "zt.updated_by"
 
 
-def make_client(ctx: ProviderContext, *, what: str = "hashicorp"):
+def _auth_settings(ctx: ProviderContext, what: str):
+    """(method, role_id, secret_id, token): which login the block asks for."""
+    auth = str(ctx.setting("auth_method", "auth", default="") or "").lower()
+    role_id = ctx.secret("role_id", "VAULT_ROLE_ID")
+    secret_id = ctx.secret("secret_id", "VAULT_SECRET_ID")
+    token = ctx.secret("token", "VAULT_TOKEN", "BAO_TOKEN")
+    if auth == "token" or (not auth and token is not None and role_id is None):
+        if token is None:
+            raise ConfigError(f"the {what} provider uses token auth but no token is configured", hint="set token_file, or VAULT_TOKEN in the environment")
+        return "token", None, None, token
+    if role_id is None or secret_id is None:
+        raise ConfigError(f"the {what} provider needs role_id and secret_id (AppRole) or a token",
+                          hint="set role_id / secret_id_file in secrets.config, or VAULT_ROLE_ID / VAULT_SECRET_ID")
+    return "approle", role_id, secret_id, None
+
+
+def make_client(ctx: ProviderContext, *, what: str = "hashicorp", token: str | None = None):
     """An authenticated hvac client for a settings block (also used by the transit key source)."""
     try:
         import hvac
-        import requests
     except ImportError:
         raise missing_sdk("hashicorp", "hvac", "hashicorp") from None
     url = ctx.setting("url", "address", "addr") or ctx.environ.get("VAULT_ADDR") or ctx.environ.get("BAO_ADDR")
@@ -59,21 +74,16 @@ def make_client(ctx: ProviderContext, *, what: str = "hashicorp"):
     if not ctx.tls_verify():
         verify = False
     client = hvac.Client(url=url, timeout=timeout, verify=verify, namespace=ctx.setting("namespace"))
-    auth = str(ctx.setting("auth_method", "auth", default="") or "").lower()
-    role_id = ctx.secret("role_id", "VAULT_ROLE_ID")
-    secret_id = ctx.secret("secret_id", "VAULT_SECRET_ID")
-    token = ctx.secret("token", "VAULT_TOKEN", "BAO_TOKEN")
-    if auth == "token" or (not auth and token is not None and role_id is None):
-        if token is None:
-            raise ConfigError(f"the {what} provider uses token auth but no token is configured", hint="set token_file, or VAULT_TOKEN in the environment")
-        with token:
-            client.token = token.reveal_text()
+    if token:  # a token this process already obtained (the light read path logged in)
+        client.token = token
+        return client
+    method, role_id, secret_id, static_token = _auth_settings(ctx, what)
+    if method == "token":
+        with static_token:
+            client.token = static_token.reveal_text()
         with _errors(what, url, ca_file, timeout, login=True):
             client.auth.token.lookup_self()
         return client
-    if role_id is None or secret_id is None:
-        raise ConfigError(f"the {what} provider needs role_id and secret_id (AppRole) or a token",
-                          hint="set role_id / secret_id_file in secrets.config, or VAULT_ROLE_ID / VAULT_SECRET_ID")
     with role_id, secret_id, _errors(what, url, ca_file, timeout, login=True):
         client.auth.approle.login(role_id=role_id.reveal_text(), secret_id=secret_id.reveal_text(),
                                   mount_point=str(ctx.setting("approle_mount", "auth_mount", default="approle")))
@@ -120,6 +130,7 @@ def _errors(kind: str, url: str, ca_file: str | None, timeout: float, *, name: s
 class HashicorpProvider(ProviderBase):
     kind = "hashicorp"
     keeps_versions = True
+    concurrency = 8  # migrate writes in parallel (the SDK client is thread-safe)
 
     def __init__(self, ctx: ProviderContext):
         self._ctx = ctx
@@ -130,12 +141,34 @@ class HashicorpProvider(ProviderBase):
         self._actor = ctx.actor_name
         quiet_sdk_loggers("hvac", "urllib3")
         self._client = None
+        self._light = None
 
     @property
     def client(self):
         if self._client is None:
-            self._client = make_client(self._ctx)
+            token = self._light.token if self._light is not None else None
+            self._client = make_client(self._ctx, token=token)
         return self._client
+
+    def _light_client(self):
+        """The stdlib read path (vaulthttp), logged in once; None when hvac is already in use."""
+        if self._client is not None:
+            return None
+        if self._light is None:
+            from zerotrust_admin.providers.vaulthttp import LightVault
+
+            if not self.url:
+                raise ConfigError("the hashicorp provider needs secrets.config.url", hint="e.g. url: https://vault.example.com:8200")
+            light = LightVault(self.url, ca_file=self._ca, verify=self._ctx.tls_verify(), timeout=self._timeout, namespace=self._ctx.setting("namespace"))
+            method, role_id, secret_id, token = _auth_settings(self._ctx, self.kind)
+            if method == "token":
+                with token:
+                    light.token = token.reveal_text()
+            else:
+                with role_id, secret_id:
+                    light.login_approle(role_id.reveal_text(), secret_id.reveal_text(), str(self._ctx.setting("approle_mount", "auth_mount", default="approle")))
+            self._light = light
+        return self._light
 
     @property
     def _kv(self):
@@ -154,6 +187,18 @@ class HashicorpProvider(ProviderBase):
 
     def get(self, name: str, version: int | None = None) -> tuple[Secret, VersionInfo]:
         validate_name(name)
+        light = self._light_client() if version is None else None
+        if light is not None:
+            status, payload = light.read_current(self.mount, name)
+            data = payload.get("data") or {}
+            meta = data.get("metadata") or {}
+            if status == 404:
+                if meta.get("deletion_time"):
+                    raise deleted(name)
+                raise not_found(name)
+            value = _decode(data.get("data") or {}, name)
+            custom = meta.get("custom_metadata") or {}
+            return Secret(value), version_info(name, int(meta.get("version") or 0), meta.get("created_time", ""), "", len(value), _user_meta(custom), True)
         import hvac.exceptions as hx
 
         try:
@@ -177,7 +222,7 @@ class HashicorpProvider(ProviderBase):
             if _is_deleted(head):
                 raise deleted(name)
             custom = head.get("custom_metadata") or {}
-        return Secret(value), version_info(name, got, meta.get("created_time", ""), custom.get(META_BY, "") if current else "", len(value), _user_meta(custom) if current else {}, current)
+        return Secret(value), version_info(name, got, meta.get("created_time", ""), "", len(value), _user_meta(custom) if current else {}, current)
 
     def _explain_missing(self, name: str, version: int | None) -> None:
         """A 404 is either "no such secret/version" or "deleted": say which."""
@@ -243,7 +288,7 @@ class HashicorpProvider(ProviderBase):
         for number, state in sorted(((int(k), v) for k, v in (head.get("versions") or {}).items())):
             if state.get("destroyed"):
                 continue
-            out.append(version_info(name, number, state.get("created_time", ""), custom.get(META_BY, "") if number == current else "", 0,
+            out.append(version_info(name, number, state.get("created_time", ""), "", 0,
                                     _user_meta(custom) if number == current else {}, number == current))
         return out
 
@@ -258,20 +303,24 @@ class HashicorpProvider(ProviderBase):
         with self._err(name):
             resp = self._kv.create_or_update_secret(name, secret=body, cas=cas, mount_point=self.mount)
         number = int(resp["data"]["version"])
-        custom = {META_BY: self._actor} if self._actor else {}
+        custom: dict = {}
         if sensitive:
             custom[META_SENSITIVE] = "true"
         for k, v in (metadata or {}).items():
             if str(k).startswith("zt."):
                 raise UsageError(f"metadata key {k!r} is reserved")
             custom[str(k)] = str(v)
-        with self._err(name):
-            # custom_metadata is replaced as a whole: keep "sensitive" sticky.
-            old = self._kv.read_secret_metadata(name, mount_point=self.mount)["data"].get("custom_metadata") or {}
-            if old.get(META_SENSITIVE) == "true":
-                custom[META_SENSITIVE] = "true"
-            self._kv.update_metadata(name, custom_metadata=custom, mount_point=self.mount)
-        return version_info(name, number, resp["data"].get("created_time", ""), self._actor or "", len(value), _user_meta(custom), True)
+        if custom or cas is None:
+            # custom_metadata is one per secret and replaced as a whole: keep
+            # "sensitive" sticky, drop the previous version's user metadata.
+            # A check-and-set write without metadata (what migrate does) is one request.
+            with self._err(name):
+                old = (self._kv.read_secret_metadata(name, mount_point=self.mount)["data"].get("custom_metadata") or {}) if cas != 0 else {}
+                if old.get(META_SENSITIVE) == "true":
+                    custom[META_SENSITIVE] = "true"
+                if custom != old:
+                    self._kv.update_metadata(name, custom_metadata=custom, mount_point=self.mount)
+        return version_info(name, number, resp["data"].get("created_time", ""), "", len(value), _user_meta(custom), True)
 
     def delete(self, name: str) -> None:
         validate_name(name)
@@ -322,7 +371,40 @@ class HashicorpProvider(ProviderBase):
                 problems.append(f"cannot list the KV v2 mount {self.mount!r} ({type(exc).__name__})")
         return {"endpoint": self.url, "mount_path": self.mount, "identity": me.get("display_name", ""), "policies": me.get("policies", []), "problems": problems}
 
+    # --- provider-side key: the transit key, when encryption.transit is enabled ---------
+    def _transit(self):
+        data = getattr(self._ctx.config, "data", None) or {}
+        from zerotrust_admin.keys import transit
+
+        if not transit.transit_configured(data):
+            return None
+        from zerotrust_admin.keys.base import KeySourceContext
+
+        kctx = KeySourceContext(config=data, home=getattr(self._ctx.config, "home", None), environ=self._ctx.environ)
+        return transit.TransitKeySource.open(kctx, {})
+
+    def provider_key_status(self) -> dict | None:
+        source = self._transit()
+        if source is None:
+            return None
+        try:
+            return source.provider_key_status()
+        finally:
+            source.close()
+
+    def rotate_provider_key(self, *, dry_run: bool = False) -> dict | None:
+        source = self._transit()
+        if source is None:
+            return None
+        try:
+            return source.rotate_provider_key(dry_run=dry_run)
+        finally:
+            source.close()
+
     def close(self) -> None:
+        if self._light is not None:
+            self._light.close()
+            self._light = None
         if self._client is not None:
             try:
                 self._client.adapter.close()

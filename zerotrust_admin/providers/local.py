@@ -9,6 +9,7 @@ wrapper leaves this provider's records to it (``audits_itself``).
 
 from __future__ import annotations
 
+from zerotrust_admin.errors import NotFoundError
 from zerotrust_admin.providers.base import ProviderBase, ProviderContext, VersionConflict
 
 
@@ -40,9 +41,7 @@ class LocalProvider(ProviderBase):
             # check and the write are two steps (atomic only within one process).
             try:
                 current = self.vault.info(name).current_version
-            except Exception as exc:  # NotFoundError
-                if getattr(exc, "exit_code", None) != 3:
-                    raise
+            except NotFoundError:
                 current = 0
             if current != cas:
                 raise VersionConflict(f"secret {name!r} changed meanwhile (check-and-set failed)", hint="read it again and retry")

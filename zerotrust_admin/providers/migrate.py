@@ -4,20 +4,29 @@ All versions are copied, oldest first, when both sides keep versions;
 otherwise the current value only. Safe to re-run: a version whose content
 (SHA-256 of the value, computed in memory and never stored) the target
 already holds is skipped, and when the target's current value differs from
-the source's the source's is written last, so the current values end equal.
-Soft-deleted source secrets are not copied (they are counted). A failure on
-one secret (say a name the target cannot store) is counted and the rest go
-on; an unreachable or refusing provider stops the run with the counts so far,
-and a re-run completes it. One audit record per secret (action ``migrate``).
+the source's, the source's is written last, so the current values end equal.
+Soft-deleted source secrets are not copied (they are counted).
+
+Source reads happen in the calling thread (the integrated vault's SQLite
+handle is not shared); target writes run on a small thread pool when the
+target is a network service (``concurrency``), with new secrets written by
+check-and-set (``cas``), so a secret created meanwhile is never overwritten.
+
+A failure on one secret (say a name the target cannot store) is counted and
+the rest go on; an unreachable or refusing provider stops the run with the
+counts so far, and a re-run completes it. Audit: the source's bulk read
+(``export``), one ``migrate`` record with the counts, and one ``migrate``
+failure record per secret that could not be copied.
 """
 
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from zerotrust_admin.errors import DeniedError, UnavailableError, ZeroTrustError
+from zerotrust_admin.errors import DeniedError, UnavailableError, UsageError, ZeroTrustError
 
 
 @dataclass
@@ -36,11 +45,13 @@ class MigrateResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def counts(self) -> dict:
+        return {k: v for k, v in self.to_dict().items() if isinstance(v, int) and not isinstance(v, bool)}
+
     def summary(self) -> str:
         verb = "would copy" if self.dry_run else "copied"
-        text = (f"{self.secrets} secrets from {self.source} to {self.target}: {verb} {self.copied} ({self.versions_copied} versions), "
+        return (f"{self.secrets} secrets from {self.source} to {self.target}: {verb} {self.copied} ({self.versions_copied} versions), "
                 f"{self.unchanged} already there, {self.skipped_deleted} deleted skipped, {self.failed} failed")
-        return text
 
 
 class MigrateInterrupted(ZeroTrustError):
@@ -54,11 +65,10 @@ def _digest(value: bytes) -> bytes:
     return hashlib.sha256(value).digest()
 
 
-def migrate(source, target, *, dry_run: bool = False, prefix: str = "", progress: Callable[[int, int], None] | None = None) -> MigrateResult:
+def migrate(source, target, *, dry_run: bool = False, prefix: str = "", progress: Callable[[int, int], None] | None = None,
+            workers: int | None = None) -> MigrateResult:
     """Copy ``source`` -> ``target`` (both AuditedProvider). Returns the counts."""
     if source.kind == target.kind and source.describe() == target.describe():
-        from zerotrust_admin.errors import UsageError
-
         raise UsageError(f"source and target are the same {source.kind} provider", hint="pass --to a different provider")
     result = MigrateResult(source=source.kind, target=target.kind, dry_run=dry_run)
     every = list(source.inner.list(prefix, include_deleted=True))
@@ -67,48 +77,94 @@ def migrate(source, target, *, dry_run: bool = False, prefix: str = "", progress
     result.secrets = len(live)
     there = {i.name for i in target.inner.list(prefix, include_deleted=True)}
     keep_versions = source.keeps_versions and target.keeps_versions
+    workers = workers or max(1, int(getattr(target.inner, "concurrency", 1)))
+    stop: list[ZeroTrustError] = []
     done = 0
-    # export_all is one audited bulk read of the current values.
-    for name, current, current_info in source.export_all(prefix):
-        if name not in live:
-            current.wipe()
-            continue
+
+    def finish(future, name: str) -> None:
+        nonlocal done
         try:
-            with current:
-                wrote = _copy_one(source, target, name, current.reveal(), current_info, live[name].sensitive, name in there, keep_versions, dry_run)
+            wrote = future.result()
+        except (UnavailableError, DeniedError) as exc:
+            result.failed += 1
+            result.failures.append(name)
+            stop.append(exc)
+            _record_failure(target, name, source.kind, exc, dry_run)
+        except ZeroTrustError as exc:
+            result.failed += 1
+            result.failures.append(name)
+            _record_failure(target, name, source.kind, exc, dry_run)
+        else:
             if wrote:
                 result.copied += 1
                 result.versions_copied += wrote
             else:
                 result.unchanged += 1
-            if not dry_run and wrote:
-                target.record("migrate", name, True, source=source.kind, target=target.kind, versions=wrote)
-        except (UnavailableError, DeniedError) as exc:
-            result.failed += 1
-            result.failures.append(name)
-            if not dry_run:
-                _safe_record(target, name, source.kind, exc)
-            raise MigrateInterrupted(exc, result) from None
-        except ZeroTrustError as exc:
-            result.failed += 1
-            result.failures.append(name)
-            if not dry_run:
-                _safe_record(target, name, source.kind, exc)
         done += 1
         if progress:
             progress(done, len(live))
+
+    pending: dict = {}
+    with (ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zt-migrate") if workers > 1 else _Inline()) as pool:
+        # export_all is one audited bulk read of the current values.
+        for name, current, info in source.export_all(prefix):
+            with current:
+                if name not in live or stop:
+                    continue
+                try:
+                    values = _source_versions(source, name, current.reveal(), info, keep_versions)
+                except (UnavailableError, DeniedError) as exc:
+                    result.failed += 1
+                    result.failures.append(name)
+                    stop.append(exc)
+                    break
+            future = pool.submit(_write_missing, target, name, values, live[name].sensitive, name in there, dry_run)
+            pending[future] = name
+            if len(pending) >= workers * 4:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    finish(f, pending.pop(f))
+        for f in list(pending):
+            finish(f, pending.pop(f))
+    result.failures.sort()
+    if not dry_run:
+        target.record("migrate", f"{source.kind}->{target.kind}", not stop and not result.failed, prefix=prefix or "*", **result.counts())
+    if stop:
+        raise MigrateInterrupted(stop[0], result)
     return result
 
 
-def _safe_record(target, name: str, source_kind: str, exc: Exception) -> None:
+class _Inline:
+    """An executor that runs each call at once, in this thread (SQLite handles stay in their thread)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # delivered through future.result(), like a pool
+            future.set_exception(exc)
+        return future
+
+
+def _record_failure(target, name: str, source_kind: str, exc: Exception, dry_run: bool) -> None:
+    if dry_run:
+        return
     try:
         target.record("migrate", name, False, source=source_kind, target=target.kind, error=type(exc).__name__)
     except ZeroTrustError:
         pass
 
 
-def _copy_one(source, target, name: str, current: bytes, info, sensitive: bool, exists: bool, keep_versions: bool, dry_run: bool) -> int:
-    """Write what the target lacks; returns how many versions were (or would be) written."""
+def _source_versions(source, name: str, current: bytes, info, keep_versions: bool) -> list[tuple[bytes, dict]]:
+    """[(value, metadata)] oldest first, ending with the current version."""
     values: list[tuple[bytes, dict]] = []
     if keep_versions and info.version > 1:
         for v in source.inner.history(name):
@@ -123,15 +179,20 @@ def _copy_one(source, target, name: str, current: bytes, info, sensitive: bool, 
             with old:
                 values.append((old.reveal(), old_info.metadata))
     values.append((current, info.metadata))
+    return values
+
+
+def _write_missing(target, name: str, values: list[tuple[bytes, dict]], sensitive: bool, exists: bool, dry_run: bool) -> int:
+    """Write what the target lacks; returns how many versions were (or would be) written."""
     have: set[bytes] = set()
     target_current = None
     if exists:
         try:
             for v in target.inner.history(name):
                 try:
-                    got, got_info = target.inner.get(name, v.version)
+                    got, _ = target.inner.get(name, v.version)
                 except ZeroTrustError as exc:
-                    if exc.exit_code == 3:
+                    if exc.exit_code == 3:  # a deleted or destroyed version
                         continue
                     raise
                 with got:
@@ -148,12 +209,14 @@ def _copy_one(source, target, name: str, current: bytes, info, sensitive: bool, 
         if digest in have:
             continue
         if not dry_run:
-            target.inner.put(name, value, metadata=metadata, sensitive=sensitive)
+            # A new secret is written by check-and-set: 0, then 1, 2... versions.
+            target.inner.put(name, value, metadata=metadata, sensitive=sensitive, cas=None if exists else wrote)
         have.add(digest)
         target_current = digest
         wrote += 1
+    current, metadata = values[-1]
     if target_current != _digest(current):
         if not dry_run:
-            target.inner.put(name, current, metadata=info.metadata, sensitive=sensitive)
+            target.inner.put(name, current, metadata=metadata, sensitive=sensitive)
         wrote += 1
     return wrote

@@ -41,8 +41,8 @@ from zerotrust_admin.secret import Secret
 from zerotrust_admin.vault import format as fmt
 
 Checkpoint = Callable[[str], None]
-TARGETS = ("keyfile", "pkcs11", "passphrase")
-TARGET_ALIASES = {"hsm": "pkcs11", "key-file": "keyfile", "file": "keyfile", "aws-cloudhsm": "pkcs11"}
+TARGETS = ("keyfile", "pkcs11", "passphrase", "transit")
+TARGET_ALIASES = {"hsm": "pkcs11", "key-file": "keyfile", "file": "keyfile", "aws-cloudhsm": "pkcs11", "vault-transit": "transit"}
 
 
 def _noop(_: str) -> None:
@@ -75,8 +75,9 @@ def _file_opens(path: Path, vault_id: str, key_id: str, kcv_hex: str | None) -> 
 
 
 # --- recovery -----------------------------------------------------------------------
-def recover(vault, ctx: KeySourceContext, checkpoint: Checkpoint = _noop) -> list[str]:
+def recover(vault, ctx: KeySourceContext, checkpoint: Checkpoint | None = None) -> list[str]:
     """Finish or undo an interrupted master key change. Returns what was done."""
+    checkpoint = checkpoint or _noop
     done: list[str] = []
     meta = vault.reload_meta()
     pending = json.loads(meta[fmt.META_MASTER_PENDING]) if fmt.META_MASTER_PENDING in meta else None
@@ -138,13 +139,14 @@ def _destroy_retiring(vault, ctx: KeySourceContext, retiring: dict, meta: dict) 
 def normalize_target(target: str) -> str:
     kind = TARGET_ALIASES.get(target.lower(), target.lower())
     if kind not in TARGETS:
-        raise UsageError(f"unknown master key target {target!r}", hint="one of: keyfile, hsm")
+        raise UsageError(f"unknown master key target {target!r}", hint="one of: keyfile, hsm, transit")
     return kind
 
 
-def change_master(vault, ctx: KeySourceContext, *, target: str | None = None, checkpoint: Checkpoint = _noop) -> dict:
+def change_master(vault, ctx: KeySourceContext, *, target: str | None = None, checkpoint: Checkpoint | None = None) -> dict:
     """Rotate the master key (``target`` None: a new key of the same kind) or
     migrate it to another kind. The caller holds the rotation lock."""
+    checkpoint = checkpoint or _noop
     recovered = recover(vault, ctx, checkpoint)
     current_kind = effective_source_kind(vault)
     if current_kind in UNROTATABLE_SOURCES:
@@ -165,17 +167,30 @@ def change_master(vault, ctx: KeySourceContext, *, target: str | None = None, ch
         from zerotrust_admin.keys.pkcs11 import Pkcs11KeySource, hsm_settings
 
         settings = hsm_settings(ctx)
-        vault.set_meta({fmt.META_MASTER_PENDING: json.dumps({"kind": "pkcs11", "key_id": new_id, "params": {
-            "provider": settings.provider, "token_label": settings.token_label, "key_label": settings.key_label}}, sort_keys=True)})
-        checkpoint("pending-recorded")
-        source, params = Pkcs11KeySource.create(ctx, new_id)
+        session = Pkcs11KeySource.login(ctx)  # a bad PIN/module/token fails here, before anything is recorded
+        try:
+            vault.set_meta({fmt.META_MASTER_PENDING: json.dumps({"kind": "pkcs11", "key_id": new_id, "params": {
+                "provider": settings.provider, "token_label": settings.token_label, "key_label": settings.key_label}}, sort_keys=True)})
+            checkpoint("pending-recorded")
+            source, params = Pkcs11KeySource.create(ctx, new_id)
+        finally:
+            session.release()
         checkpoint("new-key-written")
-    else:  # passphrase: a fresh salt (and the passphrase given now)
-        from zerotrust_admin.keys.passphrase import PassphraseSource
-
-        vault.set_meta({fmt.META_MASTER_PENDING: json.dumps({"kind": "passphrase", "key_id": new_id}, sort_keys=True)})
+    elif kind == current_kind and hasattr(vault.key_source, "rotate_provider_key"):
+        # A key held by a service that versions it (Vault transit): the service
+        # rotates, and re-wrapping moves every data key to the newest version.
+        vault.set_meta({fmt.META_MASTER_PENDING: json.dumps({"kind": kind, "key_id": new_id}, sort_keys=True)})
         checkpoint("pending-recorded")
-        source, params = PassphraseSource.create(ctx, new_id)
+        vault.key_source.rotate_provider_key()
+        params = {k: v for k, v in json.loads(meta["master_params"]).items() if k != "key_id"}
+        source = type(vault.key_source).open(ctx, {**params, "key_id": new_id})
+        checkpoint("new-key-written")
+    else:  # passphrase (a fresh salt and the passphrase given now), or another registered source
+        from zerotrust_admin.keys import source_class
+
+        vault.set_meta({fmt.META_MASTER_PENDING: json.dumps({"kind": kind, "key_id": new_id}, sort_keys=True)})
+        checkpoint("pending-recorded")
+        source, params = source_class(kind).create(ctx, new_id)
         checkpoint("new-key-written")
     try:
         result = vault.rewrap_master(source, kind, params, retiring=retiring)

@@ -45,16 +45,31 @@ def rotate_keys(vault, config, kctx, *, force: set[str] | None = None, dry_run: 
     if dry_run or not any(i.action for i in items):
         result["nothing_due"] = not any(i.action for i in items)
         return result
-    checkpoint = checkpoint or (lambda _: None)
+    outer_checkpoint = checkpoint or (lambda _: None)
     try:
-        lock = _lock(config, lock_wait)
-        lock.__enter__()
+        lock_cm = _lock(config, lock_wait)
+        lock = lock_cm.__enter__()
     except ZeroTrustError as exc:
         _audit(vault, "all", False, error=type(exc).__name__, reason="lock")
         raise
+    def checkpoint(step: str) -> None:
+        lock.check()  # a Redis lock whose renewal failed: stop between steps rather than race another host
+        outer_checkpoint(step)
+
     try:
         checkpoint("locked")
-        # Re-plan under the lock: another run may have just done the work.
+        # First finish or undo an interrupted master key change (a no-op when
+        # there is none), then re-plan under the lock: another run may have
+        # just done the work.
+        try:
+            recovered = master_rotation.recover(vault, kctx, checkpoint)
+        except ZeroTrustError as exc:
+            if not isinstance(exc, AuditError):
+                _audit(vault, "master", False, error=type(exc).__name__, reason="resume")
+            raise
+        if recovered:
+            _audit(vault, "master", True, reason="resume", recovered=recovered)
+            result["recovered"] = recovered
         items = plan(vault, policy, force=force, now=now)
         result["plan"] = [i.to_dict() for i in items]
         for item in items:
@@ -81,7 +96,7 @@ def rotate_keys(vault, config, kctx, *, force: set[str] | None = None, dry_run: 
             _audit(vault, item.kind, True, reason=item.reason, **details)
             result["rotated"].append({"kind": item.kind, "reason": item.reason, **outcome})
     finally:
-        lock.__exit__(None, None, None)
+        lock_cm.__exit__(None, None, None)
     result["nothing_due"] = False
     return result
 
@@ -113,3 +128,12 @@ def migrate_master(vault, config, kctx, *, to: str, dry_run: bool = False, check
     _audit(vault, "master", True, mode="migrate", old_key_id=outcome["old_master_key_id"], new_key_id=outcome["new_master_key_id"],
            source=current, target=target, data_keys_rewrapped=outcome["data_keys"])
     return {**plan_info, **outcome, "dry_run": False}
+
+
+def rotate_provider(provider, config, *, dry_run: bool = False, lock_wait: float = 0.0) -> dict | None:
+    """Rotate the external secret provider's own key (KMS, transit) under the
+    rotation lock; the provider audits it. None when the provider has no key to rotate."""
+    if dry_run:
+        return provider.rotate_provider_key(dry_run=True)
+    with _lock(config, lock_wait):
+        return provider.rotate_provider_key()

@@ -42,6 +42,13 @@ def key_status(vault, policy: Policy, *, audit_key_path: Path | None = None, now
     rows.append(_row("master", meta["master_key_id"], meta.get("master_created") or meta.get("created"), now,
                      interval=None if source in UNROTATABLE_SOURCES else policy.interval("master"),
                      state="active", source=source, note=master_note))
+    provider_status = getattr(vault.key_source, "provider_key_status", None)
+    if provider_status is not None:
+        try:
+            info = provider_status()
+            rows[-1]["note"] = (rows[-1]["note"] + "; " if rows[-1]["note"] else "") + f"{info.get('key_id')} version {info.get('version')}"
+        except Exception as exc:  # noqa: BLE001 - status must still show the local keys
+            rows[-1]["note"] = f"provider key status unavailable ({type(exc).__name__})"
     for dek in vault.list_deks():
         if dek.state == "active":
             rows.append(_row("dek", dek.id, dek.created, now, interval=policy.interval("dek"), state="active",
@@ -59,7 +66,7 @@ def key_status(vault, policy: Policy, *, audit_key_path: Path | None = None, now
         created = rfc3339(datetime.fromtimestamp(os.stat(audit_key_path).st_mtime, timezone.utc))
         # The id is a MAC of a constant under the key: it names the key without revealing it.
         rows.append(_row("audit", hmac_sha256(key, b"zt-key-id").hex()[:16], created, now, state="active",
-                         source="file", note="not rotated (the chain is verified with it)"))
+                         source="file", note="not rotated: keys the audit chain"))
     return rows
 
 
@@ -71,3 +78,21 @@ def status_summary(rows: list[dict]) -> dict:
 
 def dumps(rows: list[dict]) -> str:
     return json.dumps(rows)
+
+
+def provider_row(status: dict | None) -> dict | None:
+    """A ``keys status`` row for the secret provider's own key (AWS KMS, Azure,
+    Vault transit), from ``SecretProvider.provider_key_status()``."""
+    if not status:
+        return None
+    created = status.get("created") or None
+    now = utcnow()
+    age = (now - parse_rfc3339(created)).total_seconds() if created else None
+    next_due = status.get("next_due")
+    overdue = bool(next_due and now >= parse_rfc3339(next_due))
+    note = f"rotation: {status.get('rotation')}" if status.get("rotation") else ""
+    if status.get("version") is not None:
+        note = f"version {status['version']}" + (f"; {note}" if note else "")
+    return {"id": str(status.get("key_id", "")), "kind": "provider", "source": f"{status.get('provider', '')}:{status.get('kind', '')}",
+            "created": created, "age_seconds": int(age) if age is not None else None, "age": describe_age(age) if age is not None else "",
+            "next_due": next_due, "state": "overdue" if overdue else str(status.get("state") or "active"), "overdue": overdue, "note": note}

@@ -5,15 +5,18 @@ default prefix ``zt:`` (``redis.key_prefix``):
 
     zt:session:<id>             HASH user, created, expires[, source_ip]; PEXPIREAT = expires
     zt:session-index:<user>     SET of session ids; expiry = its latest session's
+    zt:session-users            SET of users that have (or had) an index
     zt:revoked:user:<user>      STRING revocation time (POSIX seconds); TTL = sessions.max_ttl
     zt:revoked:all              STRING global revocation time; TTL = sessions.max_ttl
     zt:cache:<ns>:<key>         STRING opaque blob; PX = the entry's TTL
     zt:cache-index:<ns>         SET of the namespace's cache keys
     zt:lock:<name>              STRING lock token (sessions.lock)
 
-``zt:session*`` matches exactly the sessions and their indexes, so revoking
-everything is one server-side SCAN + UNLINK loop that never ships the keyspace
-to the client; revoking a user reads one index set.
+Revoking a user reads one index set. Revoking everything walks the user
+registry server-side (SPOP a batch of users, UNLINK their sessions and index),
+then sweeps what is left with a server-side SCAN MATCH ``zt:session*`` + UNLINK
+(sessions a broker wrote without registering them); no key name is shipped
+to the client and nothing is held in memory.
 
 redis-py is imported inside functions: importing it costs ~110 ms.
 """
@@ -61,13 +64,34 @@ end
 return {r[1], sessions, #keys}
 """
 
+# Delete the sessions of one batch of registered users. KEYS[1] = registry;
+# ARGV = session key prefix, users per batch, index key prefix. Returns {users, sessions}.
+_DELETE_USERS_BATCH = """
+local users = redis.call('SPOP', KEYS[1], tonumber(ARGV[2]))
+local deleted = 0
+for u = 1, #users do
+  local idx = ARGV[3] .. users[u]
+  local ids = redis.call('SMEMBERS', idx)
+  local i = 1
+  while i <= #ids do
+    local j = math.min(i + 4999, #ids)
+    local keys = {}
+    for k = i, j do keys[#keys + 1] = ARGV[1] .. ids[k] end
+    deleted = deleted + redis.call('DEL', unpack(keys))  -- small hashes: DEL frees them as fast as UNLINK would, with less overhead
+    i = j + 1
+  end
+  redis.call('UNLINK', idx)
+end
+return {#users, deleted}
+"""
+
 # Count matching keys of one SCAN batch without touching them.
 _COUNT_BATCH = """
 local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', tonumber(ARGV[3]))
 return {r[1], #r[2]}
 """
 
-# Delete one user's sessions through the index. KEYS[1] = index; ARGV[1] = session key prefix.
+# Delete one user's sessions through the index. KEYS = index, registry; ARGV = session key prefix, user.
 _DELETE_USER = """
 local ids = redis.call('SMEMBERS', KEYS[1])
 local deleted = 0
@@ -80,6 +104,31 @@ while i <= #ids do
   i = j + 1
 end
 redis.call('UNLINK', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+return deleted
+"""
+
+# Marker + deletion of one user in one atomic call. KEYS = index, marker, registry;
+# ARGV = session key prefix, time, marker ttl ms, user.
+_REVOKE_USER = """
+local cur = redis.call('GET', KEYS[2])
+if (not cur) or tonumber(cur) < tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+else
+  redis.call('PEXPIRE', KEYS[2], ARGV[3], 'GT')
+end
+local ids = redis.call('SMEMBERS', KEYS[1])
+local deleted = 0
+local i = 1
+while i <= #ids do
+  local j = math.min(i + 4999, #ids)
+  local keys = {}
+  for k = i, j do keys[#keys + 1] = ARGV[1] .. ids[k] end
+  deleted = deleted + redis.call('UNLINK', unpack(keys))
+  i = j + 1
+end
+redis.call('UNLINK', KEYS[1])
+redis.call('SREM', KEYS[3], ARGV[4])
 return deleted
 """
 
@@ -116,8 +165,8 @@ def _tls_kwargs(config, url: str) -> dict:
     enabled = url.startswith("rediss://") or bool(config.get("redis.ssl")) or bool(redis_tls.get("enabled"))
     if not enabled:
         return {}
-    tls = {**config.section("tls"), **redis_tls}
-    kwargs: dict = {"ssl": True}
+    tls = {k: v for k, v in {**config.section("tls"), **redis_tls}.items() if k != "enabled"}
+    kwargs: dict = {}
     if tls.get("ca_file"):
         kwargs["ssl_ca_certs"] = str(tls["ca_file"])
     if tls.get("cert_file"):
@@ -182,7 +231,10 @@ def connect(config, *, retries: int = 1):
     if password is not None:
         with password:
             kwargs["password"] = password.reveal().decode("utf-8")
-    kwargs.update(_tls_kwargs(config, url))
+    tls_kwargs = _tls_kwargs(config, url)
+    if tls_kwargs and url.startswith("redis://"):
+        url = "rediss://" + url[len("redis://"):]  # redis.ssl / redis.tls.enabled on a redis:// URL
+    kwargs.update(tls_kwargs)
     try:
         client = redis.Redis.from_url(url, **kwargs)
     except ValueError:
@@ -201,6 +253,8 @@ def translate(exc: Exception, where: str):
             or isinstance(exc, E.NoPermissionError):
         return DeniedError(f"Redis at {where} refused the credentials or the command",
                            hint="check redis.password_file / ZEROTRUST_REDIS_PASSWORD and the ACL user")
+    if isinstance(exc, E.ConnectionError) and any(m in text for m in ("CERTIFICATE_VERIFY_FAILED", "SSL", "TLS", "WRONG_VERSION_NUMBER")):
+        return UnavailableError(f"TLS handshake with Redis at {where} failed", hint="check redis.tls.ca_file (or tls.ca_file) and that the server speaks TLS on that port")
     if isinstance(exc, (E.TimeoutError, TimeoutError)):
         return UnavailableError(f"Redis at {where} did not answer within the timeout", hint="check that redis-server is running and reachable; redis.socket_timeout")
     if isinstance(exc, (E.ConnectionError, OSError)):
@@ -253,6 +307,9 @@ class RedisSessionStore(StoreHelpers):
     def k_index(self, user: str) -> str:
         return f"{self.prefix}session-index:{user}"
 
+    def k_users(self) -> str:
+        return f"{self.prefix}session-users"
+
     def k_marker(self, user: str | None) -> str:
         return f"{self.prefix}revoked:all" if user is None else f"{self.prefix}revoked:user:{user}"
 
@@ -289,6 +346,7 @@ class RedisSessionStore(StoreHelpers):
         pipe.sadd(idx, s.id)
         pipe.pexpireat(idx, at_ms, nx=True)  # a fresh set has no expiry: GT alone would not set one
         pipe.pexpireat(idx, at_ms, gt=True)
+        pipe.sadd(self.k_users(), s.user)
 
     def put(self, session: Session) -> None:
         self.put_many([session])
@@ -385,20 +443,46 @@ class RedisSessionStore(StoreHelpers):
 
     def delete_user(self, user: str) -> int:
         with self._io():
-            return int(self._script(_DELETE_USER)(keys=[self.k_index(user)], args=[f"{self.prefix}session:"]))
+            return int(self._script(_DELETE_USER)(keys=[self.k_index(user), self.k_users()], args=[f"{self.prefix}session:", user]))
+
+    def revoke_user_atomically(self, user: str) -> tuple[int, float]:
+        """Marker and deletion in one Lua call (atomic, one round trip): (count, marker time)."""
+        check_user(user)
+        at = self.clock()
+        ttl_ms = max(1000, int(self.max_ttl * 1000))
+        with self._io():
+            deleted = self._script(_REVOKE_USER)(keys=[self.k_index(user), self.k_marker(user), self.k_users()],
+                                                 args=[f"{self.prefix}session:", repr(float(at)), ttl_ms, user])
+        return int(deleted), at
 
     def delete_all(self, *, batch_size: int | None = None, progress: ProgressFn | None = None) -> int:
         batch_size = batch_size or self.batch_size
-        script = self._script(_DELETE_BATCH)
-        pattern = glob_escape(f"{self.prefix}session") + "*"  # sessions and their indexes
-        session_prefix = f"{self.prefix}session:"
-        cursor, done = b"0", 0
-        while True:
+        done = 0
+
+        def step(script, **kwargs):
             try:
                 with self._io():
-                    cursor, sessions, _keys = script(args=[cursor, pattern, batch_size, session_prefix])
+                    return script(**kwargs)
             except UnavailableError as exc:
-                raise InterruptedDeletion(f"{exc.message}; {done} sessions were deleted before it failed", hint="the revocation markers are set; re-run the same command to finish", done=done) from None
+                raise InterruptedDeletion(f"{exc.message}; {done} sessions were deleted before it failed",
+                                          hint="the revocation markers are set; re-run the same command to finish", done=done) from None
+
+        # 1. the registered users, through their indexes (no keyspace scan)
+        users_script = self._script(_DELETE_USERS_BATCH)
+        per_batch = max(1, batch_size // 100)
+        while True:
+            users, sessions = step(users_script, keys=[self.k_users()], args=[f"{self.prefix}session:", per_batch, f"{self.prefix}session-index:"])
+            done += int(sessions)
+            if progress and sessions:
+                progress(int(sessions))
+            if not users:
+                break
+        # 2. a sweep of whatever is left under zt:session* (unregistered writers, orphans)
+        scan_script = self._script(_DELETE_BATCH)
+        pattern = glob_escape(f"{self.prefix}session") + "*"
+        cursor = b"0"
+        while True:
+            cursor, sessions, _keys = step(scan_script, args=[cursor, pattern, batch_size, f"{self.prefix}session:"])
             done += int(sessions)
             if progress and sessions:
                 progress(int(sessions))

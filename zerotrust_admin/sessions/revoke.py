@@ -118,10 +118,14 @@ def execute(store, target: Target, *, progress: ProgressFn | None = None, missin
         elif target.scope == "user":
             if not missing_ok and store.count(target.value) == 0:
                 raise _no_user(target.value)
-            store.set_marker(target.value, clock())
-            report.revoked = store.delete_user(target.value)
-            report.marker_at = clock()
-            store.set_marker(target.value, report.marker_at)
+            atomic = getattr(store, "revoke_user_atomically", None)
+            if atomic is not None:
+                report.revoked, report.marker_at = atomic(target.value)
+            else:
+                store.set_marker(target.value, clock())
+                report.revoked = store.delete_user(target.value)
+                report.marker_at = clock()
+                store.set_marker(target.value, report.marker_at)
         else:
             store.set_marker(None, clock())
             report.revoked = store.delete_all(progress=progress)
@@ -229,18 +233,8 @@ def _audited(store, target, *, audit, actor, reason, progress, missing_ok) -> Re
 
 
 def send_notification(config, note, *, audit=None, actor=None, only: str | None = None) -> list:
-    """Deliver through the configured channels; a broken channel config comes
-    back as a failed result rather than an exception (the revocation is done)."""
-    from zerotrust_admin.notify import DeliveryResult, Policy, deliver, open_channels
+    """Deliver through the configured channels (``zerotrust_admin.notify.send``);
+    never raises for a channel, since the revocation is already done."""
+    from zerotrust_admin.notify import send
 
-    try:
-        channels = open_channels(config, only)
-    except ZeroTrustError as exc:
-        if only is not None:
-            raise
-        result = DeliveryResult(channel="(config)", kind="config", ok=False, attempts=0, elapsed=0.0, error=exc.message)
-        if audit is not None and actor is not None:
-            audit.append(event="notification", action="notify", resource="channel:(config)", success=False, actor=actor,
-                         about=note.event, error=exc.message)
-        return [result]
-    return deliver(channels, note, Policy.from_config(config), audit=audit, actor=actor, trigger=note.event)
+    return send(config, note, audit=audit, actor=actor, only=only)

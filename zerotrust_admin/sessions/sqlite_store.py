@@ -81,6 +81,7 @@ class SQLiteSessionStore(StoreHelpers):
             self.db = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA cache_size=-32768")  # 32 MiB: index pages of a 1M-session store stay cached
             self.db.executescript(_SCHEMA)
             self._purge_expired()
         except sqlite3.DatabaseError as exc:
@@ -185,42 +186,60 @@ class SQLiteSessionStore(StoreHelpers):
         return _row(r)
 
     def delete_user(self, user: str) -> int:
-        now = self.clock()
         try:
             with self._tx() as db:
-                live = db.execute("SELECT count(*) FROM sessions WHERE user = ? AND expires > ?", (user, now)).fetchone()[0]
-                db.execute("DELETE FROM sessions WHERE user = ?", (user,))
+                return self._delete_user(db, user)
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from None
-        return live
+
+    def _delete_user(self, db, user: str) -> int:
+        now = self.clock()
+        expiries = db.execute("DELETE FROM sessions WHERE user = ? RETURNING expires", (user,)).fetchall()
+        return sum(1 for (e,) in expiries if e > now)
+
+    def revoke_user_atomically(self, user: str) -> tuple[int, float]:
+        """Marker and deletion in one transaction (the broker sees both or
+        neither), so SQLite needs no before/after markers: (count, marker time)."""
+        check_user(user)
+        try:
+            with self._tx() as db:
+                count = self._delete_user(db, user)
+                at = self.clock()
+                self._upsert_marker(db, user, at)
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from None
+        return count, at
 
     def delete_all(self, *, batch_size: int | None = None, progress: ProgressFn | None = None) -> int:
         # One transaction: SQLite's truncate optimisation drops every page at
         # once, far faster than deleting in batches, and it is all-or-nothing.
-        now = self.clock()
+        # The count is of rows (expired ones are purged whenever the store opens).
         try:
             with self._tx() as db:
-                live = db.execute("SELECT count(*) FROM sessions WHERE expires > ?", (now,)).fetchone()[0]
+                rows = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
                 db.execute("DELETE FROM sessions")
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from None
         if progress:
-            progress(live)
-        return live
+            progress(rows)
+        return rows
 
     # --- markers ---------------------------------------------------------
     def set_marker(self, user: str | None, at: float) -> None:
         scope = GLOBAL if user is None else check_user(user)
-        expires = max(at, self.clock()) + self.max_ttl
         try:
             with self._tx() as db:
-                db.execute(
-                    "INSERT INTO markers (scope, revoked_at, expires) VALUES (?, ?, ?) "
-                    "ON CONFLICT(scope) DO UPDATE SET revoked_at = max(revoked_at, excluded.revoked_at), expires = max(expires, excluded.expires)",
-                    (scope, at, expires),
-                )
+                self._upsert_marker(db, scope, at)
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from None
+
+    def _upsert_marker(self, db, scope: str, at: float) -> None:
+        expires = max(at, self.clock()) + self.max_ttl
+        db.execute(
+            "INSERT INTO markers (scope, revoked_at, expires) VALUES (?, ?, ?) "
+            "ON CONFLICT(scope) DO UPDATE SET revoked_at = max(revoked_at, excluded.revoked_at), expires = max(expires, excluded.expires)",
+            (scope, at, expires),
+        )
 
     def markers(self, user: str) -> tuple[float | None, float | None]:
         now = self.clock()

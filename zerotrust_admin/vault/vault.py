@@ -445,7 +445,8 @@ class Vault:
 
     def info(self, name: str) -> SecretInfo:
         validate_name(name)
-        row = self._conn.execute("SELECT name, current_version, created, updated, sensitive, deleted_at FROM secrets WHERE name = ?", (name,)).fetchone()
+        with _db_errors(self.path):
+            row = self._conn.execute("SELECT name, current_version, created, updated, sensitive, deleted_at FROM secrets WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise NotFoundError(f"secret {name!r} not found")
         return SecretInfo(row[0], row[1], row[2], row[3], bool(row[4]), row[5])

@@ -1,0 +1,162 @@
+"""``vault migrate``: every secret and every version copied between providers,
+safe to re-run (content hashes), dry run, deleted secrets skipped, counts
+reported, a provider failing mid-way stops with counts and a re-run completes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from tests.servers import azure_keyvault, moto_server, openbao  # noqa: F401
+from tests.test_provider_contract import ACTOR, make_local_vault, provider_config
+from zerotrust_admin.audit.log import AuditLog
+from zerotrust_admin.providers import open_provider
+from zerotrust_admin.providers.migrate import MigrateInterrupted, migrate
+
+
+def settings(request, kind: str):
+    if kind == "hashicorp":
+        return request.getfixturevalue("openbao").settings()
+    if kind == "aws":
+        return request.getfixturevalue("moto_server").settings()
+    if kind == "azure":
+        return request.getfixturevalue("azure_keyvault").settings(polling_interval=0.05)
+    return None
+
+
+@pytest.fixture
+def world(request, tmp_path):
+    """open(kind) -> an audited provider; all share one audit log and one local vault."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    audit = AuditLog(home / "audit.log")
+    vault = make_local_vault(home)
+    opened = []
+
+    def open_(kind: str):
+        p = open_provider(kind, provider_config(tmp_path, kind, settings(request, kind)), audit=audit,
+                          actor=ACTOR, open_local_vault=lambda: vault)
+        opened.append(p)
+        return p
+
+    open_.audit = audit
+    yield open_
+    for p in opened:
+        p.close()
+    vault.close()
+
+
+def values(provider, name: str) -> list[bytes]:
+    return [provider.get(name, v.version)[0].reveal() for v in provider.history(name)]
+
+
+@pytest.mark.parametrize("source_kind,target_kind", [("local", "hashicorp"), ("local", "aws"), ("local", "azure"), ("hashicorp", "local"), ("aws", "azure")])
+def test_migrate_copies_every_version_and_is_idempotent(world, source_kind, target_kind):
+    source, target = world(source_kind), world(target_kind)
+    p = "m" + uuid.uuid4().hex[:8]
+    source.put(f"{p}/db/password", b"v1")
+    source.put(f"{p}/db/password", b"v2")
+    source.put(f"{p}/db/password", b"v3")
+    source.put(f"{p}/krb/keytab", bytes(range(256)))
+    source.put(f"{p}/gone", b"deleted one")
+    source.delete(f"{p}/gone")
+
+    dry = migrate(source, target, dry_run=True, prefix=p + "/")
+    assert (dry.secrets, dry.copied, dry.versions_copied, dry.skipped_deleted) == (2, 2, 4, 1)
+    assert [i.name for i in target.list(p + "/")] == []
+
+    result = migrate(source, target, prefix=p + "/")
+    assert (result.secrets, result.copied, result.versions_copied, result.unchanged, result.skipped_deleted, result.failed) == (2, 2, 4, 0, 1, 0)
+    assert values(target, f"{p}/db/password") == [b"v1", b"v2", b"v3"]
+    assert target.get(f"{p}/krb/keytab")[0].reveal() == bytes(range(256))
+    assert f"{p}/gone" not in [i.name for i in target.list(p + "/", include_deleted=True)]
+
+    again = migrate(source, target, prefix=p + "/")
+    assert (again.copied, again.versions_copied, again.unchanged) == (0, 0, 2)
+    assert values(target, f"{p}/db/password") == [b"v1", b"v2", b"v3"]
+
+    source.put(f"{p}/db/password", b"v4")
+    later = migrate(source, target, prefix=p + "/")
+    assert (later.copied, later.versions_copied, later.unchanged) == (1, 1, 1)
+    assert target.get(f"{p}/db/password")[0].reveal() == b"v4"
+
+
+def test_migrate_is_audited_with_counts_and_failures_without_values(world):
+    source, target = world("local"), world("azure")
+    p = "ma" + uuid.uuid4().hex[:8]
+    too_long = f"{p}/" + "/".join(["Segment_With_Caps"] * 6)
+    source.put(f"{p}/x", b"MIGRATED-VALUE-q7")
+    source.put(too_long, b"MIGRATED-VALUE-q8")
+    migrate(source, target, prefix=p + "/")
+    records = [r for r in world.audit.records() if r["action"] == "migrate"]
+    failed = [r for r in records if r["resource"] == too_long]
+    assert len(failed) == 1 and failed[0]["success"] is False and failed[0]["details"]["error"] == "UsageError"
+    summary = [r for r in records if r["resource"] == "local->azure"]
+    assert len(summary) == 1 and summary[0]["success"] is False
+    assert (summary[0]["details"]["copied"], summary[0]["details"]["failed"]) == (1, 1)
+    exports = [r for r in world.audit.records() if r["action"] == "export"]
+    assert exports, "the bulk read of the source is audited"
+    assert b"MIGRATED-VALUE" not in world.audit.path.read_bytes()
+
+
+def test_a_target_failing_midway_reports_counts_and_a_rerun_completes(world, azure_keyvault):
+    source, target = world("local"), world("azure")
+    p = "mf" + uuid.uuid4().hex[:8]
+    names = [f"{p}/s{i:02d}" for i in range(24)]
+    for name in names:
+        source.put(name, name.encode() + b"-value")
+    target.inner.list("")  # log in before the outage starts
+    azure_keyvault.state.fail_after = 30  # ~3 requests per new secret: some get through, then Key Vault answers 503
+    try:
+        with pytest.raises(MigrateInterrupted) as err:
+            migrate(source, target, prefix=p + "/")
+    finally:
+        azure_keyvault.state.fail_after = None
+    partial = err.value.result
+    assert err.value.exit_code == 6
+    assert 0 < partial.copied < len(names) and partial.failed >= 1 and partial.copied + partial.failed <= len(names)
+    assert f"copy {partial.copied}" in err.value.message or f"copied {partial.copied}" in err.value.message
+    rerun = migrate(source, target, prefix=p + "/")
+    assert rerun.copied + rerun.unchanged == len(names) and rerun.failed == 0
+    assert rerun.unchanged >= partial.copied
+    for name in names:
+        assert target.get(name)[0].reveal() == name.encode() + b"-value"
+
+
+def test_a_name_the_target_cannot_store_is_counted_and_the_rest_copied(world):
+    source, target = world("local"), world("azure")
+    p = "mn" + uuid.uuid4().hex[:8]
+    too_long = f"{p}/" + "/".join(["Segment_With_Caps"] * 6)
+    source.put(too_long, b"x")
+    source.put(f"{p}/fine", b"y")
+    result = migrate(source, target, prefix=p + "/")
+    assert (result.copied, result.failed, result.failures) == (1, 1, [too_long])
+
+
+def test_cli_migrate_with_targets_block(cli, tmp_path, openbao, initialized):
+    import os
+
+    import yaml
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"secrets": {"provider": "local", "targets": {"hashicorp": openbao.settings()}}}))
+    os.chmod(cfg, 0o600)
+    env = {"ZEROTRUST_CONFIG": str(cfg)}
+    p = "mc" + uuid.uuid4().hex[:8]
+    for i in range(3):
+        assert cli("vault", "put", f"{p}/k{i}", input=f"value-{i}".encode(), env=env).code == 0
+    r = cli("--json", "vault", "migrate", "--to", "hashicorp", "--prefix", f"{p}/", "--dry-run", env=env)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["copied"] == 3 and json.loads(r.out)["dry_run"] is True
+    r = cli("vault", "migrate", "--to", "hashicorp", "--prefix", f"{p}/", env=env)
+    assert r.code == 2 and "--yes" in r.err
+    r = cli("--json", "vault", "migrate", "--to", "hashicorp", "--prefix", f"{p}/", "--yes", env=env)
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert (out["source"], out["target"], out["copied"], out["failed"]) == ("local", "hashicorp", 3, 0)
+    r = cli("vault", "migrate", "--to", "hashicorp", "--prefix", f"{p}/", "--yes", env=env)
+    assert r.code == 0 and "3 already there" in r.err
+    r = cli("vault", "migrate", "--to", "aws", "--yes", env=env)
+    assert r.code == 2 and "secrets.targets.aws" in r.err

@@ -1,0 +1,115 @@
+"""The checks that sit in front of every provider operation: access policies
+and, for sensitive secrets, MFA. ``providers.audited.AuditedProvider`` calls
+one ``AccessGuard`` (set by the CLI context), so every command that touches a
+secret goes through the same two functions.
+
+Action mapping: get/export -> read; put/import/undelete -> write;
+delete/destroy -> delete; list/history -> list (which ``read`` implies).
+``list`` never fails: it shows only the names the principal may list.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from zerotrust_admin.access import RESERVED_PREFIX, authorize, decide
+from zerotrust_admin.errors import NotFoundError
+
+
+class AccessGuard:
+    def __init__(self, config, actor, audit, *, code_source: Callable[[], str | None] | None = None,
+                 open_local_vault: Callable[[], object] | None = None):
+        self.config = config
+        self.actor = actor
+        self.audit = audit
+        self.code_source = code_source or (lambda: None)
+        self.open_local_vault = open_local_vault
+        self._mfa_done: set[str] = set()
+
+    def authorize(self, action: str, resource: str):
+        return authorize(self.config, self.actor, action, resource, self.audit)
+
+    def visible(self, items):
+        """Filter listed secrets to those the principal may list (never a denial)."""
+        out = []
+        for item in items:
+            name = getattr(item, "name", item)
+            if name.startswith(RESERVED_PREFIX):
+                continue
+            if decide(self.config, self.actor.user, "list", name, self.actor.source_ip).allowed:
+                out.append(item)
+        return out
+
+    def before_read(self, provider, name: str) -> None:
+        """Authorize a read, then demand MFA when the secret needs it."""
+        self.authorize("read", name)
+        from zerotrust_admin.mfa import MfaPolicy
+
+        policy = MfaPolicy.from_config(self.config)
+        try:
+            sensitive = bool(getattr(provider.info(name), "sensitive", False))
+        except NotFoundError:
+            return  # the read itself reports "not found"
+        if policy.required(name, sensitive):
+            self.require_mfa(name)
+
+    def before_export(self, items) -> list:
+        """Authorize reading every listed secret, then one MFA code if any of
+        them needs it; returns the visible items. Uses the listing's own
+        ``sensitive`` flags (no per-secret metadata call)."""
+        from zerotrust_admin.mfa import MfaPolicy
+
+        visible = self.visible(items)
+        policy = MfaPolicy.from_config(self.config)
+        needs_mfa = None
+        for item in visible:
+            self.authorize("read", item.name)
+            if needs_mfa is None and policy.required(item.name, bool(getattr(item, "sensitive", False))):
+                needs_mfa = item.name
+        if needs_mfa is not None:
+            self.require_mfa(needs_mfa)
+        return visible
+
+    def export_item(self, provider, name: str) -> bool:
+        """For an export streamed by a self-audited provider: False to skip a
+        name the principal may not see; DeniedError if it is visible but not
+        readable; one MFA code before the first secret that needs it."""
+        if not self.visible([name]):
+            return False
+        self.before_read(provider, name)
+        return True
+
+    def prepare_read(self, provider) -> None:
+        """Forget the previous read's sensitivity flag (see ``after_read``)."""
+        if hasattr(provider, "last_read_sensitive"):
+            provider.last_read_sensitive = None
+
+    def after_read(self, provider, name: str) -> None:
+        """MFA for an external provider, checked after its read and before the
+        value is released (the caller wipes it on failure). A provider that
+        learns the secret's ``sensitive`` flag from the read itself sets
+        ``last_read_sensitive``, which saves a metadata round trip (and, for
+        HashiCorp, the hvac import on the fast read path); otherwise ``info()``."""
+        from zerotrust_admin.mfa import MfaPolicy
+
+        policy = MfaPolicy.from_config(self.config)
+        if not policy.required(name, False):
+            sensitive = getattr(provider, "last_read_sensitive", None)
+            if sensitive is None:
+                sensitive = bool(getattr(provider.info(name), "sensitive", False))
+            if not policy.required(name, sensitive):
+                return
+        self.require_mfa(name)
+
+    def require_mfa(self, resource: str) -> None:
+        if self._mfa_done:
+            return  # one code per invocation (e.g. an export of several sensitive secrets)
+        from zerotrust_admin.mfa import MfaPolicy, MfaStore, require_mfa
+
+        if self.open_local_vault is None:
+            from zerotrust_admin.errors import DeniedError
+
+            raise DeniedError(f"reading {resource} needs MFA, and no integrated vault is available for the enrolment")
+        store = MfaStore(self.open_local_vault(), self.config.home, MfaPolicy.from_config(self.config))
+        require_mfa(self.config, store, self.actor, self.audit, resource, self.code_source)
+        self._mfa_done.add(resource)

@@ -1,0 +1,29 @@
+"""Where the operator's TOTP code comes from, for every command that needs
+one (``vault get`` of a sensitive secret, ``mfa verify``). No Typer here: the
+``vault get`` fast path uses it too.
+
+Order: ``--otp-stdin`` (first line of stdin), ``$ZEROTRUST_OTP``, else a hidden
+prompt when stdin is a terminal. Asked only when a code is actually needed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def code_source(otp_stdin: bool = False):
+    def get() -> str | None:
+        from zerotrust_admin.mfa import OTP_ENV
+
+        if otp_stdin:
+            return sys.stdin.readline().strip() or None
+        if os.environ.get(OTP_ENV):
+            return os.environ[OTP_ENV].strip()
+        if sys.stdin.isatty():
+            import getpass
+
+            return getpass.getpass("MFA code: ").strip() or None
+        return None
+
+    return get

@@ -1,0 +1,109 @@
+"""The read path of ``vault get`` against HashiCorp Vault / OpenBao, on the
+standard library's http.client.
+
+``vault get`` is what scripts and the broker call most, and importing hvac
+(with requests and urllib3) costs ~100 ms per start, more than the whole
+command otherwise. This module does only what one read needs: an AppRole (or
+token) login and a KV v2 read of the current version. Everything else, and
+any read of an older version, goes through hvac. Errors map exactly as the
+hvac path maps them; response bodies are never shown.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+from http.client import HTTPConnection, HTTPException, HTTPSConnection
+from urllib.parse import quote, urlsplit
+
+from zerotrust_admin.errors import UsageError
+from zerotrust_admin.providers.base import denied, tls_refused, unavailable
+
+KIND = "hashicorp"
+
+
+class LightVault:
+    def __init__(self, url: str, *, ca_file: str | None, verify: bool, timeout: float, namespace: str | None = None):
+        self.url = url
+        parts = urlsplit(url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or (443 if self._https else 80)
+        self._base = parts.path.rstrip("/")
+        self._ca = ca_file
+        self._verify = verify
+        self._timeout = timeout
+        self._namespace = namespace
+        self._conn = None
+        self.token: str | None = None
+
+    def _connection(self):
+        if self._conn is None:
+            if self._https:
+                ctx = ssl.create_default_context(cafile=self._ca) if self._verify else ssl._create_unverified_context()  # nosec B323 - only with an explicit verify: false, which config check reports as an error
+                ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+                self._conn = HTTPSConnection(self._host, self._port, timeout=self._timeout, context=ctx)
+            else:
+                self._conn = HTTPConnection(self._host, self._port, timeout=self._timeout)
+        return self._conn
+
+    def request(self, method: str, path: str, body: dict | None = None, *, login: bool = False) -> tuple[int, dict]:
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["X-Vault-Token"] = self.token
+        if self._namespace:
+            headers["X-Vault-Namespace"] = self._namespace
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            conn = self._connection()
+            conn.request(method, self._base + path, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        except ssl.SSLCertVerificationError:
+            self.close()
+            raise tls_refused(KIND, self.url, self._ca) from None
+        except ssl.SSLError:
+            self.close()
+            raise tls_refused(KIND, self.url, self._ca) from None
+        except (socket.timeout, TimeoutError):
+            self.close()
+            raise unavailable(KIND, self.url, "not answering", self._timeout) from None
+        except (OSError, HTTPException):
+            self.close()
+            raise unavailable(KIND, self.url, "unreachable", self._timeout) from None
+        try:
+            payload = json.loads(raw) if raw else {}
+        except ValueError:
+            payload = {}
+        status = resp.status
+        if status in (401, 403) or (login and status == 400):
+            raise denied(KIND, self.url, "refused our credentials (AppRole role_id/secret_id or token)" if login else "denied the request")
+        if status >= 500:
+            raise unavailable(KIND, self.url, "failing (server error)")
+        return status, payload if isinstance(payload, dict) else {}
+
+    def login_approle(self, role_id: str, secret_id: str, mount: str) -> None:
+        _status, payload = self.request("POST", f"/v1/auth/{quote(mount)}/login", {"role_id": role_id, "secret_id": secret_id}, login=True)
+        token = (payload.get("auth") or {}).get("client_token")
+        if not token:
+            raise denied(KIND, self.url, "refused our credentials (AppRole role_id/secret_id or token)")
+        self.token = token
+
+    def read_current(self, mount: str, name: str) -> tuple[int, dict]:
+        """(status, response) of a KV v2 read of the current version."""
+        status, payload = self.request("GET", f"/v1/{quote(mount)}/data/{quote(name)}")
+        if status not in (200, 404):
+            raise UsageError(f"{KIND} secret provider at {self.url} rejected the request for {name!r} (HTTP {status})")
+        return status, payload
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except OSError:
+                pass
+            self._conn = None
