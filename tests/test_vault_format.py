@@ -184,6 +184,21 @@ def test_vector_binding_rejects_every_field_change():
             AESGCM(keys[s["dek_id"]]).decrypt(blob[:12], blob[12:], _hand_aad("zt-secret-v1", *changed))
 
 
+def test_vector_secret_heads():
+    import hashlib
+    import hmac
+
+    head = VECTORS["head"]
+    master = bytes.fromhex(VECTORS["master_key_hex"])
+    aad = fmt.head_key_aad(VECTORS["vault_id"], VECTORS["master_key_id"])
+    assert aad.hex() == head["aad_hex"] == _hand_aad("zt-head-key-v1", VECTORS["vault_id"], VECTORS["master_key_id"]).hex()
+    assert seal(master, bytes.fromhex(head["key_hex"]), aad, nonce=bytes.fromhex(head["nonce_hex"])).hex() == head["wrapped_hex"]
+    for m in head["macs"]:
+        data = fmt.head_mac_input(VECTORS["vault_id"], m["name"], m["current_version"], m["sensitive"], m["deleted_at"])
+        assert data == _hand_aad("zt-head-v1", VECTORS["vault_id"], m["name"], m["current_version"], "1" if m["sensitive"] else "0", m["deleted_at"] or "")
+        assert hmac.new(bytes.fromhex(head["key_hex"]), data, hashlib.sha256).hexdigest() == m["mac_hex"]
+
+
 def test_vector_scrypt():
     v = VECTORS["scrypt"]
     params = ScryptParams.from_dict({k: v[k] for k in ("salt_hex", "n", "r", "p", "algorithm")})

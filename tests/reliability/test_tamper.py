@@ -123,9 +123,39 @@ def test_swap_and_move_sealed_records(small_vault):
     assert outcome[("api/token", None)] == ExitCode.INTEGRITY
     assert outcome[("krb/keytab", None)] == "ok"
     with open_vault(env) as vault:
-        # Rolling the pointer back yields the genuine old version, labelled as version 1.
-        secret, info = vault._read("db/password", None)
-        assert (secret.reveal(), info.version) == (SECRETS["db/password"], 1)
+        # Rolling the pointer back is caught by the secret's head MAC.
+        with pytest.raises(ZeroTrustError) as caught:
+            vault._read("db/password", None)
+        assert caught.value.exit_code == ExitCode.INTEGRITY
+
+
+@pytest.mark.parametrize("edit", [
+    "UPDATE secrets SET sensitive = 0 WHERE name = 'krb/keytab'",         # drop the MFA requirement
+    "UPDATE secrets SET deleted_at = NULL WHERE name = 'api/token'",        # undo a soft delete without a key
+    "UPDATE secrets SET current_version = 1 WHERE name = 'db/password'",    # point at an older version
+    "DELETE FROM versions WHERE name = 'db/password' AND version = 2",      # drop the newest version
+    "INSERT INTO secrets (name, current_version, sensitive, created, updated, head_mac) SELECT 'forged', 1, 0, created, updated, head_mac FROM secrets WHERE name = 'api/token'",
+])
+def test_head_columns_are_authenticated(small_vault, edit):
+    env, expected = small_vault
+    with open_vault(env) as vault:
+        vault.put("krb/keytab", b"k2", sensitive=True)
+        vault.delete("api/token")
+    db = Path(env["ZEROTRUST_HOME"]) / "vault.db"
+    conn = sqlite3.connect(db)
+    conn.execute(edit)
+    conn.commit()
+    conn.close()
+    with open_vault(env) as vault:
+        outcomes = []
+        for call in (lambda: vault._read("krb/keytab", None), lambda: vault._read("api/token", None, include_deleted=True),
+                     lambda: vault._read("db/password", None), lambda: vault.list("", include_deleted=True)):
+            try:
+                call()
+                outcomes.append("ok")
+            except ZeroTrustError as exc:
+                outcomes.append(exc.exit_code)
+    assert ExitCode.INTEGRITY in outcomes, outcomes
 
 
 def test_truncate_at_every_page_boundary(small_vault):

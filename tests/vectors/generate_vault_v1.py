@@ -58,6 +58,15 @@ def main() -> None:
                                "sealed_hex": seal(keys[dek_id], value, aad, nonce=nonce(i)).hex()})
     params = ScryptParams(salt_hex="000102030405060708090a0b0c0d0e0f", n=2**10, r=8, p=1)
     passphrase = "correct horse battery staple"
+    head_key = bytes(range(0xC0, 0xE0))
+    head_aad = fmt.head_key_aad(VAULT_ID, MASTER_KEY_ID)
+    out["head"] = {"key_hex": head_key.hex(), "nonce_hex": nonce(9).hex(), "aad_hex": head_aad.hex(),
+                   "wrapped_hex": seal(MASTER_KEY, head_key, head_aad, nonce=nonce(9)).hex(), "macs": []}
+    import hashlib, hmac
+    for name, version, sensitive, deleted_at in [("db/password", 2, False, None), ("krb/host.keytab", 1, True, None), ("a/b", 3, False, "2026-11-28T17:00:00.000000Z")]:
+        data = fmt.head_mac_input(VAULT_ID, name, version, sensitive, deleted_at)
+        out["head"]["macs"].append({"name": name, "current_version": version, "sensitive": sensitive, "deleted_at": deleted_at,
+                                    "input_hex": data.hex(), "mac_hex": hmac.new(head_key, data, hashlib.sha256).hexdigest()})
     out["scrypt"] = {"passphrase": passphrase, **params.to_dict(), "key_hex": derive_key(passphrase.encode(), params).hex()}
     schema = sqlite3.connect(":memory:")
     schema.executescript(fmt.SCHEMA)

@@ -29,7 +29,8 @@ CREATE TABLE secrets (
     created         TEXT NOT NULL,
     updated         TEXT NOT NULL,
     deleted_at      TEXT,
-    deleted_by      TEXT
+    deleted_by      TEXT,
+    head_mac        TEXT NOT NULL
 );
 CREATE TABLE versions (
     name       TEXT NOT NULL,
@@ -59,6 +60,17 @@ def dek_aad(vault_id: str, dek_id: str, master_key_id: str) -> bytes:
     return _join("zt-dek-v1", vault_id, dek_id, master_key_id)
 
 
+def head_key_aad(vault_id: str, master_key_id: str) -> bytes:
+    return _join("zt-head-key-v1", vault_id, master_key_id)
+
+
+def head_mac_input(vault_id: str, name: str, current_version: int, sensitive: bool, deleted_at: str | None) -> bytes:
+    """What a secret's head MAC covers: the columns that decide what a read
+    returns and whether it needs MFA. Without the head key nobody can point a
+    secret at another version, clear its sensitive flag or undo a soft delete."""
+    return _join("zt-head-v1", vault_id, name, str(int(current_version)), "1" if sensitive else "0", deleted_at or "")
+
+
 def kcv_aad(vault_id: str, master_key_id: str) -> bytes:
     return _join("zt-kcv-v1", vault_id, master_key_id)
 
@@ -82,6 +94,7 @@ CREATE TABLE IF NOT EXISTS session_keys (
 # JSON objects, never key bytes. See docs/key-hierarchy.md, "Crash safety".
 META_MASTER_PENDING = "master_pending"    # a new master key being created, not yet committed
 META_MASTER_RETIRING = "master_retiring"  # the previous master key, to destroy after the commit
+META_HEAD_KEY = "head_key"                # HMAC key for secret heads, wrapped by the master key (hex)
 META_DEK_ROTATED = "dek_rotated"          # RFC 3339 time of the last completed DEK rotation
 
 

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator
 
 from zerotrust_admin import fsutil
 from zerotrust_admin.audit.log import Actor, AuditLog
-from zerotrust_admin.crypto import DecryptionFailed, open_sealed, random_key, seal
+from zerotrust_admin.crypto import DecryptionFailed, constant_time_equal, hmac_sha256, open_sealed, random_key, seal
 from zerotrust_admin.errors import (
     AlreadyExistsError,
     AuditError,
@@ -166,6 +166,7 @@ class Vault:
         self.audit = audit
         self.actor = actor
         self._deks: dict[str, bytes] = {}
+        self._head_key_cache: tuple[str, bytes] | None = None
 
     # --- lifecycle -------------------------------------------------------
     @classmethod
@@ -198,6 +199,7 @@ class Vault:
                 "master_key_id": master_key_id,
                 "master_created": now,
                 "kcv": source.wrap(fmt.KCV_PLAINTEXT, fmt.kcv_aad(vault_id, master_key_id)).hex(),
+                fmt.META_HEAD_KEY: source.wrap(random_key(), fmt.head_key_aad(vault_id, master_key_id)).hex(),
             }
             conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
             dek_id = pyrandom.token_hex(8)
@@ -238,7 +240,7 @@ class Vault:
         if meta.get("format") != str(fmt.FORMAT_VERSION):
             conn.close()
             raise UsageError(f"vault {path} has format {meta.get('format')!r}; this version reads format {fmt.FORMAT_VERSION}", hint="upgrade zerotrust-admin")
-        for required in ("vault_id", "master_source", "master_key_id", "kcv", "master_params"):
+        for required in ("vault_id", "master_source", "master_key_id", "kcv", "master_params", fmt.META_HEAD_KEY):
             if required not in meta:
                 conn.close()
                 raise IntegrityError(f"vault {path} is missing its {required} record", hint="restore the vault from a backup")
@@ -326,6 +328,26 @@ class Vault:
             raise IntegrityError("the vault has no active data key", hint="restore the vault from a backup")
         return row[0]
 
+    # --- secret heads: current version, sensitive, deleted, under a MAC ---------
+    def _head_key(self) -> bytes:
+        wrapped = self._meta[fmt.META_HEAD_KEY]
+        if self._head_key_cache is None or self._head_key_cache[0] != wrapped:
+            try:
+                key = self._key_source.unwrap(bytes.fromhex(wrapped), fmt.head_key_aad(self.vault_id, self.master_key_id))
+            except (UnwrapFailed, ValueError):
+                raise IntegrityError("the vault's head key does not authenticate (tampered vault)", hint="restore the vault from a backup") from None
+            self._head_key_cache = (wrapped, key)
+        return self._head_key_cache[1]
+
+    def _head_mac(self, name: str, version: int, sensitive: bool, deleted_at: str | None) -> str:
+        return hmac_sha256(self._head_key(), fmt.head_mac_input(self.vault_id, name, version, sensitive, deleted_at)).hex()
+
+    def _check_head(self, name: str, version: int, sensitive, deleted_at: str | None, mac: str) -> None:
+        expected = self._head_mac(name, version, bool(sensitive), deleted_at)
+        if not isinstance(mac, str) or not constant_time_equal(expected.encode(), mac.encode()):
+            raise IntegrityError(f"secret {name!r}: its record (current version, flags) does not authenticate (tampered vault)",
+                                 hint="restore the vault from a backup")
+
     # --- audit ---------------------------------------------------------------
     def _audit(self, event: str, action: str, resource: str, success: bool, **details) -> None:
         if self.audit is None or self.actor is None:
@@ -376,7 +398,9 @@ class Vault:
         return info
 
     def _put_in_txn(self, conn, name: str, value: bytes, metadata: dict, sensitive: bool) -> VersionInfo:
-        row = conn.execute("SELECT current_version, sensitive FROM secrets WHERE name = ?", (name,)).fetchone()
+        row = conn.execute("SELECT current_version, sensitive, deleted_at, head_mac FROM secrets WHERE name = ?", (name,)).fetchone()
+        if row:
+            self._check_head(name, row[0], row[1], row[2], row[3])
         now = rfc3339()
         version = (row[0] + 1) if row else 1
         sensitive = sensitive or bool(row and row[1])  # once sensitive, always sensitive
@@ -388,10 +412,11 @@ class Vault:
             "INSERT INTO versions (name, version, dek_id, sealed, created, created_by, size, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (name, version, dek_id, sealed, now, actor, len(value), metadata_json),
         )
+        head_mac = self._head_mac(name, version, sensitive, None)
         if row:
-            conn.execute("UPDATE secrets SET current_version = ?, updated = ?, sensitive = ?, deleted_at = NULL, deleted_by = NULL WHERE name = ?", (version, now, int(sensitive), name))
+            conn.execute("UPDATE secrets SET current_version = ?, updated = ?, sensitive = ?, deleted_at = NULL, deleted_by = NULL, head_mac = ? WHERE name = ?", (version, now, int(sensitive), head_mac, name))
         else:
-            conn.execute("INSERT INTO secrets (name, current_version, sensitive, created, updated) VALUES (?, ?, ?, ?, ?)", (name, version, int(sensitive), now, now))
+            conn.execute("INSERT INTO secrets (name, current_version, sensitive, created, updated, head_mac) VALUES (?, ?, ?, ?, ?, ?)", (name, version, int(sensitive), now, now, head_mac))
         return VersionInfo(name, version, now, actor, len(value), dek_id, metadata, True)
 
     def get(self, name: str, version: int | None = None) -> tuple[Secret, VersionInfo]:
@@ -403,9 +428,16 @@ class Vault:
 
     def _read(self, name: str, version: int | None, *, include_deleted: bool = False) -> tuple[Secret, VersionInfo]:
         with _db_errors(self.path):
-            head = self._conn.execute("SELECT current_version, deleted_at FROM secrets WHERE name = ?", (name,)).fetchone()
+            head = self._conn.execute(
+                "SELECT current_version, deleted_at, sensitive, head_mac, (SELECT MAX(version) FROM versions WHERE name = ?) FROM secrets WHERE name = ?",
+                (name, name),
+            ).fetchone()
             if head is None:
                 raise NotFoundError(f"secret {name!r} not found", hint="list secrets with: zerotrust-admin vault list")
+        self._check_head(name, head[0], head[2], head[1], head[3])
+        if head[4] is not None and head[4] != head[0]:
+            raise IntegrityError(f"secret {name!r} points at version {head[0]} but version {head[4]} exists (rolled back record)", hint="restore the vault from a backup")
+        with _db_errors(self.path):
             if head[1] is not None and not include_deleted:
                 raise NotFoundError(f"secret {name!r} is deleted (recoverable)", hint=f"restore it with: zerotrust-admin vault undelete {name}")
             wanted = version if version is not None else head[0]
@@ -436,28 +468,30 @@ class Vault:
 
     def _query_list(self, prefix: str, include_deleted: bool) -> list[SecretInfo]:
         # Names are ASCII from a fixed alphabet, so prefix..prefix+'\x7f' is a range scan.
-        sql = "SELECT name, current_version, created, updated, sensitive, deleted_at FROM secrets WHERE name >= ? AND name < ?"
-        if not include_deleted:
-            sql += " AND deleted_at IS NULL"
+        sql = "SELECT name, current_version, created, updated, sensitive, deleted_at, head_mac FROM secrets WHERE name >= ? AND name < ?"
         with _db_errors(self.path):
             rows = self._conn.execute(sql + " ORDER BY name", (prefix, prefix + "\x7f")).fetchall()
-        return [SecretInfo(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+        for r in rows:  # a forged or edited row must not even be listed
+            self._check_head(r[0], r[1], r[4], r[5], r[6])
+        return [SecretInfo(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows if include_deleted or r[5] is None]
 
     def info(self, name: str) -> SecretInfo:
         validate_name(name)
         with _db_errors(self.path):
-            row = self._conn.execute("SELECT name, current_version, created, updated, sensitive, deleted_at FROM secrets WHERE name = ?", (name,)).fetchone()
+            row = self._conn.execute("SELECT name, current_version, created, updated, sensitive, deleted_at, head_mac FROM secrets WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise NotFoundError(f"secret {name!r} not found")
+        self._check_head(row[0], row[1], row[4], row[5], row[6])
         return SecretInfo(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
 
     def history(self, name: str) -> list[VersionInfo]:
         validate_name(name)
         with self._audited("history", name):
             with _db_errors(self.path):
-                head = self._conn.execute("SELECT current_version FROM secrets WHERE name = ?", (name,)).fetchone()
+                head = self._conn.execute("SELECT current_version, sensitive, deleted_at, head_mac FROM secrets WHERE name = ?", (name,)).fetchone()
                 if head is None:
                     raise NotFoundError(f"secret {name!r} not found")
+                self._check_head(name, head[0], head[1], head[2], head[3])
                 rows = self._conn.execute(
                     "SELECT version, created, created_by, size, dek_id, metadata FROM versions WHERE name = ? ORDER BY version",
                     (name,),
@@ -469,19 +503,25 @@ class Vault:
         validate_name(name)
         with self._audited("delete", name, mode="soft"):
             with self._write_txn() as conn:
-                row = conn.execute("SELECT deleted_at FROM secrets WHERE name = ?", (name,)).fetchone()
+                row = conn.execute("SELECT deleted_at, current_version, sensitive, head_mac FROM secrets WHERE name = ?", (name,)).fetchone()
                 if row is None:
                     raise NotFoundError(f"secret {name!r} not found")
+                self._check_head(name, row[1], row[2], row[0], row[3])
                 if row[0] is None:
-                    conn.execute("UPDATE secrets SET deleted_at = ?, deleted_by = ? WHERE name = ?", (rfc3339(), self.actor.user if self.actor else "", name))
+                    now = rfc3339()
+                    conn.execute("UPDATE secrets SET deleted_at = ?, deleted_by = ?, head_mac = ? WHERE name = ?",
+                                 (now, self.actor.user if self.actor else "", self._head_mac(name, row[1], bool(row[2]), now), name))
 
     def undelete(self, name: str) -> None:
         validate_name(name)
         with self._audited("undelete", name):
             with self._write_txn() as conn:
-                if conn.execute("SELECT 1 FROM secrets WHERE name = ?", (name,)).fetchone() is None:
+                row = conn.execute("SELECT deleted_at, current_version, sensitive, head_mac FROM secrets WHERE name = ?", (name,)).fetchone()
+                if row is None:
                     raise NotFoundError(f"secret {name!r} not found (destroyed secrets cannot be recovered)")
-                conn.execute("UPDATE secrets SET deleted_at = NULL, deleted_by = NULL WHERE name = ?", (name,))
+                self._check_head(name, row[1], row[2], row[0], row[3])
+                conn.execute("UPDATE secrets SET deleted_at = NULL, deleted_by = NULL, head_mac = ? WHERE name = ?",
+                             (self._head_mac(name, row[1], bool(row[2]), None), name))
 
     def destroy(self, name: str) -> int:
         """Purge every version; the freed pages are zeroed (secure_delete)."""
@@ -674,8 +714,10 @@ class Vault:
                     plain = self._unwrap_or_integrity(wrapped, fmt.session_key_aad(self.vault_id, key_id, mk), f"session key {key_id}")
                     session_rows.append((new_source.wrap(plain, fmt.session_key_aad(self.vault_id, key_id, new_id)), new_id, key_id))
                 conn.executemany("UPDATE session_keys SET wrapped = ?, master_key_id = ? WHERE id = ?", session_rows)
+            head_key = self._unwrap_or_integrity(bytes.fromhex(self._meta[fmt.META_HEAD_KEY]), fmt.head_key_aad(self.vault_id, old_id), "head key")
             params = {k: v for k, v in new_params.items() if k != "key_id"}
             meta = {
+                fmt.META_HEAD_KEY: new_source.wrap(head_key, fmt.head_key_aad(self.vault_id, new_id)).hex(),
                 "master_source": new_kind,
                 "master_params": json.dumps(params, sort_keys=True),
                 "master_key_id": new_id,
@@ -772,8 +814,9 @@ class Vault:
             self._conn.execute("BEGIN")
             try:
                 for row in self._conn.execute(
-                    "SELECT name, current_version, sensitive, created, updated, deleted_at, deleted_by FROM secrets ORDER BY name"
+                    "SELECT name, current_version, sensitive, created, updated, deleted_at, deleted_by, head_mac FROM secrets ORDER BY name"
                 ).fetchall():
+                    self._check_head(row[0], row[1], row[2], row[5], row[7])
                     yield {"type": "secret", "name": row[0], "current_version": row[1], "sensitive": bool(row[2]), "created": row[3],
                            "updated": row[4], "deleted_at": row[5], "deleted_by": row[6]}
                 cursor = self._conn.execute(
@@ -804,9 +847,10 @@ class Vault:
             for rec in records:
                 if rec.get("type") == "secret":
                     validate_name(rec["name"])
+                    head_mac = self._head_mac(rec["name"], int(rec["current_version"]), bool(rec["sensitive"]), rec.get("deleted_at"))
                     conn.execute(
-                        "INSERT INTO secrets (name, current_version, sensitive, created, updated, deleted_at, deleted_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (rec["name"], int(rec["current_version"]), int(bool(rec["sensitive"])), rec["created"], rec["updated"], rec.get("deleted_at"), rec.get("deleted_by")),
+                        "INSERT INTO secrets (name, current_version, sensitive, created, updated, deleted_at, deleted_by, head_mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (rec["name"], int(rec["current_version"]), int(bool(rec["sensitive"])), rec["created"], rec["updated"], rec.get("deleted_at"), rec.get("deleted_by"), head_mac),
                     )
                     counts["secrets"] += 1
                 elif rec.get("type") == "version":
