@@ -7,7 +7,7 @@
   data, alternated over rounds (a fresh load before every run); peak RSS of the CLI
   from wait4(). Target >= 500,000 sessions/s, >= 2x the idiom, RSS < 150 MB.
 - Redis, `revoke-sessions --user U` (100 sessions): store time of the revocation
-  (both markers + deletion through the index), median over 200 users, at 1M total
+  (marker + deletion through the index, one atomic step), median over 200 users, at 1M total
   and at 10k total (independence of the keyspace size). Target < 5 ms.
 - The same two on the SQLite store with 1,000,000 sessions.
 
