@@ -77,7 +77,27 @@ def run(quick: bool = False) -> list[dict]:
     out.append(row("TOTP verify, +/-1 step window", "time per check", t_us, "us", target="< 50 us", met=t_us < 50))
 
     out.append(_vault_get_overhead(quick))
+    out.extend(_policy_load_cost(n // 100))
     return out
+
+
+def _policy_load_cost(n: int) -> list[dict]:
+    """Where the end-to-end overhead goes: parsing the YAML of 100 rules vs. validating them."""
+    import yaml
+
+    from zerotrust_admin.access import load_policies
+
+    text = yaml.safe_dump({"access": {"policies": _rules(100)}})
+    py = median([_per_call(lambda: yaml.safe_load(text), n) for _ in range(5)]) / 1000
+    rows = [row("config load: yaml.safe_load of 100 rules (as the loader does)", "time", py, "ms",
+                note="pure-Python YAML parser; most of the vault get overhead above")]
+    if getattr(yaml, "CSafeLoader", None) is not None:
+        c = median([_per_call(lambda: yaml.load(text, Loader=yaml.CSafeLoader), n) for _ in range(5)]) / 1000
+        rows.append(row("config load: the same with yaml.CSafeLoader (libyaml)", "time", c, "ms", peer="yaml.safe_load", ratio=round(c / py, 2)))
+    rules = _rules(100)
+    v = median([_per_call(lambda: load_policies(rules), n) for _ in range(5)]) / 1000
+    rows.append(row("access: load_policies (validate + compile 100 rules)", "time", v, "ms", target="< 5 ms", met=v < 5))
+    return rows
 
 
 def _vault_get_overhead(quick: bool) -> dict:

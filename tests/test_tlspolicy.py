@@ -259,3 +259,30 @@ def test_boto3_client_follows_the_policy(server, pki):
     except Exception:
         pass  # the stand-in does not speak STS; only the handshake matters
     assert bad.handshakes and "GCM" not in bad.handshakes[0][1]
+
+
+def test_session_store_over_rediss_follows_the_policy(pki, tmp_path):
+    """The Redis session store (sessions/redis_store.py) goes through the same policy."""
+    from zerotrust_admin.config import load_config
+    from zerotrust_admin.sessions import open_session_store
+
+    good = TLSRedis(pki, "TLSv1.2 TLSv1.3")
+    bad = TLSRedis(pki, "TLSv1.2", "ECDHE-ECDSA-AES128-SHA256:@SECLEVEL=0")
+    try:
+        for server, ok in ((good, True), (bad, False)):
+            path = tmp_path / f"config-{server.port}.yaml"
+            path.write_text(f"sessions: {{backend: redis}}\nredis: {{url: 'rediss://127.0.0.1:{server.port}/0'}}\n"
+                            f"tls: {{ca_file: '{pki[0]}', ciphers: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]}}\n")
+            path.chmod(0o600)
+            store = open_session_store(load_config(path, {"ZEROTRUST_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)}))
+            try:
+                if ok:
+                    store.ping()
+                else:
+                    with pytest.raises(UnavailableError):
+                        store.ping()
+            finally:
+                store.close()
+    finally:
+        good.stop()
+        bad.stop()

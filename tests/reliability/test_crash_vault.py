@@ -56,6 +56,7 @@ def test_sigkill_vault_put(initialized, zt_env):
             timed_run(env, ["vault", "put", name], value)
             acknowledged[name] = value
             assert audit_of(env).verify().ok
+    print(f"RELIABILITY vault-put kills={killed} runs={PUT_KILLS}")
     assert killed >= PUT_KILLS // 2, f"only {killed} of {PUT_KILLS} runs were actually killed mid-flight"
 
 
@@ -77,6 +78,7 @@ def test_sigkill_vault_import(initialized, zt_env, tmp_path):
         _check_audit(env)
         if len(names) == 3000:
             break
+    print(f"RELIABILITY vault-import kills={killed}")
     timed_run(env, ["vault", "import", str(batch)])
     with open_vault(env) as vault:
         assert len(vault._query_list("imp/", False)) == 3000

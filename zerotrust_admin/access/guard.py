@@ -5,7 +5,9 @@ secret goes through the same two functions.
 
 Action mapping: get/export -> read; put/import/undelete -> write;
 delete/destroy -> delete; list/history -> list (which ``read`` implies).
-``list`` never fails: it shows only the names the principal may list.
+``list`` never fails: it shows only the names the principal may list. The
+tool's own records under ``_zerotrust/`` (MFA seeds, the credential-cache key)
+are listed but never readable, writable or exported through these commands.
 """
 
 from __future__ import annotations
@@ -30,15 +32,14 @@ class AccessGuard:
         return authorize(self.config, self.actor, action, resource, self.audit)
 
     def visible(self, items):
-        """Filter listed secrets to those the principal may list (never a denial)."""
-        out = []
-        for item in items:
-            name = getattr(item, "name", item)
-            if name.startswith(RESERVED_PREFIX):
-                continue
-            if decide(self.config, self.actor.user, "list", name, self.actor.source_ip).allowed:
-                out.append(item)
-        return out
+        """Filter listed secrets to those the principal may list (never a denial).
+        Reserved names (``_zerotrust/``) stay listable: names are not secret."""
+        return [item for item in items
+                if decide(self.config, self.actor.user, "list", getattr(item, "name", item), self.actor.source_ip).allowed]
+
+    def exportable(self, items):
+        """Visible items minus the tool's reserved records (never exported in plaintext)."""
+        return [item for item in self.visible(items) if not getattr(item, "name", item).startswith(RESERVED_PREFIX)]
 
     def before_read(self, provider, name: str) -> None:
         """Authorize a read, then demand MFA when the secret needs it."""
@@ -59,7 +60,7 @@ class AccessGuard:
         ``sensitive`` flags (no per-secret metadata call)."""
         from zerotrust_admin.mfa import MfaPolicy
 
-        visible = self.visible(items)
+        visible = self.exportable(items)
         policy = MfaPolicy.from_config(self.config)
         needs_mfa = None
         for item in visible:
@@ -74,7 +75,7 @@ class AccessGuard:
         """For an export streamed by a self-audited provider: False to skip a
         name the principal may not see; DeniedError if it is visible but not
         readable; one MFA code before the first secret that needs it."""
-        if not self.visible([name]):
+        if not self.exportable([name]):
             return False
         self.before_read(provider, name)
         return True

@@ -193,6 +193,23 @@ def _coerce(value: str, node, var: str):
     return value
 
 
+def _empty_sections(data, schema=S.SCHEMA):
+    """A section written with everything below it commented out (``redis:``)
+    parses as None; treat it as an empty mapping, as an operator would expect."""
+    if not isinstance(data, dict):
+        return data
+    out = {}
+    for key, value in data.items():
+        sub = schema.get(key) if isinstance(schema, dict) else None
+        if value is None and (isinstance(sub, dict) or sub is S.FREE):
+            out[key] = {}
+        elif isinstance(sub, dict):
+            out[key] = _empty_sections(value, sub)
+        else:
+            out[key] = value
+    return out
+
+
 def _merge(base: dict, override: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in override.items():
@@ -308,7 +325,7 @@ def load_config(explicit: str | os.PathLike | None = None, environ=None, *, vali
                 f"unknown config key {key!r}{more} in {path}",
                 hint=(f"did you mean {suggestion!r}? " if suggestion else "") + "run: zerotrust-admin config check",
             )
-    data = interpolate(raw, env)
+    data = _empty_sections(interpolate(raw, env))
     data = _merge(S.DEFAULTS, data)
     applied = []
     for keypath, value, var in env_overrides(env):

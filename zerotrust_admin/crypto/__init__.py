@@ -14,13 +14,18 @@ from zerotrust_admin.crypto.aead import (
 )
 from zerotrust_admin.crypto.kdf import ScryptParams, derive_key
 from zerotrust_admin.crypto.mac import hmac_sha256, constant_time_equal
-from zerotrust_admin.crypto.x25519 import (
-    KeyAgreementFailed,
-    hkdf_sha256,
-    x25519_generate,
-    x25519_public,
-    x25519_shared,
-)
+
+_LAZY_X25519 = {"KeyAgreementFailed", "hkdf_sha256", "x25519_generate", "x25519_public", "x25519_shared"}
+
+
+def __getattr__(name: str):
+    # X25519 and HKDF are only needed for backups; importing them costs ~25 ms
+    # on every start (credential_process calls us for every AWS CLI command).
+    if name in _LAZY_X25519:
+        from zerotrust_admin.crypto import x25519
+
+        return getattr(x25519, name)
+    raise AttributeError(name)
 
 __all__ = [
     "KEY_SIZE",
