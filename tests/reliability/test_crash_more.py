@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.reliability.helpers import ROOT, audit_of, kill_delays, open_vault, run_and_kill, timed_run
 
-KILLS = int(os.environ.get("ZT_CRASH_KILLS_EACH", "25"))
+KILLS = int(os.environ.get("ZT_CRASH_KILLS_EACH", "30"))
 
 
 def _fill(env, count: int, prefix: str = "app/s") -> dict[str, bytes]:

@@ -1,4 +1,4 @@
-"""Create $ZEROTRUST_HOME, the vault and its master key, and an example config."""
+"""Create $ZEROTRUST_HOME, the vault and its master key, and an example config if none exists; refuses to overwrite an existing vault."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def status(ctx: typer.Context, json: JsonOpt = False) -> None:
 def migrate(
     ctx: typer.Context,
     to: Annotated[str, typer.Option("--to", help="Where the master key goes: hsm (encryption.hsm) or keyfile.")],
-    wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for a running rotation instead of exiting 7.")] = 0.0,
+    wait: Annotated[float, typer.Option("--wait", min=0, metavar="SECONDS", help="Seconds to wait for a running rotation instead of exiting 7.")] = 0.0,
     yes: YesOpt = False,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,

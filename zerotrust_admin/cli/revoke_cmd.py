@@ -20,7 +20,7 @@ def revoke_sessions(
     reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="Why (goes to the audit record and the notifications).")] = None,
     notify: Annotated[Optional[bool], typer.Option("--notify/--no-notify", help="Send breach notifications (default: security.breach_notification.enabled).")] = None,
     strict_notify: Annotated[bool, typer.Option("--strict-notify", help="Exit 6 when a notification channel failed (the revocation stands).")] = False,
-    wait_lock: Annotated[float, typer.Option("--wait-lock", min=0, max=600, help="With --all: wait up to this many seconds for another run's lock (default: fail at once, exit 7).")] = 0.0,
+    wait_lock: Annotated[float, typer.Option("--wait-lock", min=0, max=600, metavar="SECONDS", help="With --all: wait up to this many seconds for another run's lock (default: fail at once, exit 7).")] = 0.0,
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
     json: JsonOpt = False,

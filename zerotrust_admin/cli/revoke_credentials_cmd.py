@@ -16,7 +16,7 @@ from zerotrust_admin.errors import UsageError, ZeroTrustError
 def revoke_credentials(
     ctx: typer.Context,
     user: Annotated[Optional[str], typer.Option("--user", "-u", help="The principal whose credentials to revoke.")] = None,
-    role_arn: Annotated[Optional[List[str]], typer.Option("--role-arn", help="Role to put the deny policy on (repeatable; default: every role in aws.roles).")] = None,
+    role_arn: Annotated[Optional[List[str]], typer.Option("--role-arn", metavar="ARN", help="Role to put the deny policy on (repeatable; default: every role in aws.roles).")] = None,
     all_users: Annotated[bool, typer.Option("--all-users", help="Deny every session issued before now (the console's AWSRevokeOlderSessions policy).")] = False,
     keep_sessions: Annotated[bool, typer.Option("--keep-sessions", help="Leave the user's sessions in the session store alone.")] = False,
     reason: Annotated[Optional[str], typer.Option("--reason", help="Why (goes to the audit record and the notifications).")] = None,

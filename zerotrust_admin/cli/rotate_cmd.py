@@ -18,7 +18,7 @@ def rotate_keys(
     session: Annotated[bool, typer.Option("--session", help="Rotate the session signing key now (the previous one keeps verifying).")] = False,
     provider: Annotated[bool, typer.Option("--provider", help="Rotate the external secret provider's key now (AWS KMS, Vault transit) where it allows it.")] = False,
     all_: Annotated[bool, typer.Option("--all", help="Rotate every key now (with an external provider, its key too).")] = False,
-    wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for another running rotation instead of exiting 7.")] = 0.0,
+    wait: Annotated[float, typer.Option("--wait", min=0, metavar="SECONDS", help="Seconds to wait for another running rotation instead of exiting 7.")] = 0.0,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
 ) -> None:

@@ -27,7 +27,7 @@ NameArg = Annotated[str, typer.Argument(help="Secret name: letters, digits, . _ 
 def get(
     ctx: typer.Context,
     name: NameArg,
-    version: Annotated[Optional[int], typer.Option("--version", "-V", min=1, help="Read this version instead of the current one.")] = None,
+    version: Annotated[Optional[int], typer.Option("--version", "-V", min=1, metavar="N", help="Read this version instead of the current one.")] = None,
     output_file: Annotated[Optional[str], typer.Option("--output-file", "-o", help="Write the value to this file (mode 0600) instead of stdout.")] = None,
     json: JsonOpt = False,
 ) -> None:
@@ -81,7 +81,7 @@ def put(
     name: NameArg,
     value_file: Annotated[Optional[str], typer.Option("--value-file", "-f", help="Read the value from this file ('-' for stdin); binary-safe.")] = None,
     value: Annotated[Optional[str], typer.Option("--value", help="The value itself (visible in argv and shell history: avoid).")] = None,
-    meta: Annotated[Optional[List[str]], typer.Option("--meta", "-m", help="Metadata KEY=VALUE (repeatable); never secret.")] = None,
+    meta: Annotated[Optional[List[str]], typer.Option("--meta", "-m", metavar="KEY=VALUE", help="Metadata KEY=VALUE (repeatable); never secret.")] = None,
     sensitive: Annotated[bool, typer.Option("--sensitive", help="Mark the secret sensitive (reads need MFA).")] = False,
     json: JsonOpt = False,
 ) -> None:
