@@ -182,3 +182,49 @@ def test_cli_argument_handling(tmp_path_factory, argv):
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         assert isinstance(result.exception, ZeroTrustError), repr(result.exception)
     assert result.exit_code in (0, 1, 2, 3, 4, 5, 6, 7)
+
+
+@pytest.fixture(scope="module")
+def fuzz_backup(tmp_path_factory):
+    """A real backup (X25519 recipient, so each try costs no scrypt) of a small vault."""
+    from zerotrust_admin.keys import KeySourceContext, keyfile
+    from zerotrust_admin.vault import Vault
+    from zerotrust_admin.vault import backup as bk
+
+    home = tmp_path_factory.mktemp("bkhome")
+    ctx = KeySourceContext(config={}, home=home, environ={})
+    vault = Vault.create(home / "vault.db", "keyfile", lambda key_id: keyfile.KeyFileSource.create(ctx, key_id))
+    for i in range(5):
+        vault.put(f"app/s{i}", f"value-{i}".encode() * 20)
+    public = bk.generate_identity(home / "identity.key")
+    out = home / "vault.ztb"
+    bk.create_backup(vault, out, bk.RecipientKek(bk.parse_public(public)))
+    vault.close()
+    return out.read_bytes(), bk.load_identity(home / "identity.key")
+
+
+@FUZZ
+@given(data=st.data())
+def test_backup_reader(tmp_path_factory, fuzz_backup, data):
+    """Flipped bytes, truncations, insertions and garbage: always an error of the
+    hierarchy (exit 5 for damage), never a partial result or another exception."""
+    from zerotrust_admin.vault import backup as bk
+
+    pristine, identity = fuzz_backup
+    kind = data.draw(st.sampled_from(["flip", "truncate", "insert", "garbage"]))
+    blob = bytearray(pristine)
+    if kind == "flip":
+        at = data.draw(st.integers(0, len(blob) - 1))
+        blob[at] ^= data.draw(st.integers(1, 255))
+    elif kind == "truncate":
+        blob = blob[: data.draw(st.integers(0, len(blob) - 1))]
+    elif kind == "insert":
+        at = data.draw(st.integers(0, len(blob)))
+        blob[at:at] = data.draw(st.binary(min_size=1, max_size=16))
+    else:
+        blob = bytearray(data.draw(st.binary(max_size=600)))
+    path = tmp_path_factory.mktemp("bk") / "mutated.ztb"
+    path.write_bytes(bytes(blob))
+    with pytest.raises(ZeroTrustError) as caught:
+        bk.verify_backup(path, identity=identity)
+    assert caught.value.exit_code in (2, 4, 5), (kind, caught.value.exit_code, caught.value.message)
