@@ -205,7 +205,7 @@ class AuditLog:
         last_line_complete = True
         torn: tuple[int, bytes] | None = None
         warnings: list[str] = []
-        mac_key = hmac.new(key, HASH_PREFIX, hashlib.sha256) if key is not None else None
+        mac_key = key
         for number, raw in self.lines():
             last_line_complete = raw.endswith(b"\n")
             if torn is None and mac_key is not None:
@@ -291,19 +291,19 @@ def _fast_check(mac_key, raw: bytes) -> tuple[int, str, str] | None:
     pos = raw.rfind(_HASH_KEY)
     if pos <= 0 or raw[pos - 1 : pos] != b"," or raw[pos + 72 : pos + 81] != b'"' + _HOST_AFTER or not raw.endswith(b"\n"):
         return None
-    claimed = raw[pos + 8 : pos + 72]
-    mac = mac_key.copy()
-    mac.update(raw[:pos] + raw[pos + 74 : -1])
-    if not hmac.compare_digest(mac.hexdigest().encode(), claimed):
+    claimed = raw[pos + 8 : pos + 72].decode("ascii", "replace")
+    # hmac.digest is OpenSSL's one-shot HMAC: about 3x cheaper than an HMAC object per line.
+    if not hmac.compare_digest(hmac.digest(mac_key, b"".join((HASH_PREFIX, raw[:pos], raw[pos + 74 : -1])), "sha256").hex(), claimed):
         return None
+    # "prev" and "seq" are top-level keys after "hash" in sorted order; nested
+    # objects only live in "details", which sorts before it.
+    at = raw.find(b',"prev":"', pos) + 9
+    seq_at = raw.find(b',"seq":', at) + 7
     try:
-        at = raw.rfind(b',"seq":') + 7
-        seq = int(raw[at : raw.index(b",", at)])
-        at = raw.rfind(b',"prev":"') + 9
-        prev = raw[at : at + 64].decode("ascii")
+        seq = int(raw[seq_at : raw.index(b",", seq_at)])
     except ValueError:
         return None
-    return seq, prev, claimed.decode("ascii")
+    return seq, raw[at : at + 64].decode("ascii"), claimed
 
 
 def _tail(path: Path) -> tuple[dict | None, bytes | None]:

@@ -16,7 +16,7 @@ import json
 import shlex
 from datetime import datetime, timezone
 
-from zerotrust_admin.secret import Secret
+from zerotrust_admin.secret import SealedSecret, Secret
 
 
 def _rfc3339(dt: datetime) -> str:
@@ -31,8 +31,10 @@ class Credentials:
     def __init__(self, access_key_id: str, secret_access_key: str | bytes | Secret, session_token: str | bytes | Secret,
                  expiration: datetime, *, role_arn: str = "", session_name: str = "", assumed_role_arn: str = "", cached: bool = False):
         self.access_key_id = access_key_id
-        self._secret = secret_access_key if isinstance(secret_access_key, Secret) else Secret(secret_access_key)
-        self._token = session_token if isinstance(session_token, Secret) else Secret(session_token)
+        # Long-lived (the Python API hands them out): kept encrypted under the
+        # per-process key, decrypted on access (secret.SealedSecret).
+        self._secret = SealedSecret(secret_access_key)
+        self._token = SealedSecret(session_token)
         if expiration.tzinfo is None:
             expiration = expiration.replace(tzinfo=timezone.utc)
         self.expiration = expiration.astimezone(timezone.utc)

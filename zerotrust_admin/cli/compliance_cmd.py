@@ -26,6 +26,7 @@ def compliance_report(
     from zerotrust_admin.compliance import write_report
 
     app_ctx = app_context(ctx, json)
+    app_ctx.authorize("report", f"compliance/{standard}")
     report, path = write_report(app_ctx.config, standard, output, period=parse_duration(period, what="--period"), operator=app_ctx.actor.user)
     summary = {"output": str(path), "overall": report["overall"], "failing_controls": report["failing_controls"],
                "standards": {s["id"]: {"overall": s["overall"], **{k: s["score"][k] for k in ("pass", "fail", "warning", "manual", "not_evaluated", "not_applicable", "percent")}}

@@ -17,6 +17,7 @@ class AppContext:
     json: bool = False
     quiet: bool = False
     verbose: bool = False
+    otp_stdin: bool = False  # vault get --otp-stdin: where an MFA code comes from
     _vault: object = field(default=None, repr=False)
     _session_store: object = field(default=None, repr=False)
     _providers: dict = field(default_factory=dict, repr=False)
@@ -28,6 +29,9 @@ class AppContext:
         config = load_config(self.config_path)
         # vault:NAME references in the config resolve through the secret provider.
         config.secret_resolver = self._resolve_secret
+        from zerotrust_admin.access.settings import validate_security_settings
+
+        validate_security_settings(config)  # a malformed policy is exit 2 at load, naming the rule
         return config
 
     def _resolve_secret(self, name: str) -> Secret:
@@ -36,9 +40,31 @@ class AppContext:
 
     @cached_property
     def actor(self):
-        from zerotrust_admin.identity import current_actor
+        from zerotrust_admin.audit.log import Actor
+        from zerotrust_admin.cli.output import info, warn
+        from zerotrust_admin.identity import resolve, source_ip
 
-        return current_actor()
+        who = resolve()
+        for note in who.notes:  # a Kerberos cache that exists but cannot be used: say which identity is used instead
+            if not self.quiet:
+                warn(f"{note}; acting as {who.principal}")
+        if self.verbose:
+            info(who.describe())
+        return Actor(user=who.principal, source_ip=source_ip())
+
+    def authorize(self, action: str, resource: str):
+        """The one access-policy check (zerotrust_admin.access.authorize): DeniedError (exit 4), audited."""
+        from zerotrust_admin.access import authorize
+
+        return authorize(self.config, self.actor, action, resource, self.audit)
+
+    @cached_property
+    def access_guard(self):
+        """Policies + MFA in front of every provider operation (providers/audited.py)."""
+        from zerotrust_admin.access.guard import AccessGuard
+        from zerotrust_admin.cli.otp_input import code_source
+
+        return AccessGuard(self.config, self.actor, self.audit, code_source=code_source(self.otp_stdin), open_local_vault=self.vault)
 
     @cached_property
     def audit(self):
@@ -70,6 +96,7 @@ class AppContext:
         key = providers.canonical(kind or self.config.provider)
         if key not in self._providers:
             self._providers[key] = providers.open_provider(key, self.config, audit=self.audit, actor=self.actor, open_local_vault=self.vault)
+            self._providers[key].guard = self.access_guard
         return self._providers[key]
 
     def session_store(self):

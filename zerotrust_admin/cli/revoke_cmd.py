@@ -34,6 +34,7 @@ def revoke_sessions(
     if len(chosen) != 1:
         raise UsageError("give exactly one of --all, --user U, --session ID" + (f" (got {' '.join(chosen)})" if chosen else ""))
     target = Target("all" if all_ else "user" if user is not None else "session", None if all_ else (user if user is not None else session))
+    app_ctx.authorize("revoke", f"sessions/{target.value or 'all'}")
     count = None
     if not dry_run and not yes:
         if not sys.stdin.isatty():

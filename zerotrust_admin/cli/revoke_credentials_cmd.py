@@ -33,6 +33,7 @@ def revoke_credentials(
     app_ctx = app_context(ctx, json)
     if all_users == (user is not None):
         raise UsageError("give exactly one of --user U or --all-users")
+    app_ctx.authorize("revoke", f"credentials/{user or 'all'}")
     if not dry_run:
         what = "of ALL users" if all_users else f"of {user}"
         roles = ", ".join(role_arn) if role_arn else "every role in aws.roles"

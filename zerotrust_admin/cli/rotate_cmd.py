@@ -27,6 +27,8 @@ def rotate_keys(
 
     app_ctx = app_context(ctx, json)
     force = {"master", "dek", "session"} if all_ else {k for k, on in (("master", master), ("dek", dek), ("session", session)) if on}
+    for kind in sorted(force or {"master", "dek", "session"}):
+        app_ctx.authorize("rotate", f"keys/{kind}")
     config = app_ctx.config
     external = config.provider != "local"
     result = {"dry_run": dry_run, "plan": [], "rotated": [], "nothing_due": True}

@@ -29,10 +29,12 @@ def get(
     name: NameArg,
     version: Annotated[Optional[int], typer.Option("--version", "-V", min=1, metavar="N", help="Read this version instead of the current one.")] = None,
     output_file: Annotated[Optional[str], typer.Option("--output-file", "-o", help="Write the value to this file (mode 0600) instead of stdout.")] = None,
+    otp_stdin: Annotated[bool, typer.Option("--otp-stdin", help="Read the MFA code for a sensitive secret from stdin (else $ZEROTRUST_OTP or a prompt).")] = False,
     json: JsonOpt = False,
 ) -> None:
     """Print a secret's value to stdout, byte for byte (binary-safe)."""
     app_ctx = app_context(ctx, json)
+    app_ctx.otp_stdin = otp_stdin
     run_get(app_ctx, name, version, output_file, app_ctx.json)
 
 

@@ -96,6 +96,7 @@ def check_config(explicit=None, environ=None) -> CheckReport:
     problems.extend(_tls_policy(config))
     problems.extend(_files(config.data))
     problems.extend(_plaintext_transport(config))
+    problems.extend(_security_settings(config))
     problems.extend(_unknown_overrides(env))
     return CheckReport(str(path) if path else None, problems, config.env_applied)
 
@@ -131,6 +132,13 @@ def _leaf_paths(schema: dict, prefix: tuple = ()) -> list[tuple]:
         else:
             out.append(prefix + (key,))
     return out
+
+
+def _security_settings(config: Config) -> list[Problem]:
+    """access.policies, security.mfa, security.lockout: the same checks as at load."""
+    from zerotrust_admin.access.settings import security_problems
+
+    return [Problem("error", key, message, hint) for key, message, hint in security_problems(config)]
 
 
 def _walk(node, prefix=""):

@@ -83,3 +83,4 @@ SECRET_KEYS = {
 # Environment variables that are not config overrides.
 NON_CONFIG_ENV = {"ZEROTRUST_HOME", "ZEROTRUST_CONFIG", "ZEROTRUST_DEBUG", "ZEROTRUST_PRINCIPAL", "ZEROTRUST_PASSPHRASE"}
 NON_CONFIG_ENV |= {"ZEROTRUST_HSM_PIN", "ZEROTRUST_BACKUP_PASSPHRASE"}  # HSM PIN, backup passphrase (docs/hsm.md, docs/backup.md)
+NON_CONFIG_ENV |= {"ZEROTRUST_OTP", "ZEROTRUST_NO_MLOCK"}  # MFA code for scripts, mlock off (docs/security-model.md)

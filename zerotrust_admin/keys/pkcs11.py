@@ -164,7 +164,7 @@ def _session(settings: HsmSettings) -> _TokenSession:
         except px.UserAlreadyLoggedIn:
             session = token.open(rw=True)
         except (px.PinIncorrect, px.PinInvalid, px.PinLenRange):
-            raise DeniedError(f"the HSM refused the PIN for token {settings.token_label or settings.slot!r}",
+            raise WrongPinError(f"the HSM refused the PIN for token {settings.token_label or settings.slot!r}",
                               hint="check encryption.hsm.config.pin_file (repeated failures lock the token)") from None
         except (px.PinLocked, px.PinExpired):
             raise DeniedError(f"the PIN of HSM token {settings.token_label or settings.slot!r} is locked or expired", hint="ask the HSM security officer to reset it") from None
@@ -173,6 +173,26 @@ def _session(settings: HsmSettings) -> _TokenSession:
         shared = _TokenSession(cache_key, session)
         _SESSIONS[cache_key] = shared
     shared.refs += 1
+    return shared
+
+
+class WrongPinError(DeniedError):
+    """The token refused the PIN (counts towards the lockout)."""
+
+
+def _login_guarded(ctx: KeySourceContext, settings: HsmSettings) -> _TokenSession:
+    """Log in under brute-force protection (zerotrust_admin.lockout): refused while
+    locked out, before the PIN reaches the token; a wrong PIN counts as a failure."""
+    from zerotrust_admin.lockout import AttemptGuard
+
+    guard = AttemptGuard.for_key_context(ctx, "pin")
+    guard.check()
+    try:
+        shared = _session(settings)
+    except WrongPinError:
+        guard.failed()
+        raise
+    guard.succeeded()
     return shared
 
 
@@ -261,7 +281,7 @@ class Pkcs11KeySource:
 
         settings = hsm_settings(ctx, params)
         key_id = params.get("key_id", "")
-        shared = _session(settings)
+        shared = _login_guarded(ctx, settings)
         try:
             key = _find_key(shared.session, settings.key_label, key_id)
         except pkcs11.PKCS11Error as exc:

@@ -16,9 +16,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def tls_context(ca_file: str | None = None, min_version: str = "1.2") -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3 if str(min_version) == "1.3" else ssl.TLSVersion.TLSv1_2
-    return ctx
+    from zerotrust_admin.tlspolicy import ssl_context  # the TLS policy: TLS 1.2+, AEAD suites only
+
+    return ssl_context({"tls": {"min_version": str(min_version), **({"ca_file": ca_file} if ca_file else {})}})
 
 
 def post(url: str, body: bytes, *, timeout: float, headers: dict | None = None, ok=(200, 201, 202, 204), ca_file: str | None = None, what: str = "endpoint") -> int:

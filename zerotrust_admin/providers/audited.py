@@ -17,6 +17,8 @@ from zerotrust_admin.errors import AuditError, ZeroTrustError
 
 
 class AuditedProvider:
+    guard = None  # access policies + MFA (access/guard.py), set by the CLI context; None: no checks
+
     def __init__(self, inner, audit, actor):
         self.inner = inner
         self.audit = audit
@@ -44,6 +46,10 @@ class AuditedProvider:
         details.setdefault("provider", self.inner.kind)
         self.audit.append(event="secret_access", action=action, resource=resource, success=success, actor=self.actor, **details)
 
+    def _check(self, action: str, resource: str) -> None:
+        if self.guard is not None:
+            self.guard.authorize(action, resource)
+
     @contextmanager
     def _audited(self, action: str, resource: str, **details):
         if self._self_audited:
@@ -63,15 +69,29 @@ class AuditedProvider:
 
     # --- operations ------------------------------------------------------------------
     def put(self, name: str, value: bytes, *, metadata: dict | None = None, sensitive: bool = False, cas: int | None = None):
+        self._check("write", name)
         with self._audited("write", name) as details:
             info = self.inner.put(name, value, metadata=metadata, sensitive=sensitive, cas=cas)
             details["version"] = info.version
         return info
 
     def get(self, name: str, version: int | None = None):
+        guard = self.guard
+        if guard is not None:
+            if self._self_audited:
+                guard.before_read(self.inner, name)  # policy, then MFA before the vault decrypts (and audits) anything
+            else:
+                guard.authorize("read", name)
+                guard.prepare_read(self.inner)
         with self._audited("read", name, **({"version": version} if version else {})) as details:
             secret, info = self.inner.get(name, version)
             details["version"] = info.version
+            if guard is not None and not self._self_audited:
+                try:
+                    guard.after_read(self.inner, name)  # MFA for sensitive secrets; a refusal audits the read as failed
+                except BaseException:
+                    secret.wipe()
+                    raise
         return secret, info
 
     def info(self, name: str):
@@ -80,33 +100,67 @@ class AuditedProvider:
     def list(self, prefix: str = "", *, include_deleted: bool = False) -> Iterator:
         with self._audited("list", prefix or "*"):
             items = list(self.inner.list(prefix, include_deleted=include_deleted))
+        if self.guard is not None:
+            items = self.guard.visible(items)  # only what the principal may list
         return iter(items)
 
     def history(self, name: str):
+        self._check("list", name)
         with self._audited("history", name):
             return self.inner.history(name)
 
     def delete(self, name: str) -> None:
+        self._check("delete", name)
         with self._audited("delete", name, mode="soft"):
             self.inner.delete(name)
 
     def undelete(self, name: str) -> None:
+        self._check("write", name)
         with self._audited("undelete", name):
             self.inner.undelete(name)
 
     def destroy(self, name: str) -> int:
+        self._check("delete", name)
         with self._audited("destroy", name, mode="destroy") as details:
             count = self.inner.destroy(name)
             details["versions"] = count
         return count
 
     def import_many(self, items, *, source: str = "", progress=None):
+        items = list(items)
+        for name, _value in items:
+            self._check("write", name)
         with self._audited("import", source or "import") as details:
             result = self.inner.import_many(items, source=source, progress=progress)
             details.update(result.to_dict())
         return result
 
     def export_all(self, prefix: str = "") -> Iterator:
+        if self.guard is not None:
+            return self._guarded_export(prefix)
+        return self._export_all(prefix)
+
+    def _guarded_export(self, prefix: str) -> Iterator:
+        if self._self_audited:  # checked per secret as the vault streams them (no extra audited listing)
+            for name, secret, version in self.inner.export_all(prefix):
+                try:
+                    keep = self.guard.export_item(self.inner, name)
+                except BaseException:
+                    secret.wipe()
+                    raise
+                if keep:
+                    yield name, secret, version
+                else:
+                    secret.wipe()
+            return
+        names = {i.name for i in self.guard.before_export(self.inner.list(prefix))}  # all allowed (and MFA once) before any value is read
+        for name, secret, version in self._export_all(prefix):
+            if name in names:
+                yield name, secret, version
+            else:
+                secret.wipe()
+
+    def _export_all(self, prefix: str) -> Iterator:
         if self._self_audited:
             return self.inner.export_all(prefix)
         with self._audited("export", prefix or "*") as details:

@@ -257,6 +257,8 @@ class AzureProvider(ProviderBase):
         number = _number(secret.properties) or (version or latest_number)
         tags = secret.properties.tags or {}
         current = number == latest_number or version is None
+        if current:
+            self.last_read_sensitive = tags.get(TAG_SENSITIVE) == "true"  # MFA check without another call (access/guard.py)
         return Secret(value), version_info(name, number, _iso(secret.properties.created_on), tags.get(TAG_BY, ""), len(value), _user_tags(tags), current)
 
     def info(self, name: str) -> SecretInfo:

@@ -198,6 +198,7 @@ class HashicorpProvider(ProviderBase):
                 raise not_found(name)
             value = _decode(data.get("data") or {}, name)
             custom = meta.get("custom_metadata") or {}
+            self.last_read_sensitive = custom.get(META_SENSITIVE) == "true"  # MFA check without a metadata call (access/guard.py)
             return Secret(value), version_info(name, int(meta.get("version") or 0), meta.get("created_time", ""), "", len(value), _user_meta(custom), True)
         import hvac.exceptions as hx
 

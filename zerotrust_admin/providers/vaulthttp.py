@@ -41,8 +41,9 @@ class LightVault:
     def _connection(self):
         if self._conn is None:
             if self._https:
-                ctx = ssl.create_default_context(cafile=self._ca) if self._verify else ssl._create_unverified_context()  # nosec B323 - only with an explicit verify: false, which config check reports as an error
-                ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+                from zerotrust_admin.tlspolicy import ssl_context  # the TLS policy: TLS 1.2+, AEAD suites only
+
+                ctx = ssl_context({"tls": {"verify": bool(self._verify), **({"ca_file": self._ca} if self._ca else {})}})
                 self._conn = HTTPSConnection(self._host, self._port, timeout=self._timeout, context=ctx)
             else:
                 self._conn = HTTPConnection(self._host, self._port, timeout=self._timeout)

@@ -158,33 +158,15 @@ def safe_url(url: str) -> str:
 
 
 def _tls_kwargs(config, url: str) -> dict:
-    import ssl
-
     redis_tls = config.get("redis.tls")
     redis_tls = redis_tls if isinstance(redis_tls, dict) else {}
     enabled = url.startswith("rediss://") or bool(config.get("redis.ssl")) or bool(redis_tls.get("enabled"))
     if not enabled:
         return {}
     tls = {k: v for k, v in {**config.section("tls"), **redis_tls}.items() if k != "enabled"}
-    kwargs: dict = {}
-    if tls.get("ca_file"):
-        kwargs["ssl_ca_certs"] = str(tls["ca_file"])
-    if tls.get("cert_file"):
-        kwargs["ssl_certfile"] = str(tls["cert_file"])
-    if tls.get("key_file"):
-        kwargs["ssl_keyfile"] = str(tls["key_file"])
-    if tls.get("verify") is False:
-        kwargs["ssl_cert_reqs"] = "none"
-        kwargs["ssl_check_hostname"] = False
-    versions = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-    minimum = str(tls.get("min_version") or "1.2")
-    if minimum not in versions:
-        raise ConfigError(f"tls.min_version {minimum!r} is not supported for Redis", hint="use 1.2 or 1.3")
-    kwargs["ssl_min_version"] = versions[minimum]
-    if tls.get("ciphers"):
-        ciphers = tls["ciphers"]
-        kwargs["ssl_ciphers"] = ":".join(ciphers) if isinstance(ciphers, list) else str(ciphers)
-    return kwargs
+    from zerotrust_admin.tlspolicy import redis_kwargs  # the TLS policy: IANA cipher names mapped, AEAD only, TLS 1.2+
+
+    return redis_kwargs({"tls": tls})
 
 
 def redis_url(config) -> str:
