@@ -206,11 +206,18 @@ class AuditLog:
         torn: tuple[int, bytes] | None = None
         warnings: list[str] = []
         mac_key = key
+        # Read the anchor BEFORE the log: writers may append while we read, so
+        # the log can only be longer than the anchor says, never legitimately shorter.
+        head = self._read_head()
+        head_seq = head.get("seq", 0) if head is not None else 0
+        hash_at_head: str | None = None
         for number, raw in self.lines():
             last_line_complete = raw.endswith(b"\n")
             if torn is None and mac_key is not None:
                 fast = _fast_check(mac_key, raw)
                 if fast is not None and fast[0] == expected_seq and fast[1] == prev:
+                    if expected_seq == head_seq:
+                        hash_at_head = fast[2]
                     prev = fast[2]
                     expected_seq += 1
                     count += 1
@@ -246,23 +253,19 @@ class AuditLog:
                 return bad(f"record {seq} found at line {number} where record {expected_seq} was expected (deleted or reordered records)", expected_seq)
             if record.get("prev") != prev:
                 return bad(f"record {seq} (line {number}) does not chain to record {seq - 1}", seq)
+            if expected_seq == head_seq:
+                hash_at_head = claimed
             prev = claimed
             expected_seq += 1
             count += 1
         if torn is not None:
             return VerifyResult(False, count, expected_seq, torn[0], f"line {torn[0]} is not a valid record (edited or corrupted)")
         result = VerifyResult(True, count, warnings=warnings)
-        head = self._read_head()
         if head is not None:
-            head_seq = head.get("seq", 0)
             if count < head_seq:
                 return VerifyResult(False, count, count + 1, None, f"the log ends at record {count} but the head anchor records {head_seq}: records {count + 1}-{head_seq} were deleted (truncated log)")
-            if count == head_seq and head.get("hash") != prev:
-                return VerifyResult(False, count, count, None, f"record {count} does not match the head anchor (last record replaced)")
-            if count > head_seq + 1:
-                return VerifyResult(False, count, head_seq + 2, None, f"records after {head_seq + 1} are not covered by the head anchor")
-            if count == head_seq + 1:
-                result.warnings.append("the last record was written but the head anchor was not updated (interrupted write); the chain itself verifies")
+            if head_seq and head.get("hash") != hash_at_head:
+                return VerifyResult(False, count, head_seq, None, f"record {head_seq} does not match the head anchor (record replaced)")
         elif count:
             result.warnings.append("no head anchor file: deletion of the last records cannot be detected")
         return result

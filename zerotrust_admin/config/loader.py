@@ -62,7 +62,8 @@ def parse_yaml(text: str, where: str) -> dict:
     import yaml
 
     try:
-        data = yaml.safe_load(text)
+        # The C loader (libyaml) is ~8x faster; it parses the same safe subset.
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # nosec B506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
