@@ -286,3 +286,34 @@ def test_session_store_over_rediss_follows_the_policy(pki, tmp_path):
     finally:
         good.stop()
         bad.stop()
+
+
+SDK_PATHS = {
+    "hashicorp": ("secrets:\n  provider: hashicorp\n  config:\n    url: https://127.0.0.1:{port}\n    auth_method: token\n    token: ${{VAULT_TOKEN}}\n    ca_file: {ca}\n    timeout: 3\n",
+                  ["vault", "list"]),
+    "aws-secrets": ("secrets:\n  provider: aws\n  config:\n    region: us-east-1\n    endpoint_url: https://127.0.0.1:{port}\n    ca_file: {ca}\n    timeout: 3\n",
+                    ["vault", "list"]),
+    "azure": ("secrets:\n  provider: azure\n  config:\n    vault_url: https://127.0.0.1:{port}\n    tenant_id: t\n    client_id: c\n    client_secret: ${{AZ_SECRET}}\n    ca_file: {ca}\n    timeout: 3\n    authority_host: https://127.0.0.1:{port}\n",
+              ["vault", "list"]),
+    "aws-sts": ("tls:\n  ca_file: {ca}\naws:\n  region: us-east-1\n  endpoint_url: https://127.0.0.1:{port}\n  credentials_provider: environment\n  connect_timeout: 3\n  read_timeout: 3\n  max_attempts: 1\n  allowed_accounts: ['123456789012']\n",
+                ["credentials", "get", "--role-arn", "arn:aws:iam::123456789012:role/broker", "--no-cache"]),
+}
+
+
+@pytest.mark.parametrize("offer", ["tls11", "cbc"])
+@pytest.mark.parametrize("path", sorted(SDK_PATHS))
+def test_every_sdk_path_refuses_a_weak_peer(server, pki, cli, initialized, tmp_path, path, offer):
+    """hvac, the Azure SDK and boto3 (Secrets Manager and STS) all go through the policy."""
+    weak = server(**(TLS11_ONLY if offer == "tls11" else CBC_ONLY))
+    _probe_without_policy(weak.port, pki, **(TLS11_ONLY if offer == "tls11" else CBC_ONLY))
+    before = len(weak.handshakes)
+    template, args = SDK_PATHS[path]
+    config = tmp_path / "weak.yaml"
+    config.write_text(template.format(port=weak.port, ca=pki[0]))
+    config.chmod(0o600)
+    env = {"VAULT_TOKEN": "root", "AZ_SECRET": "s", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "ZEROTRUST_AWS_ACCESS_KEY": "testing", "ZEROTRUST_AWS_SECRET_KEY": "testing"}
+    result = cli("--config", str(config), *args, env=env, timeout=60)
+    assert result.code == 6, (result.code, result.err)
+    assert "Traceback" not in result.err
+    assert len(weak.handshakes) == before, f"a handshake with the weak peer completed: {weak.handshakes[before:]}"

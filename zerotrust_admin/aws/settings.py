@@ -75,6 +75,7 @@ class AwsSettings:
     safety_margin: float = DEFAULT_MARGIN
     revocation_policy_name: str = REVOCATION_POLICY
     profile: str | None = None
+    tls: dict = field(default_factory=dict)  # the top-level tls policy (zerotrust_admin.tlspolicy)
 
     @classmethod
     def from_config(cls, config) -> "AwsSettings":
@@ -121,6 +122,7 @@ class AwsSettings:
             safety_margin=_num(cache.get("safety_margin_seconds"), "cache.safety_margin_seconds", DEFAULT_MARGIN, 0, 3600),
             revocation_policy_name=str(a.get("revocation_policy_name") or REVOCATION_POLICY),
             profile=a.get("profile") or None,
+            tls=dict(config.section("tls")) if hasattr(config, "section") else {},
         )
 
     def endpoint_for(self, service: str) -> str | None:

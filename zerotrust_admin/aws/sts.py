@@ -154,8 +154,19 @@ def base_session(settings: AwsSettings, config):
 
 
 def client(settings: AwsSettings, session, service: str):
-    return session.client(service, region_name=settings.region, endpoint_url=settings.endpoint_for(service),
-                          config=botocore_config(settings))
+    from zerotrust_admin.tlspolicy import apply_to_boto3_client, boto3_client_kwargs
+
+    policy = {"tls": settings.tls}
+    kwargs = boto3_client_kwargs(policy)
+    if "config" in kwargs:
+        kwargs["config"] = botocore_config(settings).merge(kwargs["config"])
+    else:
+        kwargs["config"] = botocore_config(settings)
+    made = session.client(service, region_name=settings.region, endpoint_url=settings.endpoint_for(service), **kwargs)
+    endpoint = settings.endpoint_for(service) or "https://"
+    if endpoint.startswith("https://") and settings.tls.get("verify") is not False:
+        apply_to_boto3_client(made, policy)  # TLS 1.2+, AEAD suites only (docs/security-model.md)
+    return made
 
 
 def translate(exc: Exception, what: str, endpoint: str | None) -> ZeroTrustError | None:

@@ -117,6 +117,10 @@ class AwsProvider(ProviderBase):
             endpoint = None  # a Secrets Manager VPC endpoint does not serve STS or KMS
         with self._err():
             client = self._session.client(service, endpoint_url=endpoint, config=config, verify=verify)
+            if (endpoint or "https://").startswith("https://") and verify is not False:
+                from zerotrust_admin.tlspolicy import apply_to_boto3_client
+
+                apply_to_boto3_client(client, self._ctx.tls_policy())  # TLS 1.2+, AEAD suites only
         self._clients[service] = client
         return client
 

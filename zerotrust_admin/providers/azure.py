@@ -148,6 +148,14 @@ class AzureProvider(ProviderBase):
             if not self._ctx.tls_verify():
                 verify = False
             transport = {"connection_verify": verify, "connection_timeout": self._timeout, "read_timeout": self._timeout, "retry_total": 1}
+            if verify is not False:
+                from azure.core.pipeline.transport import RequestsTransport
+
+                from zerotrust_admin.tlspolicy import requests_session
+
+                # TLS 1.2+, AEAD suites only; a transport of our own must carry the timeouts itself.
+                transport["transport"] = RequestsTransport(session=requests_session(self._ctx.tls_policy()), session_owner=False,
+                                                           connection_timeout=self._timeout, read_timeout=self._timeout)
             self._credential = self._make_credential(transport)
             self._client = SecretClient(self.vault_url, self._credential,
                                         verify_challenge_resource=self._ctx.setting("verify_challenge_resource", default=True) is not False,

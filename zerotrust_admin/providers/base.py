@@ -127,6 +127,21 @@ class ProviderContext:
             return False
         return self.settings.get("tls_verify", True) is not False
 
+    def tls_policy(self) -> dict:
+        """The top-level ``tls`` policy (min version, AEAD ciphers, client cert)
+        with this provider's CA and verification setting: the ``config`` argument
+        for zerotrust_admin.tlspolicy helpers."""
+        section = self.config.section("tls") if hasattr(self.config, "section") else {}
+        merged = dict(section or {})
+        provider_tls = self.settings.get("tls")
+        if isinstance(provider_tls, dict):
+            merged.update({k: v for k, v in provider_tls.items() if k in ("min_version", "ciphers", "cert_file", "key_file")})
+        ca = self.ca_file()
+        if ca:
+            merged["ca_file"] = ca
+        merged["verify"] = self.tls_verify()
+        return {"tls": merged}
+
 
 def unavailable(kind: str, endpoint: str, what: str = "unreachable", timeout: float | None = None) -> UnavailableError:
     within = f" within {timeout:g} s" if timeout else ""

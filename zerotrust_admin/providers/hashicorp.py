@@ -73,7 +73,12 @@ def make_client(ctx: ProviderContext, *, what: str = "hashicorp", token: str | N
     verify: bool | str = ca_file if ca_file else True
     if not ctx.tls_verify():
         verify = False
-    client = hvac.Client(url=url, timeout=timeout, verify=verify, namespace=ctx.setting("namespace"))
+    session = None
+    if url.startswith("https://") and verify is not False:
+        from zerotrust_admin.tlspolicy import requests_session
+
+        session = requests_session(ctx.tls_policy())  # TLS 1.2+, AEAD suites only (docs/security-model.md)
+    client = hvac.Client(url=url, timeout=timeout, verify=verify, namespace=ctx.setting("namespace"), session=session)
     if token:  # a token this process already obtained (the light read path logged in)
         client.token = token
         return client
