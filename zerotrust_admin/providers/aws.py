@@ -30,6 +30,7 @@ from zerotrust_admin.providers.base import (
     ProviderContext,
     VersionConflict,
     deleted,
+    iso_utc as _iso,
     denied,
     missing_sdk,
     not_found,
@@ -51,12 +52,6 @@ DENIED_CODES = {"AccessDeniedException", "UnrecognizedClientException", "Invalid
 
 def version_token(name: str, number: int) -> str:
     return f"ztv{number:010d}-{hashlib.sha256(name.encode()).hexdigest()[:20]}"
-
-
-def _iso(value) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return str(value or "")
 
 
 class AwsProvider(ProviderBase):

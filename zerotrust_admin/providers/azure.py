@@ -38,6 +38,7 @@ from zerotrust_admin.providers.base import (
     deleted,
     denied,
     encode_value,
+    iso_utc as _iso,
     missing_sdk,
     not_found,
     quiet_sdk_loggers,
@@ -106,12 +107,6 @@ def from_azure_name(mapped: str) -> str | None:
     except UsageError:
         return None
     return name
-
-
-def _iso(value) -> str:
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return str(value or "")
 
 
 class AzureProvider(ProviderBase):

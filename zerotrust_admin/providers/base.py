@@ -143,6 +143,15 @@ class ProviderContext:
         return {"tls": merged}
 
 
+def iso_utc(value) -> str:
+    """An SDK timestamp (datetime or text) as RFC 3339 UTC, seconds precision."""
+    from datetime import datetime, timezone
+
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value or "")
+
+
 def unavailable(kind: str, endpoint: str, what: str = "unreachable", timeout: float | None = None) -> UnavailableError:
     within = f" within {timeout:g} s" if timeout else ""
     return UnavailableError(f"{kind} secret provider at {endpoint} is {what}{within}",

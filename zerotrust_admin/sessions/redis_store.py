@@ -91,22 +91,28 @@ local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', tonumber(ARGV[3
 return {r[1], #r[2]}
 """
 
-# Delete one user's sessions through the index. KEYS = index, registry; ARGV = session key prefix, user.
-_DELETE_USER = """
+def _unlink_user_lua(registry: str, user: str) -> str:
+    """Lua: UNLINK every session named in the index KEYS[1] (key prefix ARGV[1]),
+    in batches of 5,000, then the index itself and the user's registry entry."""
+    return f"""
 local ids = redis.call('SMEMBERS', KEYS[1])
 local deleted = 0
 local i = 1
 while i <= #ids do
   local j = math.min(i + 4999, #ids)
-  local keys = {}
+  local keys = {{}}
   for k = i, j do keys[#keys + 1] = ARGV[1] .. ids[k] end
   deleted = deleted + redis.call('UNLINK', unpack(keys))
   i = j + 1
 end
 redis.call('UNLINK', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('SREM', {registry}, {user})
 return deleted
 """
+
+
+# Delete one user's sessions through the index. KEYS = index, registry; ARGV = session key prefix, user.
+_DELETE_USER = _unlink_user_lua("KEYS[2]", "ARGV[2]")
 
 # Marker + deletion of one user in one atomic call. KEYS = index, marker, registry;
 # ARGV = session key prefix, time, marker ttl ms, user.
@@ -117,20 +123,7 @@ if (not cur) or tonumber(cur) < tonumber(ARGV[2]) then
 else
   redis.call('PEXPIRE', KEYS[2], ARGV[3], 'GT')
 end
-local ids = redis.call('SMEMBERS', KEYS[1])
-local deleted = 0
-local i = 1
-while i <= #ids do
-  local j = math.min(i + 4999, #ids)
-  local keys = {}
-  for k = i, j do keys[#keys + 1] = ARGV[1] .. ids[k] end
-  deleted = deleted + redis.call('UNLINK', unpack(keys))
-  i = j + 1
-end
-redis.call('UNLINK', KEYS[1])
-redis.call('SREM', KEYS[3], ARGV[4])
-return deleted
-"""
+""" + _unlink_user_lua("KEYS[3]", "ARGV[4]")
 
 # A marker never moves backwards. KEYS[1] = marker; ARGV = time, ttl ms.
 _SET_MARKER = """
