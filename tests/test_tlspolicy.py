@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 import warnings
 
 import pytest
@@ -306,7 +307,11 @@ def test_every_sdk_path_refuses_a_weak_peer(server, pki, cli, initialized, tmp_p
     """hvac, the Azure SDK and boto3 (Secrets Manager and STS) all go through the policy."""
     weak = server(**(TLS11_ONLY if offer == "tls11" else CBC_ONLY))
     _probe_without_policy(weak.port, pki, **(TLS11_ONLY if offer == "tls11" else CBC_ONLY))
+    deadline = time.monotonic() + 5
+    while not weak.handshakes and time.monotonic() < deadline:  # the server thread records the probe's handshake
+        time.sleep(0.01)
     before = len(weak.handshakes)
+    assert before == 1
     template, args = SDK_PATHS[path]
     config = tmp_path / "weak.yaml"
     config.write_text(template.format(port=weak.port, ca=pki[0]))
