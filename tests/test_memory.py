@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from tests.conftest import backend_missing
+
 from tests.conftest import ROOT
 from zerotrust_admin.secret import Secret, SealedSecret, memory_lock_status
 
@@ -31,7 +33,7 @@ def test_secret_is_locked_and_wiped_in_place():
     before = _locked_kib()
     s = Secret(os.urandom(3 * 4096))  # spans several pages
     if memory_lock_status()["failure"]:
-        pytest.skip(f"mlock unavailable here: {memory_lock_status()['failure']}")
+        backend_missing(f"mlock unavailable here: {memory_lock_status()['failure']}")
     assert _locked_kib() >= before + 8
     buf = s._buf
     address = ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
@@ -48,7 +50,7 @@ def test_pages_shared_by_two_secrets_stay_locked_until_both_are_wiped():
 
     a, b = Secret(b"a" * 16), Secret(b"b" * 16)
     if memory_lock_status()["failure"]:
-        pytest.skip("mlock unavailable here")
+        backend_missing("mlock unavailable here")
     b_pages = set(_memlock._range(b._buf)[1])
     a.wipe()
     assert b_pages <= set(_memlock._pages)  # b's pages (maybe shared with a) are still locked
