@@ -19,6 +19,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from zerotrust_admin.config.check import walk_config
 from zerotrust_admin.errors import ZeroTrustError
 
 REQUIRED_FIELDS = ("timestamp", "user", "action", "resource", "source_ip", "success")
@@ -87,24 +88,13 @@ def collect_config(config) -> dict:
         "provider": config.provider,
         "plaintext_secret_keys": plaintext,
         "secret_sources": {"env_overrides": env_secrets,
-                           "file_refs": sorted(d for d, k, v in _walk(raw) if k.endswith("_file")),
-                           "vault_refs": sorted(d for d, k, v in _walk(raw) if isinstance(v, str) and v.startswith("vault:"))},
+                           "file_refs": sorted(d for d, k, v in walk_config(raw) if k.endswith("_file")),
+                           "vault_refs": sorted(d for d, k, v in walk_config(raw) if isinstance(v, str) and v.startswith("vault:"))},
         "tls": {"min_version": str(tls.get("min_version", "1.2")), "ciphers": tls.get("ciphers"), "verify": tls.get("verify", True),
                 "problems": tls_problems, "plaintext_transport": transport},
         "config_sha256": hashlib.sha256(canonical).hexdigest(),
         "file_sha256": sha256_file(config.path) if config.path else None,
     }
-
-
-def _walk(node, prefix=""):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            dotted = f"{prefix}{key}"
-            yield dotted, str(key), value
-            yield from _walk(value, dotted + ".")
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from _walk(value, f"{prefix[:-1]}[{i}].")
 
 
 # --- vault ---------------------------------------------------------------------
@@ -161,7 +151,7 @@ def collect_files(config) -> dict:
              "config": file_mode(config.path) if config.path else {"path": None, "exists": False, "note": "no config file: defaults apply"}}
     key_file = config.get("encryption.key_file")
     files["master_key"] = file_mode(Path(key_file).expanduser() if key_file else home / "master.key")
-    for dotted, key, value in _walk(config.data):
+    for dotted, key, value in walk_config(config.data):
         if key.endswith("_file") and isinstance(value, str) and value:
             files[dotted] = file_mode(Path(value).expanduser())
     present = {k: v for k, v in files.items() if v.get("exists")}

@@ -141,20 +141,21 @@ def _security_settings(config: Config) -> list[Problem]:
     return [Problem("error", key, message, hint) for key, message, hint in security_problems(config)]
 
 
-def _walk(node, prefix=""):
+def walk_config(node, prefix=""):
+    """Yield (dotted key, key, value) for every key of a config tree, lists as key[i]."""
     if isinstance(node, dict):
         for key, value in node.items():
             dotted = f"{prefix}{key}"
             yield dotted, str(key), value
-            yield from _walk(value, dotted + ".")
+            yield from walk_config(value, dotted + ".")
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            yield from _walk(value, f"{prefix[:-1]}[{i}].")
+            yield from walk_config(value, f"{prefix[:-1]}[{i}].")
 
 
 def _plaintext_secrets(raw: dict) -> list[Problem]:
     found = []
-    for dotted, key, value in _walk(raw):
+    for dotted, key, value in walk_config(raw):
         if key in S.SECRET_KEYS and isinstance(value, (str, int)) and value not in ("", None):
             text = str(value)
             if "${" in text or text.startswith("vault:"):
@@ -185,7 +186,7 @@ def _tls_policy(config: Config) -> list[Problem]:
         weak = [c for c in names if not any(m in str(c).upper() for m in AEAD_MARKERS)]
         if weak:
             found.append(Problem("error", "tls.ciphers", f"non-AEAD cipher suites allowed: {', '.join(map(str, weak))}", "allow only AES-GCM or ChaCha20-Poly1305 suites"))
-    for dotted, key, value in _walk(config.data):
+    for dotted, key, value in walk_config(config.data):
         if key in ("verify", "tls_verify", "verify_ssl", "ssl_verify") and value is False:
             found.append(Problem("error", dotted, f"{dotted} turns certificate verification off", "remove it and trust the server's CA with ca_file"))
     return found
@@ -193,7 +194,7 @@ def _tls_policy(config: Config) -> list[Problem]:
 
 def _files(data: dict) -> list[Problem]:
     found = []
-    for dotted, key, value in _walk(data):
+    for dotted, key, value in walk_config(data):
         if not isinstance(value, str) or not value:
             continue
         if not (key.endswith("_file") or key in PATH_KEYS):
@@ -216,7 +217,7 @@ def _files(data: dict) -> list[Problem]:
 
 def _plaintext_transport(config: Config) -> list[Problem]:
     found = []
-    for dotted, key, value in _walk(config.data):
+    for dotted, key, value in walk_config(config.data):
         if key not in ("url", "vault_url", "address") or not isinstance(value, str):
             continue
         parsed = urlparse(value)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
 
@@ -118,16 +117,6 @@ class AwsProvider(ProviderBase):
                 apply_to_boto3_client(client, self._ctx.tls_policy())  # TLS 1.2+, AEAD suites only
         self._clients[service] = client
         return client
-
-    @contextmanager
-    def _err(self, name: str | None = None, version: int | None = None):
-        """botocore exceptions -> our errors; never their text (it can quote a request)."""
-        try:
-            yield
-        except ZeroTrustError:
-            raise
-        except Exception as exc:
-            raise self._map(exc, name, version) from None
 
     def _map(self, exc: Exception, name: str | None, version: int | None) -> ZeroTrustError:
         from botocore import exceptions as bx

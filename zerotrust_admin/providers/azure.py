@@ -24,7 +24,6 @@ metadata keys as given.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
 
@@ -171,16 +170,6 @@ class AzureProvider(ProviderBase):
             with secret:
                 return ClientSecretCredential(str(tenant), str(client_id), secret.reveal_text(), **extra, **transport)
         return DefaultAzureCredential(**extra, **transport)
-
-    @contextmanager
-    def _err(self, name: str | None = None, version: int | None = None):
-        """azure-core exceptions -> our errors; never their text (it can quote a response)."""
-        try:
-            yield
-        except ZeroTrustError:
-            raise
-        except Exception as exc:
-            raise self._map(exc, name, version) from None
 
     def _map(self, exc: Exception, name: str | None, version: int | None) -> ZeroTrustError:
         from azure.core import exceptions as ax

@@ -10,10 +10,11 @@ because it can carry a secret value.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Protocol
 
-from zerotrust_admin.errors import BusyError, ConfigError, DeniedError, NotFoundError, UnavailableError
+from zerotrust_admin.errors import BusyError, ConfigError, DeniedError, NotFoundError, UnavailableError, ZeroTrustError
 from zerotrust_admin.secret import Secret
 from zerotrust_admin.vault.vault import ImportResult, SecretInfo, VersionInfo
 
@@ -208,6 +209,20 @@ class ProviderBase:
 
     kind = "base"
     keeps_versions = True
+
+    @contextmanager
+    def _err(self, name: str | None = None, version: int | None = None):
+        """SDK exceptions -> our errors via the provider's ``_map``; never their
+        text (it can quote a request or a response)."""
+        try:
+            yield
+        except ZeroTrustError:
+            raise
+        except Exception as exc:
+            raise self._map(exc, name, version) from None
+
+    def _map(self, exc: Exception, name: str | None, version: int | None) -> ZeroTrustError:
+        raise NotImplementedError
 
     def import_many(self, items: Iterable[tuple[str, bytes]], *, source: str = "", progress: Callable[[int], None] | None = None) -> ImportResult:
         from zerotrust_admin.names import validate_name
