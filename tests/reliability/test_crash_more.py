@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.reliability.helpers import ROOT, audit_of, kill_delays, open_vault, run_and_kill, timed_run
+from tests.reliability.helpers import ROOT, KillSchedule, audit_of, open_vault, timed_run, warm_runtime
 
 KILLS = int(os.environ.get("ZT_CRASH_KILLS_EACH", "30"))
 
@@ -38,10 +38,11 @@ def _check(env, expected) -> None:
 
 def _campaign(env, args, expected, seed, rerun_args=None) -> int:
     rng = random.Random(seed)
-    runtime = timed_run(env, args)
+    runtime = warm_runtime(env, args)
     killed = 0
-    for delay in kill_delays(rng, runtime, KILLS):
-        was_killed, code = run_and_kill(env, args, delay)
+    schedule = KillSchedule(rng, runtime, KILLS)
+    for delay in schedule:
+        was_killed, code = schedule.run(env, args, delay)
         killed += was_killed
         assert was_killed or code == 0
         _check(env, expected)
@@ -81,15 +82,16 @@ def test_sigkill_vault_restore(initialized, zt_env, tmp_path):
     rng = random.Random(13)
     target = dict(env)
     killed = 0
-    runtime = None
+    schedule = None
     for attempt in range(KILLS):
         target_home = tmp_path / f"restore-{attempt}"
         target.update(ZEROTRUST_HOME=str(target_home), XDG_CONFIG_HOME=str(tmp_path / f"cfg-{attempt}"))
         timed_run(target, ["init"])
-        if runtime is None:
-            runtime = timed_run(target, ["vault", "restore", str(backup), "--dry-run"]) * 1.3
-        delay = runtime * rng.uniform(0.3, 1.1)
-        was_killed, code = run_and_kill(target, ["vault", "restore", str(backup)], delay)
+        if schedule is None:
+            runtime = warm_runtime(target, ["vault", "restore", str(backup), "--dry-run"]) * 1.3
+            schedule = KillSchedule(rng, runtime, KILLS)
+        delay = schedule.runtime * rng.uniform(0.3, 1.1)
+        was_killed, code = schedule.run(target, ["vault", "restore", str(backup)], delay)
         killed += was_killed
         with open_vault(target) as vault:
             count = len(vault._query_list("", True))
@@ -122,9 +124,10 @@ def test_sigkill_revoke_sessions_all(initialized, zt_env):
     args = ["revoke-sessions", "--all", "--yes", "--no-notify", "--json"]
     runtime = timed_run(env, args)
     killed = 0
-    for delay in kill_delays(rng, runtime, KILLS):
+    schedule = KillSchedule(rng, runtime, KILLS)
+    for delay in schedule:
         fill(20000)
-        was_killed, code = run_and_kill(env, args, delay)
+        was_killed, code = schedule.run(env, args, delay)
         killed += was_killed
         left = remaining()
         assert was_killed or (code == 0 and left == 0)

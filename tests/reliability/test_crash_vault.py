@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from tests.reliability.helpers import audit_of, kill_delays, open_vault, run_and_kill, timed_run
+from tests.reliability.helpers import KillSchedule, audit_of, open_vault, timed_run, warm_runtime
 
 PUT_KILLS = int(os.environ.get("ZT_CRASH_PUT_KILLS", "80"))
 IMPORT_KILLS = int(os.environ.get("ZT_CRASH_IMPORT_KILLS", "30"))
@@ -28,15 +28,16 @@ def _check_audit(env) -> None:
 def test_sigkill_vault_put(initialized, zt_env):
     env = dict(zt_env)
     rng = random.Random(20261128)
-    runtime = timed_run(env, ["vault", "put", "warmup"], b"w")
+    runtime = warm_runtime(env, ["vault", "put", "warmup"], b"w")
     acknowledged: dict[str, bytes] = {"warmup": b"w"}
     attempted: dict[str, set[bytes]] = {}
     killed = 0
-    for i, delay in enumerate(kill_delays(rng, runtime, PUT_KILLS)):
+    schedule = KillSchedule(rng, runtime, PUT_KILLS)
+    for i, delay in enumerate(schedule):
         name = f"crash/put-{i % 7}"
         value = f"value-{i}-{rng.random()}".encode()
         attempted.setdefault(name, set()).add(value)
-        was_killed, code = run_and_kill(env, ["vault", "put", name], delay, value)
+        was_killed, code = schedule.run(env, ["vault", "put", name], delay, value)
         killed += was_killed
         if not was_killed:
             assert code == 0
@@ -70,11 +71,12 @@ def test_sigkill_vault_import(initialized, zt_env, tmp_path):
         path.write_text("".join(f'imp{attempt}/s{i:05d}="v{attempt}-{i}"\n' for i in range(size)))
         return path
 
-    runtime = timed_run(env, ["vault", "import", str(batch(999))])
+    runtime = warm_runtime(env, ["vault", "import", str(batch(999))])
     killed = 0
-    for attempt, delay in enumerate(kill_delays(rng, runtime, IMPORT_KILLS)):
+    schedule = KillSchedule(rng, runtime, IMPORT_KILLS)
+    for attempt, delay in enumerate(schedule):
         path = batch(attempt)
-        was_killed, code = run_and_kill(env, ["vault", "import", str(path)], delay)
+        was_killed, code = schedule.run(env, ["vault", "import", str(path)], delay)
         killed += was_killed
         with open_vault(env) as vault:
             names = [s.name for s in vault._query_list(f"imp{attempt}/", False)]
