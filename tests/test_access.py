@@ -93,6 +93,28 @@ def test_authorize_raises_and_audits(tmp_path):
     assert records[0]["user"] == "bob@EXAMPLE.COM" and records[0]["resource"] == "app/readme"
 
 
+def test_a_bulk_refusal_is_one_audit_record_with_its_counts(tmp_path):
+    """AccessGuard.before_migrate decides every name first and audits the refusal once, through authorize."""
+    from types import SimpleNamespace
+
+    from zerotrust_admin.access.guard import AccessGuard
+
+    audit = AuditLog(tmp_path / "audit.log")
+    actor = Actor(user="bob@EXAMPLE.COM", source_ip="10.9.9.9", host="h")
+    policies = [{"principals": ["bob@EXAMPLE.COM"], "secrets": ["app/*"], "actions": ["read"], "effect": "allow"},
+                {"principals": ["bob@EXAMPLE.COM"], "secrets": ["app/w*"], "actions": ["write"], "effect": "allow"}]
+    guard = AccessGuard({"access": {"policies": policies}}, actor, audit)
+    items = [SimpleNamespace(name=n, sensitive=False) for n in ("app/w1", "app/x", "app/y", "ops/hidden")]
+    with pytest.raises(DeniedError) as err:
+        guard.before_migrate(items)
+    assert "bob@EXAMPLE.COM may not write app/x" in err.value.message and "2 of 3 secrets denied" in err.value.message
+    (record,) = list(audit.records())
+    assert (record["event"], record["action"], record["resource"]) == ("access_denied", "write", "app/x")
+    assert (record["details"]["operation"], record["details"]["denied"], record["details"]["checked"]) == ("migrate", 2, 3)
+    allowed, hidden = guard.before_migrate(items[:1] + items[3:])
+    assert [i.name for i in allowed] == ["app/w1"] and hidden == 1  # ops/hidden: not listable, left out unnamed
+
+
 # --- CLI -------------------------------------------------------------------------
 @pytest.fixture
 def policy_env(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from tests.servers import azure_keyvault, moto_server, openbao  # noqa: F401
 from tests.test_provider_contract import ACTOR, make_local_vault, provider_config
 from zerotrust_admin.audit.log import AuditLog
+from zerotrust_admin.errors import DeniedError
 from zerotrust_admin.providers import open_provider
 from zerotrust_admin.providers.migrate import MigrateInterrupted, migrate
 
@@ -160,3 +161,143 @@ def test_cli_migrate_with_targets_block(cli, tmp_path, openbao, initialized):
     assert r.code == 0 and "3 already there" in r.err
     r = cli("vault", "migrate", "--to", "aws", "--yes", env=env)
     assert r.code == 2 and "secrets.targets.aws" in r.err
+
+
+# --- who may migrate what (access policies, reserved records, MFA) ---------------
+def guard_for(world, policies: list):
+    """The CLI's guard (access/guard.py) over a config holding only ``policies``."""
+    from zerotrust_admin.access.guard import AccessGuard
+
+    return AccessGuard({"access": {"policies": policies}}, ACTOR, world.audit)
+
+
+def allow(names: str, *actions: str) -> dict:
+    return {"principals": [ACTOR.user], "secrets": [names], "actions": list(actions), "effect": "allow"}
+
+
+def test_a_denied_write_on_the_target_copies_nothing_and_is_audited_once(world):
+    source, target = world("local"), world("hashicorp")
+    p = "mp" + uuid.uuid4().hex[:8]
+    for leaf in ("a", "b", "c"):
+        source.put(f"{p}/{leaf}", f"value-{leaf}".encode())
+    denied_b = [allow(f"{p}/*", "read", "write"),
+                {"principals": ["*"], "secrets": [f"{p}/b"], "actions": ["write"], "effect": "deny"}]
+    source.guard = target.guard = guard_for(world, denied_b)
+    before = len(list(world.audit.records()))
+    for dry_run in (True, False):  # a dry run reports the same denial
+        with pytest.raises(DeniedError) as err:
+            migrate(source, target, dry_run=dry_run, prefix=p + "/")
+        assert err.value.exit_code == 4
+        assert f"may not write {p}/b" in err.value.message and "1 of 3 secrets denied, nothing was copied" in err.value.message
+    assert [i.name for i in target.inner.list(p + "/")] == []  # not even a, which was allowed
+    new = list(world.audit.records())[before:]
+    assert not [r for r in new if r["event"] == "secret_access" and r["action"] in ("read", "export", "write", "migrate")]  # nothing read or written
+    new = [r for r in new if r["event"] == "access_denied"]
+    assert [(r["action"], r["resource"]) for r in new] == [("write", f"{p}/b")] * 2  # one record per refused run
+    assert new[0]["details"]["operation"] == "migrate" and (new[0]["details"]["denied"], new[0]["details"]["checked"]) == (1, 3)
+    assert new[0]["user"] == ACTOR.user and new[0]["success"] is False
+
+    source.guard = target.guard = guard_for(world, [allow(f"{p}/*", "read")])  # read only: every write denied
+    with pytest.raises(DeniedError, match="3 of 3 secrets denied"):
+        migrate(source, target, prefix=p + "/")
+
+    source.guard = target.guard = guard_for(world, [allow(f"{p}/*", "read", "write")])
+    result = migrate(source, target, prefix=p + "/")
+    assert (result.copied, result.failed) == (3, 0)
+    assert target.get(f"{p}/b")[0].reveal() == b"value-b"
+
+
+def test_unlistable_names_are_left_out_and_reserved_records_never_copied(world):
+    source, target = world("local"), world("hashicorp")
+    p = "mr" + uuid.uuid4().hex[:8]
+    source.put(f"{p}/app/one", b"1")
+    source.put(f"{p}/ops/two", b"2")
+    reserved = f"_zerotrust/mfa/{p}"
+    source.inner.vault.put(reserved, b"a seed that must stay home", sensitive=True)  # as MfaStore writes it
+
+    plain = migrate(source, target, prefix="_zerotrust/")  # no guard at all: still never copied
+    assert (plain.secrets, plain.copied, plain.skipped_reserved) == (0, 0, 1)
+
+    source.guard = target.guard = guard_for(world, [allow(f"{p}/app/*", "read", "write")])
+    result = migrate(source, target)
+    assert (result.secrets, result.copied, result.skipped_hidden, result.skipped_reserved) == (1, 1, 1, 1)
+    assert "1 reserved (_zerotrust/) skipped" in result.summary() and "1 not visible to you skipped" in result.summary()
+    copied = {i.name for i in target.inner.list("")}
+    assert f"{p}/app/one" in copied and f"{p}/ops/two" not in copied and reserved not in copied
+
+
+def _migrate_config(tmp_path, openbao, name: str, policies: list | None = None) -> dict:
+    import os
+
+    import yaml
+
+    data = {"secrets": {"provider": "local", "targets": {"hashicorp": openbao.settings()}}}
+    if policies is not None:
+        data["access"] = {"policies": policies}
+    cfg = tmp_path / name
+    cfg.write_text(yaml.safe_dump(data))
+    os.chmod(cfg, 0o600)
+    return {"ZEROTRUST_CONFIG": str(cfg)}
+
+
+def _bao_names(tmp_path, openbao, prefix: str) -> list[str]:
+    (tmp_path / "bao-reader").mkdir(exist_ok=True)
+    reader = open_provider("hashicorp", provider_config(tmp_path / "bao-reader", "hashicorp", openbao.settings()), audited=False)
+    try:
+        return sorted(i.name for i in reader.list(prefix))
+    finally:
+        reader.close()
+
+
+def test_cli_migrate_denied_by_policy_exits_4_copies_nothing_and_is_audited(cli, tmp_path, openbao, initialized):
+    p = "mx" + uuid.uuid4().hex[:8]
+    open_env = _migrate_config(tmp_path, openbao, "open.yaml")
+    for i in range(3):
+        assert cli("vault", "put", f"{p}/k{i}", input=f"value-{i}".encode(), env=open_env).code == 0
+    read_only = _migrate_config(tmp_path, openbao, "read-only.yaml", [
+        {"principals": ["alice@EXAMPLE.COM"], "secrets": [f"{p}/*"], "actions": ["read"], "effect": "allow"}])
+    dry = cli("vault", "migrate", "--to", "hashicorp", "--prefix", f"{p}/", "--dry-run", env=read_only)
+    assert dry.code == 4 and "3 of 3 secrets denied" in dry.err, dry.err
+    denied = cli("vault", "migrate", "--to", "hashicorp", "--prefix", f"{p}/", "--yes", env=read_only)
+    assert denied.code == 4, denied.err
+    first = denied.err.splitlines()[0]
+    assert first == (f"zerotrust-admin: error: access denied: alice@EXAMPLE.COM may not write {p}/k0 "
+                     "(no rule matched); 3 of 3 secrets denied, nothing was copied")
+    assert "value-" not in denied.err and denied.out == b""
+    assert _bao_names(tmp_path, openbao, f"{p}/") == []
+    records = [json.loads(line) for line in (initialized / "audit.log").read_text().splitlines()]
+    refusals = [r for r in records if r["event"] == "access_denied"]
+    assert [(r["user"], r["action"], r["resource"], r["details"]["operation"], r["details"]["denied"]) for r in refusals] == \
+        [("alice@EXAMPLE.COM", "write", f"{p}/k0", "migrate", 3)] * 2
+    assert not [r for r in records if r["action"] in ("export", "migrate")]  # nothing was read or written
+
+    read_write = _migrate_config(tmp_path, openbao, "read-write.yaml", [
+        {"principals": ["alice@EXAMPLE.COM"], "secrets": [f"{p}/*"], "actions": ["read", "write"], "effect": "allow"}])
+    ok = cli("--json", "vault", "migrate", "--to", "hashicorp", "--prefix", f"{p}/", "--yes", env=read_write)
+    assert ok.code == 0, ok.err
+    assert (json.loads(ok.out)["copied"], json.loads(ok.out)["failed"]) == (3, 0)
+    assert _bao_names(tmp_path, openbao, f"{p}/") == [f"{p}/k0", f"{p}/k1", f"{p}/k2"]
+
+
+def test_cli_migrate_of_a_sensitive_secret_needs_one_mfa_code(cli, tmp_path, openbao, initialized):
+    import time
+
+    from tests.test_mfa import _enroll, _wait_fresh_step
+    from zerotrust_admin.mfa import totp
+
+    env = _migrate_config(tmp_path, openbao, "config.yaml")
+    seed = _enroll(cli)  # also puts the MFA seed under _zerotrust/ in the local vault
+    p = "ms" + uuid.uuid4().hex[:8]
+    assert cli("vault", "put", f"{p}/plain", input=b"p", env=env).code == 0
+    assert cli("vault", "put", f"{p}/secret", "--sensitive", input=b"s", env=env).code == 0
+    for args in (["--dry-run"], ["--yes"]):
+        refused = cli("vault", "migrate", "--to", "hashicorp", "--prefix", f"{p}/", *args, env=env)
+        assert refused.code == 4 and "needs an MFA code" in refused.err, refused.err
+    assert _bao_names(tmp_path, openbao, f"{p}/") == []  # the plain one was not copied either
+    _wait_fresh_step()
+    ok = cli("--json", "vault", "migrate", "--to", "hashicorp", "--yes", env={**env, "ZEROTRUST_OTP": totp.totp(seed, time.time())})
+    assert ok.code == 0, ok.err
+    out = json.loads(ok.out)
+    assert (out["copied"], out["skipped_reserved"]) == (2, 1)
+    assert _bao_names(tmp_path, openbao, f"{p}/") == [f"{p}/plain", f"{p}/secret"]
+    assert _bao_names(tmp_path, openbao, "_zerotrust/") == []  # the seed stayed in the integrated vault

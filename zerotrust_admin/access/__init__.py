@@ -49,20 +49,21 @@ def decide(config, principal: str, action: str, resource: str, source_ip: str | 
     return evaluate(load_policies(config), principal, action, resource, source_ip)
 
 
-def authorize(config, actor, action: str, resource: str, audit=None) -> Decision:
+def authorize(config, actor, action: str, resource: str, audit=None, **details) -> Decision:
     """Allow or raise DeniedError (exit 4); a denial is audited first.
 
     ``actor`` is an ``audit.log.Actor`` (user, source_ip). The audit record of
     an allowed operation is written by the operation itself; this function only
     records refusals, so that every denial leaves a trace even when nothing else
-    runs.
+    runs. ``details`` go into that record (e.g. a bulk operation's counts; never
+    a value).
     """
     decision = decide(config, actor.user, action, resource, actor.source_ip)
     if decision.allowed:
         return decision
     if audit is not None:
         audit.append(event="access_denied", action=action, resource=resource, success=False, actor=actor,
-                     level="warning", rule=decision.rule_index, reason=decision.reason)
+                     level="warning", rule=decision.rule_index, reason=decision.reason, **details)
     raise DeniedError(
         f"access denied: {actor.user} may not {action} {resource} ({_short(decision)})",
         hint=f"see why with: zerotrust-admin access check --principal {actor.user} --action {action} {resource}",

@@ -4,7 +4,9 @@ one ``AccessGuard`` (set by the CLI context), so every command that touches a
 secret goes through the same two functions.
 
 Action mapping: get/export -> read; put/import/undelete -> write;
-delete/destroy -> delete; list/history -> list (which ``read`` implies).
+delete/destroy -> delete; list/history -> list (which ``read`` implies);
+migrate -> read and write on every secret copied, all decided before the
+first copy (``before_migrate``).
 ``list`` never fails: it shows only the names the principal may list. The
 tool's own records under ``_zerotrust/`` (MFA seeds, the credential-cache key)
 are listed but never readable, writable or exported through these commands.
@@ -15,7 +17,7 @@ from __future__ import annotations
 from typing import Callable
 
 from zerotrust_admin.access import RESERVED_PREFIX, authorize, decide
-from zerotrust_admin.errors import NotFoundError
+from zerotrust_admin.errors import DeniedError, NotFoundError
 
 
 class AccessGuard:
@@ -28,8 +30,12 @@ class AccessGuard:
         self.open_local_vault = open_local_vault
         self._mfa_done: set[str] = set()
 
-    def authorize(self, action: str, resource: str):
-        return authorize(self.config, self.actor, action, resource, self.audit)
+    def authorize(self, action: str, resource: str, **details):
+        return authorize(self.config, self.actor, action, resource, self.audit, **details)
+
+    def allows(self, action: str, resource: str) -> bool:
+        """The decision alone, not audited (for checking many names before acting)."""
+        return decide(self.config, self.actor.user, action, resource, self.actor.source_ip).allowed
 
     def visible(self, items):
         """Filter listed secrets to those the principal may list (never a denial).
@@ -71,6 +77,48 @@ class AccessGuard:
             self.require_mfa(needs_mfa)
         return visible
 
+    def before_migrate(self, items, writer: "AccessGuard | None" = None) -> tuple[list, int]:
+        """Authorize a ``vault migrate`` before anything is copied.
+
+        Like ``vault export``, names the principal may not list are left out
+        (counted, never named). Every other secret needs ``read`` here (the
+        source) and ``write`` through ``writer`` (the target's guard). All are
+        decided first, so that a denial copies nothing: it raises one
+        DeniedError naming the first denied secret and how many are denied,
+        audited once through ``authorize`` with the counts (one record per
+        refused operation, not one per name). Then one MFA code when any of the
+        secrets needs it, as for an export: copying a value is reading it.
+        Returns (the items to copy, how many were hidden).
+        """
+        from zerotrust_admin.mfa import MfaPolicy
+
+        writer = writer or self
+        visible = self.exportable(items)
+        denied = []
+        for item in visible:
+            for guard, action in ((self, "read"), (writer, "write")):
+                if not guard.allows(action, item.name):
+                    denied.append((guard, action, item.name))
+                    break
+        if denied:
+            self._refuse_migration(denied, len(visible))
+        policy = MfaPolicy.from_config(self.config)
+        needs_mfa = next((i.name for i in visible if policy.required(i.name, bool(getattr(i, "sensitive", False)))), None)
+        if needs_mfa is not None:
+            self.require_mfa(needs_mfa)
+        return visible, len(items) - len(visible)
+
+    @staticmethod
+    def _refuse_migration(denied: list, checked: int) -> None:
+        guard, action, name = denied[0]
+        summary = f"{len(denied)} of {checked} secrets denied, nothing was copied"
+        try:
+            guard.authorize(action, name, operation="migrate", denied=len(denied), checked=checked)
+        except DeniedError as exc:
+            raise DeniedError(f"{exc.message}; {summary}", hint=exc.hint) from None
+        # The policy said no a moment ago: never fall through to copying.
+        raise DeniedError(f"access denied: {guard.actor.user} may not {action} {name}; {summary}")
+
     def export_item(self, provider, name: str) -> bool:
         """For an export streamed by a self-audited provider: False to skip a
         name the principal may not see; DeniedError if it is visible but not
@@ -108,8 +156,6 @@ class AccessGuard:
         from zerotrust_admin.mfa import MfaPolicy, MfaStore, require_mfa
 
         if self.open_local_vault is None:
-            from zerotrust_admin.errors import DeniedError
-
             raise DeniedError(f"reading {resource} needs MFA, and no integrated vault is available for the enrolment")
         store = MfaStore(self.open_local_vault(), self.config.home, MfaPolicy.from_config(self.config))
         require_mfa(self.config, store, self.actor, self.audit, resource, self.code_source)

@@ -152,7 +152,9 @@ def require_mfa(config, store: MfaStore, actor, audit, resource: str, code_sourc
     code = code_source()
     if not code:
         audit_outcome(False, reason="no_code")
-        raise DeniedError(f"reading {resource} needs an MFA code", hint=f"type it at the prompt on a terminal, pipe it with --otp-stdin, or set {OTP_ENV}")
+        # A code source may say where its caller supplies codes (the Python API has no prompt or --otp-stdin).
+        hint = getattr(code_source, "missing_hint", None) or f"type it at the prompt on a terminal, pipe it with --otp-stdin, or set {OTP_ENV}"
+        raise DeniedError(f"reading {resource} needs an MFA code", hint=hint)
     try:
         step = store.verify(principal, code)
     except WrongCode as exc:

@@ -7,6 +7,19 @@ already holds is skipped, and when the target's current value differs from
 the source's, the source's is written last, so the current values end equal.
 Soft-deleted source secrets are not copied (they are counted).
 
+Who may migrate what (docs/security-model.md): the tool's own records under
+``_zerotrust/`` (MFA seeds, the credential-cache key) are never copied, with
+or without access checks, so no path leaks them to another store or
+overwrites the target's; they are counted (``skipped_reserved``). With an
+access guard (the CLI always sets one), every other secret needs ``read``
+and ``write`` under the access policies, all decided before the first copy
+(``AccessGuard.before_migrate``): one denial copies nothing and exits 4.
+Names the principal may not list are left out and counted
+(``skipped_hidden``), as ``vault export`` does; and one MFA code is needed
+up front when any secret to copy is sensitive. The copy below then reads and
+writes through the providers' ``inner`` objects: every name it touches was
+authorized here.
+
 Source reads happen in the calling thread (the integrated vault's SQLite
 handle is not shared); target writes run on a small thread pool when the
 target is a network service (``concurrency``), with new secrets written by
@@ -26,6 +39,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from zerotrust_admin.access import RESERVED_PREFIX
 from zerotrust_admin.errors import DeniedError, UnavailableError, UsageError, ZeroTrustError
 
 
@@ -39,6 +53,8 @@ class MigrateResult:
     versions_copied: int = 0
     unchanged: int = 0
     skipped_deleted: int = 0
+    skipped_reserved: int = 0
+    skipped_hidden: int = 0
     failed: int = 0
     failures: list = field(default_factory=list)
 
@@ -50,8 +66,10 @@ class MigrateResult:
 
     def summary(self) -> str:
         verb = "would copy" if self.dry_run else "copied"
+        extra = "".join(f", {n} {what} skipped" for n, what in ((self.skipped_reserved, "reserved (_zerotrust/)"),
+                                                                 (self.skipped_hidden, "not visible to you")) if n)
         return (f"{self.secrets} secrets from {self.source} to {self.target}: {verb} {self.copied} ({self.versions_copied} versions), "
-                f"{self.unchanged} already there, {self.skipped_deleted} deleted skipped, {self.failed} failed")
+                f"{self.unchanged} already there, {self.skipped_deleted} deleted skipped{extra}, {self.failed} failed")
 
 
 class MigrateInterrupted(ZeroTrustError):
@@ -73,7 +91,11 @@ def migrate(source, target, *, dry_run: bool = False, prefix: str = "", progress
     result = MigrateResult(source=source.kind, target=target.kind, dry_run=dry_run)
     every = list(source.inner.list(prefix, include_deleted=True))
     result.skipped_deleted = sum(1 for i in every if i.deleted_at)
-    live = {i.name: i for i in every if not i.deleted_at}
+    candidates = [i for i in every if not i.deleted_at]
+    live = {i.name: i for i in candidates if not i.name.startswith(RESERVED_PREFIX)}
+    result.skipped_reserved = len(candidates) - len(live)
+    allowed, result.skipped_hidden = _authorize(source, target, list(live.values()))
+    live = {i.name: i for i in allowed}
     result.secrets = len(live)
     there = {i.name for i in target.inner.list(prefix, include_deleted=True)}
     keep_versions = source.keeps_versions and target.keeps_versions
@@ -132,6 +154,19 @@ def migrate(source, target, *, dry_run: bool = False, prefix: str = "", progress
     if stop:
         raise MigrateInterrupted(stop[0], result)
     return result
+
+
+def _authorize(source, target, items: list) -> tuple[list, int]:
+    """Every secret to copy checked before the first copy (a denial raises
+    DeniedError, exit 4); returns (the items to copy, how many were hidden).
+    The source's guard decides reads, the target's writes; when only one side
+    has a guard, it decides both (fail closed)."""
+    reader = getattr(source, "guard", None)
+    writer = getattr(target, "guard", None)
+    if reader is None and writer is None:
+        return items, 0  # a library caller without access checks (tests, tools)
+    reader = reader or writer
+    return reader.before_migrate(items, writer=writer or reader)
 
 
 class _Inline:
