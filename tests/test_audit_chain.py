@@ -201,8 +201,22 @@ def _truncate_mid_line(lines):
     return n
 
 
+def _uppercase_hash(lines):
+    record = json.loads(lines[2])
+    lines[2] = lines[2].replace(record["hash"].encode(), record["hash"].upper().encode())
+    return 3
+
+
+def _high_bit_in_hash(lines):
+    pos = lines[4].rfind(b'"hash":"') + 8
+    lines[4] = lines[4][:pos] + bytes([lines[4][pos] | 0x80]) + lines[4][pos + 1 :]  # no longer UTF-8
+    return 5
+
+
 TAMPERS = {
     "edit-field": _edit_field,
+    "uppercase-hash": _uppercase_hash,
+    "high-bit-in-hash": _high_bit_in_hash,
     "flip-byte": _flip_byte,
     "delete-middle-line": _delete_middle,
     "delete-last-line": _delete_last,
@@ -289,3 +303,86 @@ def test_records_refuse_secret_like_detail_fields(tmp_path):
 def test_empty_or_absent_log_verifies(tmp_path):
     result = AuditLog(tmp_path / "audit.log").verify()
     assert result.ok and result.records == 0
+
+
+def test_hmac_states_match_the_hmac_module():
+    import hashlib
+    import hmac
+
+    from zerotrust_admin.crypto import hmac_sha256_states
+
+    for key in (b"", b"k" * 32, bytes(range(64)), bytes(range(65)), bytes(range(200))):
+        for message in (b"", b"x", bytes(range(256)) * 3):
+            inner, outer = hmac_sha256_states(key, b"zt-audit-v1\n")
+            i = inner.copy()
+            i.update(message)
+            o = outer.copy()
+            o.update(i.digest())
+            assert o.digest() == hmac.new(key, b"zt-audit-v1\n" + message, hashlib.sha256).digest(), (len(key), len(message))
+
+
+def test_hash_moved_into_details_is_detected(tmp_path):
+    """The record's own MAC still matches when its top-level "hash" is moved in
+    front of a "host" key nested in details: the line is no longer the writer's
+    canonical record, and verify must say so (the fast path once accepted it)."""
+    from zerotrust_admin.audit.log import Actor
+
+    log = AuditLog(tmp_path / "audit.log")
+    actor = Actor("a@B", "127.0.0.1", "h")
+    log.append(event="secret_access", action="read", resource="x", success=True, actor=actor)
+    log.append(event="notification", action="notify", resource="y", success=True, actor=actor, channel="smtp", host="mail.example")
+    log.append(event="secret_access", action="read", resource="z", success=True, actor=actor)
+    lines = (tmp_path / "audit.log").read_bytes().splitlines(keepends=True)
+    raw = lines[1]
+    pos = raw.rfind(b'"hash":"')
+    segment, rest = raw[pos : pos + 74], raw[:pos] + raw[pos + 74 :]
+    nested = rest.index(b',"host":"mail.example"') + 1
+    lines[1] = rest[:nested] + segment + rest[nested:]
+    assert json.loads(lines[1])["details"]["hash"] == json.loads(raw)["hash"]
+    (tmp_path / "audit.log").write_bytes(b"".join(lines))
+    result = log.verify()
+    assert not result.ok and (result.first_bad_seq, result.first_bad_line) == (2, 2) and "altered" in result.problem
+
+
+def _torn_and_recovered(tmp_path: Path) -> Path:
+    """A log with a torn write in the middle, recovered by the next append."""
+    from zerotrust_admin.audit.log import Actor
+
+    log = AuditLog(tmp_path / "audit.log")
+    actor = Actor("a@B", "127.0.0.1", "h")
+    for n in range(5):
+        log.append(event="secret_access", action="read", resource=f"r{n}", success=True, actor=actor)
+    with open(log.path, "ab") as fh:
+        fh.write(b'{"action":"read","det')
+    for n in range(3):
+        log.append(event="secret_access", action="read", resource=f"s{n}", success=True, actor=actor)
+    return log.path
+
+
+@pytest.mark.parametrize("read_size", [1, 97, 4096])
+def test_verify_does_not_depend_on_where_reads_split_lines(real_log, tmp_path, monkeypatch, read_size):
+    """verify reads in large blocks; a block boundary anywhere in a line (or in
+    a torn fragment) must not change any verdict, line number or message."""
+    from zerotrust_admin.audit import log as log_module
+
+    _base, env = real_log
+    src = Path(env["ZEROTRUST_HOME"])
+    cases = {}
+    for name, tamper in [("intact", None), *TAMPERS.items()]:
+        copy = tmp_path / name
+        copy.mkdir(mode=0o700)
+        for f in ("audit.log", "audit.key", "audit.log.head"):
+            shutil.copy2(src / f, copy / f)
+        if tamper:
+            lines = (copy / "audit.log").read_bytes().splitlines(keepends=True)
+            tamper(lines)
+            (copy / "audit.log").write_bytes(b"".join(lines))
+        cases[name] = copy / "audit.log"
+    (tmp_path / "torn").mkdir(mode=0o700)
+    cases["torn-and-recovered"] = _torn_and_recovered(tmp_path / "torn")
+    expected = {name: AuditLog(path).verify().to_dict() for name, path in cases.items()}
+    assert expected["intact"]["ok"] and expected["torn-and-recovered"]["ok"] and expected["torn-and-recovered"]["warnings"]
+    assert expected["torn-and-recovered"]["records"] == 9  # 8 records and the recovery record
+    monkeypatch.setattr(log_module, "_READ_SIZE", read_size)
+    for name, path in cases.items():
+        assert AuditLog(path).verify().to_dict() == expected[name], name

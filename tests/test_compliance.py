@@ -3,6 +3,7 @@ mapped to each standard; statuses follow the live state."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -186,14 +187,15 @@ def test_truncated_and_garbled_log_is_reported_not_fatal(cli, active_home, tmp_p
 
 def test_json_and_markdown_outputs(cli, active_home, tmp_path):
     epoch = str(_epoch(active_home, 5))
+    records_before = _records(active_home)  # the run appends its own record after the report is built
     res = cli("compliance-report", "--standard", "all", "--output", str(tmp_path / "all.json"), "--json", env={"SOURCE_DATE_EPOCH": epoch})
     assert res.code == 0, res.err
     summary = json.loads(res.out)
     report = json.loads((tmp_path / "all.json").read_text())
     assert [s["id"] for s in report["standards"]] == list(STANDARDS)
     assert summary["failing_controls"] == report["failing_controls"]
-    assert report["hashes"]["audit_records"] == _records(active_home)
-    assert report["hashes"]["audit_chain_head"]["seq"] == _records(active_home)
+    assert report["hashes"]["audit_records"] == records_before
+    assert report["hashes"]["audit_chain_head"]["seq"] == records_before
     for s in report["standards"]:
         assert {c["id"] for c in s["controls"]} == {f"C{n}" for n in range(1, 14)}
         assert s["score"]["requirements"] == len(s["requirements"])
@@ -215,7 +217,13 @@ def test_fail_on_findings_exits_10(cli, active_home, tmp_path):
 def test_same_state_and_source_date_epoch_give_a_byte_identical_pdf(cli, active_home, tmp_path):
     env = {"SOURCE_DATE_EPOCH": str(_epoch(active_home, 3))}
     a, b = tmp_path / "a.pdf", tmp_path / "b.pdf"
+    # Each run appends its own audit record, which the next report counts: put
+    # the log back between the runs so that both see the same state.
+    saved = {name: (active_home / name).read_bytes() for name in ("audit.log", "audit.log.head")}
     assert cli("compliance-report", "--standard", "fedramp", "--output", str(a), env=env).code == 0
+    assert _records(active_home) == saved["audit.log"].count(b"\n") + 1
+    for name, data in saved.items():
+        (active_home / name).write_bytes(data)
     assert cli("compliance-report", "--standard", "fedramp", "--output", str(b), env=env).code == 0
     assert a.read_bytes() == b.read_bytes()
     if shutil.which("pdftotext"):
@@ -269,3 +277,77 @@ def test_a_backup_moves_c12_from_fail_to_warning(cli, zt_env, active_home, tmp_p
     c12 = next(c for c in after["standards"][0]["controls"] if c["id"] == "C12")
     assert c12["status"] == "warning" and c12["evidence"]["last_backup"] is not None
     assert c12["findings"] == ["no restore test in the last 12 months"]
+
+
+# --- each run is itself audited (PCI DSS 10.2.1.3: access to audit logs is logged) -----
+def _log(home: Path) -> list[dict]:
+    return [json.loads(line) for line in (home / "audit.log").read_bytes().splitlines()]
+
+
+COUNT_KEYS = ("pass", "fail", "warning", "not_evaluated", "manual", "not_applicable")
+
+
+def test_a_report_run_writes_one_audit_record_without_report_content(cli, zt_env, active_home, tmp_path):
+    before = _log(active_home)
+    out = tmp_path / "pci.json"
+    res = cli("compliance-report", "--standard", "pci", "--period", "30d", "--output", str(out))
+    assert res.code == 0, res.err
+    after = _log(active_home)
+    assert after[: len(before)] == before and len(after) == len(before) + 1
+    rec, report = after[-1], json.loads(out.read_text())
+    assert (rec["event"], rec["action"], rec["resource"], rec["success"], rec["level"], rec["user"]) == \
+        ("compliance_report", "report", "compliance/pci-dss", True, "info", "alice@EXAMPLE.COM")
+    details = rec["details"]
+    # what was asked and how it came out; never the report's evidence, findings or remediation
+    assert set(details) == {"standards", "format", "period", "output", "period_start", "period_end", "overall", "counts", "report_sha256"}
+    assert (details["standards"], details["format"], details["period"], details["output"]) == (["pci-dss"], "json", "30d", str(out))
+    assert (details["period_start"], details["period_end"]) == (report["report"]["period"]["start"], report["report"]["period"]["end"])
+    assert details["overall"] == report["overall"]
+    assert details["counts"] == {"pci-dss": {k: report["standards"][0]["score"][k] for k in COUNT_KEYS}}
+    assert details["report_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    verify = cli("audit", "verify", "--json")
+    assert verify.code == 0 and json.loads(verify.out)["records"] == len(after)
+    # the next report counts the run as a logged read of the audit trail
+    nxt = _report(zt_env, datetime.now(timezone.utc) + timedelta(minutes=5), standard="pci")
+    c6 = next(c for c in nxt["standards"][0]["controls"] if c["id"] == "C6")
+    assert c6["evidence"]["audit_log_reads_recorded"].startswith(f"1 compliance report run(s) (last {rec['timestamp'][:19]}Z)")
+    req = {r["id"]: r for r in nxt["standards"][0]["requirements"]}
+    assert req["10.2.1.3"]["status"] == "manual" and "compliance_report" in req["10.2.1.3"]["evidence"]
+
+
+def test_a_failed_report_run_writes_a_failure_record(cli, active_home, tmp_path):
+    start = len(_log(active_home))
+    missing = tmp_path / "missing-dir" / "r.pdf"
+    res = cli("compliance-report", "--standard", "soc2", "--output", str(missing))
+    assert res.code == 1 and "does not exist" in res.err
+    (tmp_path / "a-dir.md").mkdir()
+    res = cli("compliance-report", "--standard", "all", "--output", str(tmp_path / "a-dir.md"), "--period", "7d")
+    assert res.code == 1 and "is a directory" in res.err
+    records = _log(active_home)
+    assert len(records) == start + 2
+    first, second = records[-2:]
+    assert (first["event"], first["action"], first["resource"], first["success"], first["level"]) == \
+        ("compliance_report", "report", "compliance/soc2", False, "warning")
+    assert first["details"] == {"standards": ["soc2"], "format": "pdf", "period": "90d", "output": str(missing), "error": "ZeroTrustError"}
+    assert second["resource"] == "compliance/all" and second["success"] is False
+    assert second["details"]["standards"] == list(STANDARDS) and second["details"]["format"] == "md"
+    # Input rejected before any work writes no record, as for a malformed secret name.
+    for args in (("--standard", "iso27001"), ("--standard", "soc2", "--period", "soon")):
+        assert cli("compliance-report", *args, "--output", str(tmp_path / "r.pdf")).code == 2
+    assert cli("compliance-report", "--standard", "soc2", "--output", str(tmp_path / "r.docx")).code == 2
+    assert len(_log(active_home)) == start + 2
+    assert cli("audit", "verify").code == 0
+
+
+def test_a_report_that_cannot_be_audited_is_not_left_behind(cli, zt_env, active_home, tmp_path):
+    cfg = Path(zt_env["XDG_CONFIG_HOME"]) / "zerotrust" / "config.yaml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(f"audit:\n  sinks: [file, syslog]\n  syslog: {{address: 'unix:{tmp_path}/nobody.sock'}}\n")
+    os.chmod(cfg, 0o600)
+    out = tmp_path / "r.json"
+    res = cli("compliance-report", "--standard", "gdpr", "--output", str(out))
+    assert res.code == 1 and "could not be shipped" in res.err
+    assert not out.exists()  # refused like an unaudited secret read
+    records = _log(active_home)
+    assert records[-2]["event"] == "compliance_report" and records[-1]["event"] == "audit_sink_failure"
+    assert cli("audit", "verify").code == 0

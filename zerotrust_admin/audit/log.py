@@ -12,6 +12,7 @@ Details: docs/audit-format.md.
 from __future__ import annotations
 
 import base64
+import binascii
 import fcntl
 import hashlib
 import hmac
@@ -19,11 +20,12 @@ import json
 import os
 import socket
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Iterator
 
 from zerotrust_admin import fsutil
-from zerotrust_admin.crypto import constant_time_equal, hmac_sha256, random_key
+from zerotrust_admin.crypto import constant_time_equal, hmac_sha256, hmac_sha256_states, random_key
 from zerotrust_admin.errors import AuditError, IntegrityError, NotFoundError
 from zerotrust_admin.timeutil import rfc3339
 
@@ -198,73 +200,82 @@ class AuditLog:
         return list(deque(self.records(), maxlen=n))
 
     def verify(self) -> VerifyResult:
-        key = self._load_key(create=False) if os.path.lexists(self.path) else None
-        expected_seq = 1
-        prev = GENESIS
-        count = 0
-        last_line_complete = True
-        torn: tuple[int, bytes] | None = None
-        warnings: list[str] = []
-        mac_key = key
+        exists = os.path.lexists(self.path)
+        key = self._load_key(create=False) if exists else None
         # Read the anchor BEFORE the log: writers may append while we read, so
         # the log can only be longer than the anchor says, never legitimately shorter.
         head = self._read_head()
-        head_seq = head.get("seq", 0) if head is not None else 0
-        hash_at_head: str | None = None
-        for number, raw in self.lines():
-            last_line_complete = raw.endswith(b"\n")
-            if torn is None and mac_key is not None:
-                fast = _fast_check(mac_key, raw)
-                if fast is not None and fast[0] == expected_seq and fast[1] == prev:
-                    if expected_seq == head_seq:
-                        hash_at_head = fast[2]
-                    prev = fast[2]
-                    expected_seq += 1
-                    count += 1
-                    continue
+        chain = _Chain(head.get("seq", 0) if head is not None else 0)
+        if exists:
+            fsutil.check_private_file(self.path, what="audit log", allow_group_read=True)
+            mac = hmac_sha256_states(key, HASH_PREFIX)
+            with open(self.path, "rb") as fh:
+                for first, block, complete in _blocks(fh):
+                    i = 0
+                    while i < len(block):
+                        if complete and chain.torn is None:
+                            i = _fast_run(mac, block, i, chain)  # the common case: every line the writer produced
+                            if i == len(block):
+                                break
+                        bad = self._check_line(key, chain, first + i, block[i] + b"\n" if complete else block[i])
+                        if bad is not None:
+                            return bad
+                        i += 1
+        return self._finish(chain, head)
 
-            def bad(problem: str, seq: int | None = None) -> VerifyResult:
-                return VerifyResult(False, count, seq if seq is not None else expected_seq, number, problem)
+    def _check_line(self, key: bytes, chain: _Chain, number: int, raw: bytes) -> VerifyResult | None:
+        """Parse and check one line the fast path did not accept; a VerifyResult
+        naming the problem, or None when the line is a valid next record (or a
+        torn fragment that the next record must account for)."""
+        count = chain.expected_seq - 1
 
-            try:
-                record = json.loads(raw)
-                if not isinstance(record, dict):
-                    raise ValueError
-            except ValueError:
-                if torn is None and raw.endswith(b"\n"):
-                    torn = (number, raw[:-1])  # acceptable only if the next record recovers it
-                    continue
-                what = "is cut short (torn write)" if not last_line_complete else "is not valid JSON"
-                return bad(f"line {number} {what}")
-            if torn is not None:
-                details = record.get("details") or {}
-                if record.get("event") != "audit_recovery" or details.get("torn_sha256") != hashlib.sha256(torn[1]).hexdigest():
-                    return VerifyResult(False, count, expected_seq, torn[0], f"line {torn[0]} is not a valid record (edited or corrupted)")
-                warnings.append(f"line {torn[0]} is a torn write ({len(torn[1])} bytes) after record {expected_seq - 1}, recovered by record {record.get('seq')}")
-                torn = None
-            seq = record.get("seq")
-            claimed = record.pop("hash", None)
-            if not isinstance(claimed, str) or not constant_time_equal(self._mac(key, record).encode(), claimed.encode()):
-                return bad(f"record {seq} (line {number}) was altered: its hash does not match its content", seq if isinstance(seq, int) else None)
-            record["hash"] = claimed
-            if canonical(record) + b"\n" != raw:
-                return bad(f"record {seq} (line {number}) is not in canonical form (edited)", seq)
-            if seq != expected_seq:
-                return bad(f"record {seq} found at line {number} where record {expected_seq} was expected (deleted or reordered records)", expected_seq)
-            if record.get("prev") != prev:
-                return bad(f"record {seq} (line {number}) does not chain to record {seq - 1}", seq)
-            if expected_seq == head_seq:
-                hash_at_head = claimed
-            prev = claimed
-            expected_seq += 1
-            count += 1
-        if torn is not None:
-            return VerifyResult(False, count, expected_seq, torn[0], f"line {torn[0]} is not a valid record (edited or corrupted)")
-        result = VerifyResult(True, count, warnings=warnings)
+        def bad(problem: str, seq: int | None = None) -> VerifyResult:
+            return VerifyResult(False, count, seq if seq is not None else chain.expected_seq, number, problem)
+
+        try:
+            record = json.loads(raw)
+            if not isinstance(record, dict):
+                raise ValueError
+        except ValueError:
+            if chain.torn is None and raw.endswith(b"\n"):
+                chain.torn = (number, raw[:-1])  # acceptable only if the next record recovers it
+                return None
+            what = "is cut short (torn write)" if not raw.endswith(b"\n") else "is not valid JSON"
+            return bad(f"line {number} {what}")
+        if chain.torn is not None:
+            torn_line, fragment = chain.torn
+            details = record.get("details") or {}
+            if record.get("event") != "audit_recovery" or details.get("torn_sha256") != hashlib.sha256(fragment).hexdigest():
+                return VerifyResult(False, count, chain.expected_seq, torn_line, f"line {torn_line} is not a valid record (edited or corrupted)")
+            chain.warnings.append(f"line {torn_line} is a torn write ({len(fragment)} bytes) after record {chain.expected_seq - 1}, "
+                                  f"recovered by record {record.get('seq')}")
+            chain.torn = None
+        seq = record.get("seq")
+        claimed = record.pop("hash", None)
+        if not isinstance(claimed, str) or not constant_time_equal(self._mac(key, record).encode(), claimed.encode()):
+            return bad(f"record {seq} (line {number}) was altered: its hash does not match its content", seq if isinstance(seq, int) else None)
+        record["hash"] = claimed
+        if canonical(record) + b"\n" != raw:
+            return bad(f"record {seq} (line {number}) is not in canonical form (edited)", seq)
+        if seq != chain.expected_seq:
+            return bad(f"record {seq} found at line {number} where record {chain.expected_seq} was expected (deleted or reordered records)", chain.expected_seq)
+        if record.get("prev") != chain.prev:
+            return bad(f"record {seq} (line {number}) does not chain to record {seq - 1}", seq)
+        chain.accept(claimed)
+        return None
+
+    @staticmethod
+    def _finish(chain: _Chain, head: dict | None) -> VerifyResult:
+        """The verdict at the end of the file: a pending torn fragment, then the head anchor."""
+        count = chain.expected_seq - 1
+        if chain.torn is not None:
+            return VerifyResult(False, count, chain.expected_seq, chain.torn[0], f"line {chain.torn[0]} is not a valid record (edited or corrupted)")
+        result = VerifyResult(True, count, warnings=chain.warnings)
+        head_seq = chain.head_seq
         if head is not None:
             if count < head_seq:
                 return VerifyResult(False, count, count + 1, None, f"the log ends at record {count} but the head anchor records {head_seq}: records {count + 1}-{head_seq} were deleted (truncated log)")
-            if head_seq and head.get("hash") != hash_at_head:
+            if head_seq and head.get("hash") != chain.hash_at_head:
                 return VerifyResult(False, count, head_seq, None, f"record {head_seq} does not match the head anchor (record replaced)")
         elif count:
             result.warnings.append("no head anchor file: deletion of the last records cannot be detected")
@@ -279,34 +290,99 @@ class AuditLog:
             raise IntegrityError(f"audit head anchor {self.head_path} is not valid JSON") from None
 
 
+class _Chain:
+    """Where verification stands: the next expected record, the hash it must
+    chain to, a torn fragment awaiting its recovery record, and the hash of the
+    record the head anchor names."""
+
+    __slots__ = ("expected_seq", "prev", "torn", "warnings", "head_seq", "hash_at_head")
+
+    def __init__(self, head_seq: int):
+        self.expected_seq = 1
+        self.prev = GENESIS
+        self.torn: tuple[int, bytes] | None = None
+        self.warnings: list[str] = []
+        self.head_seq = head_seq
+        self.hash_at_head: str | None = None
+
+    def accept(self, hash_hex: str) -> None:
+        if self.expected_seq == self.head_seq:
+            self.hash_at_head = hash_hex
+        self.prev = hash_hex
+        self.expected_seq += 1
+
+
+_READ_SIZE = 1 << 20  # 1 MiB reads: a few hundred syscalls for a million records, flat memory
+
+
+def _blocks(fh) -> Iterator[tuple[int, list[bytes], bool]]:
+    """(number of the first line, lines without their "\\n", complete) in file
+    order. Only a fragment at the very end of the file (no final newline) comes
+    with complete=False, alone in its block."""
+    number = 1
+    rest = b""
+    while chunk := fh.read(_READ_SIZE):
+        lines = chunk.split(b"\n")
+        lines[0] = rest + lines[0]
+        rest = lines.pop()
+        if lines:
+            yield number, lines, True
+            number += len(lines)
+    if rest:
+        yield number, [rest], False
+
+
 _HASH_KEY = b'"hash":"'
-_HOST_AFTER = b',"host":'
+_HOST_AFTER_HASH = b'","host":'  # the 9 bytes after the 64 hex digits of the top-level hash
+_HOST_KEY = b',"host":'
+_PREV_KEY = b',"prev":"'
 
 
-def _fast_check(mac_key, raw: bytes) -> tuple[int, str, str] | None:
-    """(seq, prev, hash) when ``raw`` is exactly a line the writer produced, else None.
+def _fast_run(mac, lines: list[bytes], start: int, chain: _Chain) -> int:
+    """Accept, from ``lines[start]`` on, every line that is exactly the next
+    record the writer produced; return the index of the first line that is not
+    (``len(lines)`` when all are), for the slow path to name the problem.
 
     In the canonical form the top-level ``"hash":"<64 hex>",`` sits right before
-    ``"host"`` (keys are sorted; nested objects only live in ``details``, which
-    sorts earlier), and cutting it out gives the exact bytes the MAC covers. So a
-    valid MAC over the cut line proves every byte without re-serialising; any
-    other line goes through the slow path, which names the problem."""
-    pos = raw.rfind(_HASH_KEY)
-    if pos <= 0 or raw[pos - 1 : pos] != b"," or raw[pos + 72 : pos + 81] != b'"' + _HOST_AFTER or not raw.endswith(b"\n"):
-        return None
-    claimed = raw[pos + 8 : pos + 72].decode("ascii", "replace")
-    # hmac.digest is OpenSSL's one-shot HMAC: about 3x cheaper than an HMAC object per line.
-    if not hmac.compare_digest(hmac.digest(mac_key, b"".join((HASH_PREFIX, raw[:pos], raw[pos + 74 : -1])), "sha256").hex(), claimed):
-        return None
-    # "prev" and "seq" are top-level keys after "hash" in sorted order; nested
-    # objects only live in "details", which sorts before it.
-    at = raw.find(b',"prev":"', pos) + 9
-    seq_at = raw.find(b',"seq":', at) + 7
-    try:
-        seq = int(raw[seq_at : raw.index(b",", seq_at)])
-    except ValueError:
-        return None
-    return seq, raw[at : at + 64].decode("ascii"), claimed
+    the top-level ``"host"``, which is the last ``,"host":`` of the line (keys
+    are sorted; nested objects only live in ``details``, which sorts earlier,
+    and no JSON string can contain ``,"``). Cutting it out gives the exact bytes
+    the MAC covers, so a valid MAC over the cut line proves every byte of it
+    without parsing or re-serialising: the line is the writer's canonical JSON
+    of a well-formed record. ``prev`` and ``seq`` are then checked in place (the
+    only ``,"prev":"`` and ``,"seq":`` after the hash are the top-level ones).
+    Per line: a few C-level searches and one HMAC from precomputed states, no
+    Python objects beyond the slices."""
+    inner, outer = mac
+    head_seq = chain.head_seq
+    expected = chain.expected_seq
+    prev_hex = chain.prev.encode("ascii", "replace")
+    prev_pat = _PREV_KEY + prev_hex + b'"'
+    hash_at_head = None
+    compare, hexlify = hmac.compare_digest, binascii.hexlify
+    for raw in islice(lines, start, None):
+        pos = raw.rfind(_HASH_KEY)
+        if raw[pos + 72 : pos + 81] != _HOST_AFTER_HASH or pos <= 0 or raw[pos - 1] != 44 or raw.rfind(_HOST_KEY) != pos + 73:  # 44 = ","
+            break
+        h = inner.copy()
+        h.update(raw[:pos])
+        h.update(raw[pos + 74 :])
+        o = outer.copy()
+        o.update(h.digest())
+        claimed = raw[pos + 8 : pos + 72]
+        if not compare(hexlify(o.digest()), claimed) or raw.find(prev_pat, pos) < 0 or raw.find(b',"seq":%d,' % expected, pos) < 0:
+            break
+        if expected == head_seq:
+            hash_at_head = claimed
+        prev_pat = _PREV_KEY + claimed + b'"'
+        prev_hex = claimed
+        expected += 1
+    accepted = expected - chain.expected_seq
+    if hash_at_head is not None:
+        chain.hash_at_head = hash_at_head.decode("ascii")
+    chain.expected_seq = expected
+    chain.prev = prev_hex.decode("ascii", "replace")
+    return start + accepted
 
 
 def _tail(path: Path) -> tuple[dict | None, bytes | None]:

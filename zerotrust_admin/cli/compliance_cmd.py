@@ -22,12 +22,11 @@ def compliance_report(
 
     SOURCE_DATE_EPOCH fixes the report time, so the same state gives a
     byte-identical report."""
-    from zerotrust_admin.audit.search import parse_duration
-    from zerotrust_admin.compliance import write_report
+    from zerotrust_admin.compliance import run_report
 
     app_ctx = app_context(ctx, json)
     app_ctx.authorize("report", f"compliance/{standard}")
-    report, path = write_report(app_ctx.config, standard, output, period=parse_duration(period, what="--period"), operator=app_ctx.actor.user)
+    report, path = run_report(app_ctx.config, standard, output, period=period, audit=app_ctx.audit, actor=app_ctx.actor)
     summary = {"output": str(path), "overall": report["overall"], "failing_controls": report["failing_controls"],
                "standards": {s["id"]: {"overall": s["overall"], **{k: s["score"][k] for k in ("pass", "fail", "warning", "manual", "not_evaluated", "not_applicable", "percent")}}
                              for s in report["standards"]}}

@@ -6,6 +6,6 @@ files (standards/*.json, from compliance-map.md), and report.py scores and
 renders them as PDF, JSON or Markdown.
 """
 
-from zerotrust_admin.compliance.report import STANDARDS, build_report, resolve_standards, write_report
+from zerotrust_admin.compliance.report import STANDARDS, build_report, resolve_standards, run_report, write_report
 
-__all__ = ["STANDARDS", "build_report", "resolve_standards", "write_report"]
+__all__ = ["STANDARDS", "build_report", "resolve_standards", "run_report", "write_report"]

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from zerotrust_admin.compliance.controls import CHECKS, STATUS_RANK
-from zerotrust_admin.errors import UsageError, ZeroTrustError
+from zerotrust_admin.errors import AuditError, UsageError, ZeroTrustError
 
 STANDARDS = ("soc2", "pci-dss", "hipaa", "gdpr", "fedramp")
 ALIASES = {"pci": "pci-dss", "pcidss": "pci-dss", "pci_dss": "pci-dss", "soc-2": "soc2", "soc": "soc2", "fedramp-moderate": "fedramp"}
@@ -47,12 +47,18 @@ def report_now(environ=None) -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
+def output_format(path: str | os.PathLike) -> str:
+    """The report format (``.pdf``, ``.json``, ``.md``) from the output file's extension."""
+    ext = Path(path).suffix.lower()
+    if ext not in FORMATS:
+        raise UsageError(f"cannot tell the report format from {Path(path).name!r}", hint="use an output file ending in .pdf, .json or .md")
+    return ext
+
+
 def check_output(path: str | os.PathLike) -> tuple[Path, str]:
     """Validate the output path before any work: extension, directory, writability."""
     out = Path(path).expanduser()
-    ext = out.suffix.lower()
-    if ext not in FORMATS:
-        raise UsageError(f"cannot tell the report format from {out.name!r}", hint="use an output file ending in .pdf, .json or .md")
+    ext = output_format(out)
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise ZeroTrustError(f"cannot write the report: directory {parent} does not exist", hint="create it or choose another --output")
@@ -182,5 +188,63 @@ def write_report(config, standard: str, output: str | os.PathLike, *, period: ti
     out, ext = check_output(output)
     report = build_report(config, ",".join(sids) if len(sids) == 1 else "all", period=period, now=now, operator=operator)
     data = render(report, ext)
-    fsutil.write_private_file(out, data)
+    try:
+        fsutil.write_private_file(out, data)
+    except OSError as exc:
+        raise ZeroTrustError(f"cannot write the report to {out}: {exc.strerror}", hint="choose a writable --output path") from None
     return report, out
+
+
+AUDIT_EVENT = "compliance_report"
+AUDIT_ACTION = "report"  # the access-policy action that guards compliance-report (access/policy.py ACTIONS)
+
+
+def run_report(config, standard: str, output: str | os.PathLike, *, period: str, audit, actor,
+               now: datetime | None = None) -> tuple[dict, Path]:
+    """``compliance-report``: write the report, then one ``compliance_report``
+    audit record for the run, success or failure.
+
+    Building a report reads the whole audit log and the live state, and access
+    to audit trails must itself be logged (PCI DSS 10.2.1.3). The record holds
+    what was asked and the outcome, never report content: standards, format,
+    period, output path, the report file's SHA-256 (to tie a file to its run)
+    and per-standard counts of requirement statuses. Input rejected before any
+    work (unknown standard, bad --period or extension: exit 2) writes no record,
+    as for a malformed secret name; every later failure (unwritable output:
+    exit 1, a failed write) is recorded with ``success: false`` and the error
+    class. If the success record cannot be written, the report is removed: an
+    unaudited read of the audit trail is refused like an unaudited secret read.
+    """
+    from zerotrust_admin.audit.search import parse_duration
+
+    sids = resolve_standards(standard)
+    span = parse_duration(period, what="--period")
+    fmt = output_format(output).lstrip(".")
+    resource = "compliance/" + (sids[0] if len(sids) == 1 else "all")
+    asked = {"standards": sids, "format": fmt, "period": period, "output": str(Path(output).expanduser().absolute())}
+    try:
+        report, out = write_report(config, standard, output, period=span, operator=actor.user, now=now)
+        digest = _file_sha256(out)
+    except Exception as exc:
+        if not isinstance(exc, (UsageError, AuditError)):
+            audit.append(event=AUDIT_EVENT, action=AUDIT_ACTION, resource=resource, success=False, actor=actor,
+                         **asked, error=type(exc).__name__)
+        raise
+    counts = {s["id"]: {k: s["score"][k] for k in ("pass", "fail", "warning", "not_evaluated", "manual", "not_applicable")}
+              for s in report["standards"]}
+    try:
+        audit.append(event=AUDIT_EVENT, action=AUDIT_ACTION, resource=resource, success=True, actor=actor, **asked,
+                     period_start=report["report"]["period"]["start"], period_end=report["report"]["period"]["end"],
+                     overall=report["overall"], counts=counts, report_sha256=digest)
+    except AuditError:
+        out.unlink(missing_ok=True)
+        raise
+    return report, out
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -13,7 +13,7 @@ from zerotrust_admin.crypto.aead import (
     seal,
 )
 from zerotrust_admin.crypto.kdf import ScryptParams, derive_key
-from zerotrust_admin.crypto.mac import hmac_sha256, constant_time_equal
+from zerotrust_admin.crypto.mac import hmac_sha256, hmac_sha256_states, constant_time_equal
 
 _LAZY_X25519 = {"KeyAgreementFailed", "hkdf_sha256", "x25519_generate", "x25519_public", "x25519_shared"}
 
@@ -35,6 +35,7 @@ __all__ = [
     "constant_time_equal",
     "derive_key",
     "hmac_sha256",
+    "hmac_sha256_states",
     "open_sealed",
     "random_key",
     "seal",
