@@ -1,5 +1,6 @@
-"""``vault get`` without Typer: Typer alone costs ~130 ms per start on this
-machine, over the 150 ms budget for ``vault get``. The grammar accepted here is
+"""``vault get`` without Typer: building the Typer app costs ~60 ms per start on
+this machine even with Typer pinned below 0.29 (docs/deployment.md), a large
+share of the 150 ms budget for ``vault get``. The grammar accepted here is
 deliberately narrow; anything else (``--help``, an unknown flag, a typo) falls
 back to the full Typer app, which then owns the error message. The command body
 is the same function the Typer command calls (``vault_get.run_get``), and a
