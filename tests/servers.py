@@ -40,6 +40,19 @@ def wait_port(port: int, timeout: float = 10.0, proc: subprocess.Popen | None = 
 
 
 # --- Redis ------------------------------------------------------------------
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0, directory: str | None = None) -> None:
+    """SIGTERM, then SIGKILL if it outlives ``timeout``; remove its scratch directory."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 class RedisServer:
     """A real redis-server process: ``url``, ``port``, ``stop()``, ``kill()``, ``flush()``."""
 
@@ -95,14 +108,7 @@ class RedisServer:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_process(self.proc, directory=self.dir)
 
 
 @pytest.fixture(scope="session")
@@ -230,14 +236,7 @@ path "sys/capabilities-self" { capabilities = ["update"] }
         return block
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_process(self.proc, directory=self.dir)
 
 
 @pytest.fixture(scope="session")
@@ -291,13 +290,7 @@ class MotoServer:
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST"), timeout=10).read()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
 
 
 @pytest.fixture(scope="session")
@@ -377,14 +370,7 @@ class KerberosRealm:
         return Path(ccache)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_process(self.proc, timeout=5, directory=self.dir)
 
 
 @pytest.fixture(scope="session")

@@ -141,3 +141,21 @@ def create_private_file(path: Path) -> int:
             os.close(fd)
             raise InsecureFileError(f"{path} is accessible to others", hint=f"chmod 600 {path}")
     return fd
+
+
+def connect_private_sqlite(path: Path, *, what: str, schema: str, timeout: float = 10.0):
+    """A SQLite connection (autocommit) to a small state database of ours: the
+    directory made 0700, the file created 0600 without following a planted
+    symlink, its permissions checked, ``schema`` applied (idempotent DDL)."""
+    import sqlite3
+
+    ensure_private_dir(path.parent)
+    if not os.path.lexists(path):
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE))
+        except FileExistsError:
+            pass  # another process created it first
+    check_private_file(path, what=what)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=timeout)
+    conn.executescript(schema)
+    return conn

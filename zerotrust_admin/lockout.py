@@ -116,16 +116,7 @@ class Lockout:
 
     # --- storage -----------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        fsutil.ensure_private_dir(self.path.parent)
-        if not os.path.lexists(self.path):
-            try:
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, fsutil.FILE_MODE))
-            except FileExistsError:
-                pass
-        fsutil.check_private_file(self.path, what="lockout database")
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=10)
-        conn.executescript(_SCHEMA)
-        return conn
+        return fsutil.connect_private_sqlite(self.path, what="lockout database", schema=_SCHEMA)
 
     # --- queries -------------------------------------------------------------
     def state(self, principal: str) -> LockState:

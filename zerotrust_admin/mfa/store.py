@@ -78,16 +78,8 @@ class MfaStore:
 
     # --- replay guard ------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        fsutil.ensure_private_dir(self.state_path.parent)
-        if not os.path.lexists(self.state_path):
-            try:
-                os.close(os.open(self.state_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, fsutil.FILE_MODE))
-            except FileExistsError:
-                pass
-        fsutil.check_private_file(self.state_path, what="MFA state database")
-        conn = sqlite3.connect(self.state_path, isolation_level=None, timeout=10)
-        conn.execute("CREATE TABLE IF NOT EXISTS used_steps (principal TEXT PRIMARY KEY, last_step INTEGER NOT NULL)")
-        return conn
+        return fsutil.connect_private_sqlite(self.state_path, what="MFA state database",
+                                             schema="CREATE TABLE IF NOT EXISTS used_steps (principal TEXT PRIMARY KEY, last_step INTEGER NOT NULL);")
 
     def _consume_step(self, principal: str, step: int) -> bool:
         """Atomically accept ``step`` only if it is later than the last one used."""
