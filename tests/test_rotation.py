@@ -432,3 +432,35 @@ def test_a_reader_opened_before_a_master_rotation_keeps_working(initialized, zt_
     finally:
         reader.close()
         rotator.close()
+
+
+def test_rotation_blocked_by_a_long_vault_write_is_busy_and_changes_nothing(initialized, zt_env, monkeypatch):
+    """Another process holding SQLite's write lock (a long import) makes rotation
+    fail with BusyError (exit 7) once the busy timeout runs out, leaving the
+    vault as it was; the timeout is shortened here from 30 s to 300 ms."""
+    import sqlite3
+
+    from zerotrust_admin.errors import BusyError
+    from zerotrust_admin.rotation.dek import rotate_dek
+    from zerotrust_admin.vault import vault as vault_module
+
+    expected = fill(zt_env, 50)
+    before = db_rows(initialized, "SELECT id FROM deks")
+    monkeypatch.setattr(vault_module, "BUSY_TIMEOUT_MS", 300)
+    vault, _, _ = open_vault(zt_env, audited=False)
+    holder = sqlite3.connect(initialized / "vault.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # what a concurrent `vault import` holds while it writes
+        started = time.monotonic()
+        with pytest.raises(BusyError) as caught:
+            rotate_dek(vault)
+        assert time.monotonic() - started < 10
+        assert caught.value.exit_code == 7 and "locked" in caught.value.message
+        holder.execute("ROLLBACK")
+        assert db_rows(initialized, "SELECT id FROM deks") == before  # nothing half-done
+        result = rotate_dek(vault)  # once the writer is gone, the same call succeeds
+        assert result["new_dek_id"] != before[0][0]
+    finally:
+        holder.close()
+        vault.close()
+    check_all(zt_env, expected)
