@@ -146,3 +146,26 @@ def test_bash_completion_offers_subcommands_and_options(zt_env):
 
 def test_bash_completion_offers_nothing_for_an_unknown_prefix(zt_env):
     assert complete_bash(["zerotrust-admin", "zzz-no-such"], zt_env) == []
+
+
+def test_every_command_summary_is_one_line():
+    """The command lists in `--help` show each command's first help paragraph;
+    rich keeps its line breaks, so a summary wrapped in the docstring renders
+    as a ragged column. Summary on one line, details after a blank line."""
+    import typer
+
+    from zerotrust_admin.cli.app import app
+
+    wrapped = []
+
+    def walk(command, path):
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            walk(sub, [*path, name])
+        summary = (command.help or "").strip().split("\n\n")[0]
+        if "\n" in summary:
+            wrapped.append(" ".join(path))
+
+    root = typer.main.get_command(app)
+    walk(root, ["zerotrust-admin"])
+    assert len(getattr(root, "commands", {})) > 10  # it really walked the app
+    assert not wrapped, wrapped

@@ -23,9 +23,11 @@ def get(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Always call STS; neither read nor write the cache.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Print STS temporary credentials for the operator principal (RoleSessionName and
-    SourceIdentity = the principal, mapped as in docs/aws-credentials.md). Served from
-    the encrypted cache while valid. Use --format process in ~/.aws/config:
+    """Print STS temporary credentials for the operator principal.
+
+    RoleSessionName and SourceIdentity are the principal, mapped as in
+    docs/aws-credentials.md. Served from the encrypted cache while valid. Use
+    --format process in ~/.aws/config:
     credential_process = zerotrust-admin credentials get --role-arn ARN --format process"""
     app_ctx = app_context(ctx, json)
     run_get(app_ctx, role_arn, external_id, list(via or []), duration, fmt, no_cache, app_ctx.json)

@@ -25,8 +25,10 @@ def revoke_sessions(
     yes: YesOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Revoke sessions: deletes them and sets a revocation marker the broker checks, so
-    sessions created before the end of the run are refused. Exactly one of --all, --user, --session."""
+    """Revoke sessions: --all, --user U or --session ID (exactly one).
+
+    Deletes the sessions and sets a revocation marker the broker checks, so
+    sessions created before the end of the run are refused too."""
     from zerotrust_admin.sessions.revoke import Target, plan, revoke_sessions as run
 
     app_ctx = app_context(ctx, json)

@@ -25,9 +25,11 @@ def revoke_credentials(
     yes: YesOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Revoke AWS credentials: purge the user's cached credentials, put an inline role
-    policy denying their sessions issued before now (merged with earlier revocations),
-    and revoke their sessions. --dry-run prints the exact policy JSON, changing nothing."""
+    """Revoke a user's AWS credentials: cache, issued STS sessions, and sessions.
+
+    Purges the user's cached credentials, puts an inline role policy denying
+    their sessions issued before now (merged with earlier revocations), and
+    revokes their sessions. --dry-run prints the exact policy JSON, changing nothing."""
     from zerotrust_admin.aws.revoke import compact, iso, revoke_credentials as run
 
     app_ctx = app_context(ctx, json)
