@@ -619,3 +619,15 @@ def azure_keyvault(tmp_path_factory):
     stub = AzureKeyVaultStub(tmp_path_factory.mktemp("azure-kv"))
     yield stub
     stub.stop()
+
+
+def provider_settings(request, kind: str) -> dict | None:
+    """The ``secrets.config`` block for provider ``kind`` against its real peer
+    (started through its session fixture); None for the integrated vault."""
+    if kind == "hashicorp":
+        return request.getfixturevalue("openbao").settings()
+    if kind == "aws":
+        return request.getfixturevalue("moto_server").settings()
+    if kind == "azure":
+        return request.getfixturevalue("azure_keyvault").settings(polling_interval=0.05)
+    return None

@@ -9,22 +9,12 @@ import uuid
 
 import pytest
 
-from tests.servers import azure_keyvault, moto_server, openbao  # noqa: F401
+from tests.servers import azure_keyvault, moto_server, openbao, provider_settings as settings  # noqa: F401
 from tests.test_provider_contract import ACTOR, make_local_vault, provider_config
 from zerotrust_admin.audit.log import AuditLog
 from zerotrust_admin.errors import DeniedError
 from zerotrust_admin.providers import open_provider
 from zerotrust_admin.providers.migrate import MigrateInterrupted, migrate
-
-
-def settings(request, kind: str):
-    if kind == "hashicorp":
-        return request.getfixturevalue("openbao").settings()
-    if kind == "aws":
-        return request.getfixturevalue("moto_server").settings()
-    if kind == "azure":
-        return request.getfixturevalue("azure_keyvault").settings(polling_interval=0.05)
-    return None
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from tests.servers import azure_keyvault, moto_server, openbao  # noqa: F401
+from tests.servers import azure_keyvault, moto_server, openbao, provider_settings as settings_for  # noqa: F401
 from zerotrust_admin.audit.log import Actor, AuditLog
 from zerotrust_admin.config import load_config
 from zerotrust_admin.errors import NotFoundError, UsageError
@@ -42,16 +42,6 @@ def make_local_vault(home):
     kctx = KeySourceContext(config={}, home=home, environ={})
     return Vault.create(home / "vault.db", "keyfile", lambda key_id: KeyFileSource.create(kctx, key_id),
                         audit=AuditLog(home / "audit.log"), actor=ACTOR)
-
-
-def settings_for(request, kind: str) -> dict | None:
-    if kind == "hashicorp":
-        return request.getfixturevalue("openbao").settings()
-    if kind == "aws":
-        return request.getfixturevalue("moto_server").settings()
-    if kind == "azure":
-        return request.getfixturevalue("azure_keyvault").settings(polling_interval=0.05)
-    return None
 
 
 class Harness:

@@ -221,6 +221,16 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
+def dotted_get(data: dict, dotted: str, default=None):
+    """``data["a"]["b"]`` for ``"a.b"``, or ``default`` where the path stops."""
+    node = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
 class Config:
     """The effective configuration. ``data`` never holds a ``*_file``'s content:
     secrets are read on demand by ``get_secret``."""
@@ -242,12 +252,7 @@ class Config:
         return value if isinstance(value, dict) else {}
 
     def get(self, dotted: str, default=None):
-        node = self.data
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
+        return dotted_get(self.data, dotted, default)
 
     @property
     def provider(self) -> str:

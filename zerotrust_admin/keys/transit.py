@@ -48,12 +48,9 @@ class _DictConfig:
         self.data = data
 
     def get(self, dotted: str, default=None):
-        node = self.data
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
+        from zerotrust_admin.config.loader import dotted_get
+
+        return dotted_get(self.data, dotted, default)
 
 
 class TransitKeySource:
