@@ -1,5 +1,5 @@
-"""``vault backup``, ``vault restore`` and ``vault backup-keygen``: encrypted
-backups under a passphrase or an X25519 recipient key. Registered on the
+"""``vault backup``, ``vault restore`` and ``vault backup-keygen``: encrypted,
+signed backups under a passphrase or an X25519 recipient key (docs/backup.md). Registered on the
 ``vault`` group from here (vault_cmd.py stays untouched)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from zerotrust_admin.cli.common import DryRunOpt, JsonOpt, app_context
-from zerotrust_admin.cli.output import emit_json, info
+from zerotrust_admin.cli.output import emit_json, info, warn
 from zerotrust_admin.cli.vault_cmd import app
 from zerotrust_admin.errors import UsageError
 from zerotrust_admin.secret import Secret
@@ -36,19 +36,45 @@ def backup(
     ctx: typer.Context,
     output: Annotated[str, typer.Option("--output", "-o", help="Backup file to write (mode 0600).")],
     recipient: Annotated[Optional[str], typer.Option("--recipient", "-r", help="Encrypt to this X25519 public key (zt-x25519:..., or a file holding it) instead of a passphrase.")] = None,
+    include_mfa_seeds: Annotated[bool, typer.Option("--include-mfa-seeds", help="Also back up MFA seeds and the tool's other _zerotrust/ records (needs the mfa action on mfa/*).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Write an encrypted backup of every secret and version (passphrase from a prompt or ZEROTRUST_BACKUP_PASSPHRASE, or --recipient)."""
+    """Write an encrypted, signed backup of the secrets you may read (passphrase from a prompt or ZEROTRUST_BACKUP_PASSPHRASE, or --recipient)."""
+    from zerotrust_admin.signing import load_signing_key
     from zerotrust_admin.vault import backup as bk
 
     app_ctx = app_context(ctx, json)
-    kek = bk.RecipientKek(bk.parse_public(recipient)) if recipient else bk.PassphraseKek(_passphrase(confirm=True))
-    result = bk.create_backup(app_ctx.vault(), Path(output), kek, overwrite=force)
+    vault = app_ctx.vault()
+    app_ctx.authorize("backup", f"vault/{vault.vault_id}")
+    bk.check_output(Path(output), force)
+    public = bk.parse_public(recipient) if recipient else None
+    plan = bk.plan_backup(vault, app_ctx.access_guard, include_reserved=include_mfa_seeds)  # policy and MFA before any prompt
+    kek = bk.RecipientKek(public) if public else bk.PassphraseKek(_passphrase(confirm=True))
+    signer = load_signing_key(app_ctx.config, app_ctx.config.home, create=True)
+    result = bk.create_backup(vault, Path(output), kek, signer=signer, plan=plan, overwrite=force)
     if app_ctx.json:
         emit_json(result)
-    else:
-        info(f"Backed up {result['secrets']} secrets ({result['versions']} versions) to {output} under a {result['kek']} key", quiet=app_ctx.quiet)
+        return
+    info(f"Backed up {result['secrets']} secrets ({result['versions']} versions) to {output} under a {result['kek']} key, "
+         f"signed by {result['signer_key_id']}", quiet=app_ctx.quiet)
+    left = result["left_out"]
+    if left["reserved"]:
+        info(f"Left out {left['reserved']} MFA seed and other _zerotrust/ records (add them with --include-mfa-seeds)", quiet=app_ctx.quiet)
+    if left["hidden"]:
+        info(f"Left out {left['hidden']} secrets you may not list", quiet=app_ctx.quiet)
+
+
+def _trusted_signer(app_ctx, signer: str | None):
+    from zerotrust_admin.errors import NotFoundError
+    from zerotrust_admin.signing import PublicKey, own_public_key
+
+    if signer:
+        return PublicKey.from_file(Path(signer))
+    try:
+        return own_public_key(app_ctx.config, app_ctx.config.home)
+    except NotFoundError:
+        return None  # restore_backup refuses a signed backup it cannot check (exit 5)
 
 
 @app.command("restore")
@@ -56,21 +82,31 @@ def restore(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="The backup file.")],
     identity: Annotated[Optional[str], typer.Option("--identity", "-i", help="X25519 private key file (from backup-keygen) for a --recipient backup.")] = None,
+    signer: Annotated[Optional[str], typer.Option("--signer", help="The signing.pub of the installation that made the backup (default: this installation's own).")] = None,
+    allow_unsigned: Annotated[bool, typer.Option("--allow-unsigned", help="Restore an old unsigned (format 1) backup: anyone with the recipient string could have made it. Audited.")] = False,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Verify a backup end to end, then restore it into an empty vault (nothing is written if any byte is wrong)."""
+    """Check a backup's signature, verify it end to end, then restore it into an empty vault (nothing is written if any byte is wrong)."""
     from zerotrust_admin.vault import backup as bk
 
     app_ctx = app_context(ctx, json)
+    vault = app_ctx.vault()
+    app_ctx.authorize("restore", f"vault/{vault.vault_id}")
+    trusted = _trusted_signer(app_ctx, signer)
     ident = bk.load_identity(Path(identity)) if identity else None
-    result = bk.restore_backup(app_ctx.vault(), Path(file), get_passphrase=lambda: _passphrase(confirm=False), identity=ident, dry_run=dry_run)
+    result = bk.restore_backup(vault, Path(file), get_passphrase=lambda: _passphrase(confirm=False), identity=ident, trusted=trusted,
+                               allow_unsigned=allow_unsigned, guard=app_ctx.access_guard, dry_run=dry_run)
+    if not result["signed"]:
+        warn(f"{file} is an UNSIGNED format-1 backup: anyone holding the recipient string or passphrase could have made it; "
+             + ("verified only" if dry_run else "restored only") + " because of --allow-unsigned" + ("" if dry_run else " (audited)"))
+    signed_by = f"signed by {result['signer_key_id']}" if result["signed"] else "UNSIGNED"
     if app_ctx.json:
         emit_json(result)
     elif dry_run:
-        info(f"Backup OK: {result['secrets']} secrets, {result['versions']} versions ({result['kek']} key, made {result['created']}); nothing written", quiet=app_ctx.quiet)
+        info(f"Backup OK: {result['secrets']} secrets, {result['versions']} versions ({result['kek']} key, {signed_by}, made {result['created']}); nothing written", quiet=app_ctx.quiet)
     else:
-        info(f"Restored {result['secrets']} secrets ({result['versions']} versions) from {file}", quiet=app_ctx.quiet)
+        info(f"Restored {result['secrets']} secrets ({result['versions']} versions) from {file}, {signed_by}", quiet=app_ctx.quiet)
 
 
 @app.command("backup-keygen")
