@@ -132,7 +132,10 @@ def test_chain_recomputed_independently(real_log):
         rec["hash"] = claimed
         assert json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n" == line
         prev = claimed
-    assert json.loads((home / "audit.log.head").read_bytes()) == {"seq": len(lines), "hash": prev}
+    head = json.loads((home / "audit.log.head").read_bytes())
+    assert (head["seq"], head["hash"]) == (len(lines), prev)
+    data = (home / "audit.log").read_bytes()
+    assert (head["offset"], head["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())  # the signed prefix hash is plain SHA-256
 
 
 def test_audit_tail(real_log):
@@ -371,7 +374,7 @@ def test_verify_does_not_depend_on_where_reads_split_lines(real_log, tmp_path, m
     for name, tamper in [("intact", None), *TAMPERS.items()]:
         copy = tmp_path / name
         copy.mkdir(mode=0o700)
-        for f in ("audit.log", "audit.key", "audit.log.head"):
+        for f in ("audit.log", "audit.key", "audit.log.head", "signing.pub"):
             shutil.copy2(src / f, copy / f)
         if tamper:
             lines = (copy / "audit.log").read_bytes().splitlines(keepends=True)

@@ -147,8 +147,10 @@ def test_stdout_sink_writes_the_canonical_line(tmp_path):
     stream = io.StringIO()
     log = AuditLog(tmp_path / "audit.log", sinks=SinkSet([StdoutSink(stream)]))
     rec = log.append(event="secret_access", action="read", resource="x", success=True, actor=Actor("u@R", "10.0.0.1", "h"))
-    assert json.loads(stream.getvalue()) == rec
-    assert stream.getvalue().encode() == (tmp_path / "audit.log").read_bytes()
+    record_line, checkpoint_line = stream.getvalue().splitlines(keepends=True)
+    assert json.loads(record_line) == rec
+    assert record_line.encode() == (tmp_path / "audit.log").read_bytes()
+    assert checkpoint_line.encode() == (tmp_path / "audit.log.checkpoints").read_bytes()  # then the signed checkpoint (the witness)
 
 
 def test_sink_config_errors():

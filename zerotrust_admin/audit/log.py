@@ -4,8 +4,12 @@ Each line is the canonical JSON (sorted keys, no spaces) of a record holding
 the seed's fields plus ``seq`` (1, 2, 3...), ``prev`` (the previous record's
 ``hash``) and ``hash`` = HMAC-SHA256(audit key, "zt-audit-v1\\n" + canonical
 JSON of the record without ``hash``). Editing any byte, deleting or reordering
-lines breaks the chain; deleting lines at the end is caught by the head
-anchor (``audit.head``), which records the last sequence number and hash.
+lines breaks the chain. After each append the head anchor (``audit.log.head``)
+becomes a new signed checkpoint (audit/checkpoint.py): the last record's seq
+and hash, the byte offset and SHA-256 of the log up to it, the vault
+generations confirmed so far, signed with the installation's Ed25519 key and
+MACed with the audit key. The writer compares the log's tail with the anchor
+before every append and refuses a truncated or rewritten log (exit 5).
 Details: docs/audit-format.md.
 """
 
@@ -41,6 +45,7 @@ class Actor:
     user: str
     source_ip: str
     host: str = field(default_factory=socket.gethostname)
+    identity: str = "claimed"  # "verified" (KDC-checked), "claimed", or "os" (the OS-user fallback)
 
 
 @dataclass
@@ -51,6 +56,7 @@ class VerifyResult:
     first_bad_line: int | None = None
     problem: str | None = None
     warnings: list[str] = field(default_factory=list)
+    checkpoint: dict | None = None  # the anchor's seq, offset, key_id when it authenticated
 
     def to_dict(self) -> dict:
         return {
@@ -60,6 +66,7 @@ class VerifyResult:
             "first_bad_line": self.first_bad_line,
             "problem": self.problem,
             "warnings": self.warnings,
+            "checkpoint": self.checkpoint,
         }
 
 
@@ -68,11 +75,17 @@ def canonical(record: dict) -> bytes:
 
 
 class AuditLog:
-    def __init__(self, path: Path, key_path: Path | None = None, head_path: Path | None = None, sinks=None):
+    def __init__(self, path: Path, key_path: Path | None = None, head_path: Path | None = None, sinks=None, signer=None):
         self.path = Path(path)
-        self.sinks = sinks  # audit.sinks.SinkSet: syslog/stdout copies, shipped after the file record is durable
+        self.sinks = sinks  # audit.sinks.SinkSet: syslog/stdout/webhook copies, shipped after the file record is durable
         self.key_path = Path(key_path) if key_path else self.path.with_name("audit.key")
         self.head_path = Path(head_path) if head_path else self.path.with_name(self.path.name + ".head")
+        self.checkpoints_path = self.path.with_name(self.path.name + ".checkpoints")
+        if signer is None:
+            from zerotrust_admin.audit.checkpoint import Signer
+
+            signer = Signer(None, self.path.parent)  # no config: the key files next to the log (= $ZEROTRUST_HOME/signing.key by default)
+        self.signer = signer
         self._key: bytes | None = None
 
     # --- key -----------------------------------------------------------
@@ -125,27 +138,184 @@ class AuditLog:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             last, torn = _tail(self.path)
+            size = os.fstat(fd).st_size
+            resume = self._resume(key, last, torn, size)  # exit 5 when the log is behind or beside its anchor
+            written = []
             if torn is not None:
                 # A previous writer died (or the disk filled) mid-line. Keep the
                 # fragment as evidence, terminate it, and say so in the chain.
-                os.write(fd, b"\n")
+                written.append(b"\n")
                 recovery = self._build(key, last, event="audit_recovery", action="recover", resource=str(self.path), success=False,
                                        actor=actor, level="error", details={"torn_after_seq": last["seq"] if last else 0,
                                                                            "torn_bytes": len(torn), "torn_sha256": hashlib.sha256(torn).hexdigest()})
-                os.write(fd, canonical(recovery) + b"\n")
+                written.append(canonical(recovery) + b"\n")
                 last = recovery
             record = self._build(key, last, event=event, action=action, resource=resource, success=success, actor=actor, level=level, details=details)
             line = canonical(record) + b"\n"
-            os.write(fd, line)
+            written.append(line)
+            os.write(fd, b"".join(written))
             os.fsync(fd)
-            fsutil.write_private_file(self.head_path, canonical({"seq": record["seq"], "hash": record["hash"]}) + b"\n")
+            checkpoint = self._checkpoint(key, resume, b"".join(written), size, record)
         except OSError as exc:
             raise AuditError(f"cannot write the audit log {self.path}: {exc.strerror}", hint="the operation was refused because it could not be audited") from None
         finally:
             os.close(fd)  # closing releases the flock
         if ship and self.sinks is not None:
-            self.sinks.deliver(record, line, self)  # raises AuditError under the default "refuse" policy
+            self.sinks.deliver(record, line, self, checkpoint=checkpoint)  # raises AuditError under the default "refuse" policy
         return record
+
+    # --- the anchor: an authenticated, signed checkpoint ---------------
+    def _read_anchor(self) -> dict | None:
+        return self._read_head()
+
+    def _signing_key(self, anchor: dict | None):
+        """The signing key; a missing one is created only when nothing was signed yet (A5)."""
+        has_signed = anchor is not None and "v" in anchor
+        if not has_signed and os.path.lexists(self.checkpoints_path) and os.path.getsize(self.checkpoints_path) > 0:
+            has_signed = True
+        return self.signer.key(refuse_new=f"the audit log {self.path} already has signed checkpoints" if has_signed else None)
+
+    def _resume(self, key: bytes, last: dict | None, torn: bytes | None, size: int) -> dict:
+        """Compare the log's tail with the anchor (A4) and return what the next
+        checkpoint continues from: the SHA-256 state at the anchor's offset, the
+        vault map and the log id."""
+        from zerotrust_admin.audit.checkpoint import anchor_mac_ok
+        from zerotrust_admin.audit.prefixhash import ResumableSHA256
+
+        anchor = self._read_anchor()
+        existed = self.signer.exists()
+        signing_key = self._signing_key(anchor)
+        if anchor is None or "v" not in anchor:
+            signed_before = existed or (os.path.lexists(self.checkpoints_path) and os.path.getsize(self.checkpoints_path) > 0)
+            if size > 0 and signed_before:
+                raise self._anchor_error(f"the audit log {self.path} has records but its anchor {self.head_path} is "
+                                         f"{'missing' if anchor is None else 'not signed'}, although this installation signs checkpoints: it was removed or replaced")
+            if anchor is not None and last is not None and last["seq"] < anchor.get("seq", 0):
+                raise self._anchor_error(f"the audit log ends at record {last['seq']} but its anchor records {anchor.get('seq')}: it was truncated")
+            # A log from before signed checkpoints (or a new one): hash it once from the start.
+            return {"state": ResumableSHA256(), "offset": 0, "vaults": {}, "log": self._first_log_id(), "signing_key": signing_key}
+        if not anchor_mac_ok(anchor, key):
+            raise self._anchor_error(f"the audit anchor {self.head_path} does not authenticate under the audit key: it was edited or replaced")
+        if anchor.get("key_id") != signing_key.key_id:
+            raise IntegrityError(f"the signing key was replaced: the anchor was signed by key {anchor.get('key_id')} but {signing_key.location} is key {signing_key.key_id}",
+                                 hint="restore the original signing.key and signing.pub from backup; preserve the log as evidence")
+        problem = _tail_vs_anchor(self, key, anchor, last, torn, size)
+        if problem:
+            raise self._anchor_error(problem)
+        try:
+            state = ResumableSHA256.from_state(anchor["state"])
+        except ValueError:
+            raise self._anchor_error(f"the audit anchor {self.head_path} holds no valid SHA-256 state") from None
+        compressed, tail = state.state()["n"], bytes.fromhex(state.state()["tail"])
+        if state.size != anchor["offset"] or _read_range(self.path, compressed, state.size) != tail:
+            raise self._anchor_error(f"the last bytes of the audit log before offset {anchor['offset']} differ from its anchor: the log was rewritten")
+        return {"state": state, "offset": anchor["offset"], "vaults": dict(anchor.get("vaults") or {}), "log": anchor["log"], "signing_key": signing_key}
+
+    def _anchor_error(self, message: str) -> IntegrityError:
+        return IntegrityError(message, hint="nothing was written; preserve audit.log, audit.log.head and audit.log.checkpoints as evidence and run: zerotrust-admin audit verify")
+
+    def _first_log_id(self) -> str | None:
+        from zerotrust_admin.audit.checkpoint import log_id_of
+
+        try:
+            with open(self.path, "rb") as fh:
+                first = fh.readline()
+            return log_id_of(json.loads(first)["hash"]) if first.endswith(b"\n") else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _checkpoint(self, key: bytes, resume: dict, written: bytes, size: int, record: dict) -> dict:
+        """Extend the SHA-256 over what this append added, sign, MAC, write the
+        anchor atomically and append the public checkpoint to the checkpoints file."""
+        from zerotrust_admin.audit.checkpoint import VERSION, log_id_of, public_checkpoint, sign_anchor
+
+        state = resume["state"]
+        start = resume["offset"]
+        with open(self.path, "rb") as fh:  # bytes between the anchor and this append (a crash-window record, a torn fragment)
+            fh.seek(start)
+            remaining = size - start
+            while remaining > 0:
+                chunk = fh.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                state.update(chunk)
+                remaining -= len(chunk)
+        state.update(written)
+        signing_key = resume["signing_key"]
+        anchor = {"v": VERSION, "log": resume["log"] or self._first_log_id() or log_id_of(record["hash"]),
+                  "seq": record["seq"], "hash": record["hash"], "offset": size + len(written), "sha256": state.hexdigest(),
+                  "time": record["timestamp"], "vaults": resume["vaults"], "key_id": signing_key.key_id, "state": state.state()}
+        anchor = sign_anchor(anchor, signing_key, key)
+        fsutil.write_private_file(self.head_path, canonical(anchor) + b"\n")
+        checkpoint = public_checkpoint(anchor)
+        fd = fsutil.create_private_file(self.checkpoints_path)
+        try:
+            os.write(fd, canonical(checkpoint) + b"\n")
+        finally:
+            os.close(fd)
+        return checkpoint
+
+    # --- the vault generations the anchor confirms (threat model V4) ---
+    def vault_floor(self, vault_id: str) -> int:
+        """The generation the authenticated anchor confirmed for ``vault_id`` (0 if
+        none). Raises IntegrityError when the anchor does not authenticate, was
+        removed, or no longer matches the log's tail."""
+        from zerotrust_admin.audit.checkpoint import anchor_mac_ok
+
+        anchor = self._read_anchor()
+        if anchor is None or "v" not in anchor:
+            if os.path.lexists(self.path) and os.path.getsize(self.path) > 0 and self.signer.exists():
+                raise self._anchor_error(f"the audit anchor {self.head_path} is {'missing' if anchor is None else 'not signed'}: "
+                                         "the vault generations it confirmed cannot be checked")
+            return 0
+        key = self._load_key(create=False)
+        if not anchor_mac_ok(anchor, key):
+            raise self._anchor_error(f"the audit anchor {self.head_path} does not authenticate under the audit key: it was edited or replaced")
+        last, torn = _tail(self.path) if os.path.lexists(self.path) else (None, None)
+        size = os.path.getsize(self.path) if os.path.lexists(self.path) else 0
+        problem = _tail_vs_anchor(self, key, anchor, last, torn, size)
+        if problem:
+            raise self._anchor_error(problem)
+        value = (anchor.get("vaults") or {}).get(vault_id, 0)
+        return int(value) if isinstance(value, int) else 0
+
+    def confirm_vault(self, vault_id: str, generation: int) -> None:
+        """Record, after the vault's COMMIT, that ``vault_id`` is at ``generation``:
+        the anchor is re-signed with the new map under the log's lock; the next
+        append's checkpoint carries it to the checkpoints file and the sinks."""
+        from zerotrust_admin.audit.checkpoint import anchor_mac_ok, sign_anchor
+
+        from zerotrust_admin.audit.checkpoint import VERSION
+        from zerotrust_admin.audit.prefixhash import ResumableSHA256
+
+        try:
+            key = self._load_key(create=True)
+            fsutil.ensure_private_dir(self.path.parent)
+            fd = fsutil.create_private_file(self.path)
+        except OSError as exc:
+            raise AuditError(f"cannot open the audit log {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            anchor = self._read_anchor()
+            if anchor is None and os.fstat(fd).st_size == 0:
+                # A new vault before the log's first record: an anchor at record 0 carries the generation.
+                empty = ResumableSHA256()
+                anchor = {"v": VERSION, "log": "", "seq": 0, "hash": GENESIS, "offset": 0, "sha256": empty.hexdigest(), "time": rfc3339(),
+                          "vaults": {}, "key_id": self._signing_key(None).key_id, "state": empty.state()}
+                anchor["mac"] = ""
+                anchor = sign_anchor(anchor, self._signing_key(anchor), key)
+            if anchor is None or "v" not in anchor or not anchor_mac_ok(anchor, key):
+                raise self._anchor_error(f"the audit anchor {self.head_path} is missing or does not authenticate; vault generation {generation} cannot be confirmed")
+            vaults = dict(anchor.get("vaults") or {})
+            if vaults.get(vault_id) == int(generation):
+                return
+            vaults[vault_id] = int(generation)
+            anchor["vaults"] = vaults
+            fsutil.write_private_file(self.head_path, canonical(sign_anchor(anchor, self._signing_key(anchor), key)) + b"\n")
+        except OSError as exc:
+            raise AuditError(f"cannot write the audit anchor {self.head_path}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
 
     def _build(self, key: bytes, last: dict | None, *, event, action, resource, success, actor: Actor, level, details) -> dict:
         record = {
@@ -157,6 +327,7 @@ class AuditLog:
             "resource": resource,
             "source_ip": actor.source_ip,
             "host": actor.host,
+            "identity": getattr(actor, "identity", "claimed"),
             "success": bool(success),
             "seq": (last["seq"] + 1) if last else 1,
             "prev": last["hash"] if last else GENESIS,
@@ -199,17 +370,24 @@ class AuditLog:
 
         return list(deque(self.records(), maxlen=n))
 
-    def verify(self) -> VerifyResult:
+    def verify(self, public=None) -> VerifyResult:
+        """The whole chain, then the anchor: its MAC, its signature (by ``public``,
+        default the installation's own ``signing.pub``), its seq, hash, byte
+        offset and the SHA-256 of the log up to that offset."""
         exists = os.path.lexists(self.path)
         key = self._load_key(create=False) if exists else None
         # Read the anchor BEFORE the log: writers may append while we read, so
         # the log can only be longer than the anchor says, never legitimately shorter.
         head = self._read_head()
         chain = _Chain(head.get("seq", 0) if head is not None else 0)
+        hashing = None
         if exists:
             fsutil.check_private_file(self.path, what="audit log", allow_group_read=True)
             mac = hmac_sha256_states(key, HASH_PREFIX)
-            with open(self.path, "rb") as fh:
+            with open(self.path, "rb") as raw_fh:
+                fh = raw_fh
+                if head is not None and isinstance(head.get("offset"), int):
+                    fh = hashing = _HashingReader(raw_fh, head["offset"])
                 for first, block, complete in _blocks(fh):
                     i = 0
                     while i < len(block):
@@ -221,7 +399,42 @@ class AuditLog:
                         if bad is not None:
                             return bad
                         i += 1
-        return self._finish(chain, head)
+        result = self._finish(chain, head)
+        if result.ok:
+            self._check_anchor(result, key, head, hashing, public)
+        return result
+
+    def _check_anchor(self, result: VerifyResult, key: bytes | None, head: dict | None, hashing, public) -> None:
+        """The anchor's own authenticity (A2, A5); turns ``result`` into a failure."""
+        from zerotrust_admin.audit.checkpoint import anchor_mac_ok, check_signature, public_checkpoint
+
+        def fail(problem: str) -> None:
+            result.ok = False
+            result.first_bad_seq = result.records
+            result.problem = problem
+
+        signed_before = self.signer.exists() or (os.path.lexists(self.checkpoints_path) and os.path.getsize(self.checkpoints_path) > 0)
+        if head is None or "v" not in head:
+            if result.records and signed_before:
+                fail(f"the head anchor is {'missing' if head is None else 'not signed'} although this installation signs checkpoints: it was removed or replaced")
+            elif head is not None and result.records:
+                result.warnings.append("the head anchor is not signed (written before signed checkpoints); the next record signs it")
+            return
+        if key is None or not anchor_mac_ok(head, key):
+            return fail("the head anchor does not authenticate under the audit key (edited or replaced)")
+        try:
+            trusted = public if public is not None else self.signer.public_key()
+            check_signature(public_checkpoint(head), trusted, what="the head anchor")
+        except (IntegrityError, NotFoundError) as exc:
+            return fail(f"{exc.message} (was the signing key replaced?)" if isinstance(exc, IntegrityError) else f"the head anchor's signature cannot be checked: {exc.message}")
+        size = hashing.pos if hashing is not None else 0
+        if result.records == head["seq"] and head["offset"] != size:
+            return fail(f"the log is {size} bytes but its anchor covers {head['offset']} at record {head['seq']}")
+        if hashing is None or hashing.pos < head["offset"] or hashing.hexdigest() != head.get("sha256"):
+            return fail(f"the first {head['offset']} bytes of the log do not match the SHA-256 in its anchor (edited)")
+        if result.records == head["seq"] + 1:
+            result.warnings.append(f"record {result.records} is not yet covered by the anchor (a crash between the record and its anchor)")
+        result.checkpoint = {"seq": head["seq"], "offset": head["offset"], "key_id": head["key_id"], "log": head["log"], "vaults": head.get("vaults") or {}}
 
     def _check_line(self, key: bytes, chain: _Chain, number: int, raw: bytes) -> VerifyResult | None:
         """Parse and check one line the fast path did not accept; a VerifyResult
@@ -277,6 +490,9 @@ class AuditLog:
                 return VerifyResult(False, count, count + 1, None, f"the log ends at record {count} but the head anchor records {head_seq}: records {count + 1}-{head_seq} were deleted (truncated log)")
             if head_seq and head.get("hash") != chain.hash_at_head:
                 return VerifyResult(False, count, head_seq, None, f"record {head_seq} does not match the head anchor (record replaced)")
+            if count > head_seq + 1:
+                return VerifyResult(False, count, head_seq + 2, None, f"the log has {count - head_seq} records after the head anchor (record {head_seq}): "
+                                    "the anchor is two or more records behind (rolled back, or records added without it)")
         elif count:
             result.warnings.append("no head anchor file: deletion of the last records cannot be detected")
         return result
@@ -313,6 +529,25 @@ class _Chain:
 
 
 _READ_SIZE = 1 << 20  # 1 MiB reads: a few hundred syscalls for a million records, flat memory
+
+
+class _HashingReader:
+    """A file's ``read`` that also feeds SHA-256 with the first ``limit`` bytes (the anchor's offset)."""
+
+    __slots__ = ("_fh", "_limit", "_h", "pos")
+
+    def __init__(self, fh, limit: int):
+        self._fh, self._limit, self._h, self.pos = fh, limit, hashlib.sha256(), 0
+
+    def read(self, n: int) -> bytes:
+        chunk = self._fh.read(n)
+        if self.pos < self._limit:
+            self._h.update(chunk[: self._limit - self.pos])
+        self.pos += len(chunk)
+        return chunk
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
 
 
 def _blocks(fh) -> Iterator[tuple[int, list[bytes], bool]]:
@@ -383,6 +618,44 @@ def _fast_run(mac, lines: list[bytes], start: int, chain: _Chain) -> int:
     chain.expected_seq = expected
     chain.prev = prev_hex.decode("ascii", "replace")
     return start + accepted
+
+
+def _read_range(path: Path, start: int, end: int) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        return fh.read(max(0, end - start))
+
+
+def _tail_vs_anchor(log: AuditLog, key: bytes, anchor: dict, last: dict | None, torn: bytes | None, size: int) -> str | None:
+    """What is wrong with the log's tail given its (authenticated) anchor, or None.
+    Exactly one valid record beyond the anchor is the crash window between the
+    record's fsync and the anchor's rename: accepted, the next anchor covers it."""
+    seq_a, off_a = anchor.get("seq"), anchor.get("offset")
+    if not isinstance(seq_a, int) or not isinstance(off_a, int):
+        return f"the audit anchor {log.head_path} is malformed"
+    last_seq = last["seq"] if last else 0
+    end = size - (len(torn) if torn else 0)  # the end of the last complete line
+    if last_seq < seq_a or end < off_a:
+        return f"the audit log ends at record {last_seq} but its anchor records {seq_a}: it was truncated; preserve it as evidence"
+    if last is None:
+        return None if end == off_a == 0 else f"the audit log does not match its anchor {log.head_path}: the log was rewritten; preserve it as evidence"
+    if last_seq == seq_a:
+        if last.get("hash") != anchor.get("hash") or end != off_a:
+            return f"record {seq_a} of the audit log does not match its anchor: the log was rewritten; preserve it as evidence"
+        return None
+    if last_seq == seq_a + 1:
+        line = _read_range(log.path, off_a, end)
+        try:
+            record = json.loads(line)
+            claimed = record.pop("hash")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            record, claimed = None, None
+        if (line.count(b"\n") != 1 or record is None or record.get("prev") != anchor.get("hash")
+                or not isinstance(claimed, str) or not constant_time_equal(log._mac(key, record).encode(), claimed.encode())):
+            return f"record {last_seq} after the anchor (record {seq_a}) does not authenticate or does not follow it: the log was rewritten; preserve it as evidence"
+        return None
+    return (f"the audit log has {last_seq - seq_a} records after its anchor (record {seq_a}): the anchor was rolled back "
+            "or records were added without the key; preserve it as evidence")
 
 
 def _tail(path: Path) -> tuple[dict | None, bytes | None]:

@@ -1,16 +1,21 @@
-"""Audit sinks beyond the file: syslog (RFC 5424) and stdout, for shipping to a SIEM.
+"""Audit sinks beyond the file: syslog (RFC 5424), webhook and stdout, for shipping to a SIEM.
 
 The file record and its hash chain are always written first; they are the
 evidence ``audit verify`` checks. Each configured sink then receives the same
-record. Configuration (``audit`` section)::
+record, then the signed checkpoint that now covers it (the off-host witness
+``audit verify --witness`` reads back). Configuration (``audit`` section)::
 
     audit:
-      sinks: [file, syslog, stdout]
+      sinks: [file, syslog, webhook, stdout]
       syslog:
         address: /dev/log            # or unix:/path, udp://host:514, tcp://host:601
         facility: authpriv           # RFC 5424 facility name or number
         app_name: zerotrust-admin
         timeout_seconds: 2
+      webhook:
+        url: https://siem.example.com/zerotrust   # http:// only to a loopback address
+        timeout_seconds: 5
+        ca_file: /etc/ssl/siem-ca.pem             # optional; TLS 1.2+ (zerotrust_admin.tlspolicy)
       on_sink_failure: refuse        # or: warn
 
 Failure policy. ``refuse`` (the default) fails the operation with an
@@ -97,6 +102,20 @@ def format_rfc5424(record: dict, line: bytes, *, facility: int = FACILITIES["aut
     return f"{header} {sd} ".encode("utf-8") + BOM + line.rstrip(b"\n")
 
 
+CHECKPOINT_MSGID = "audit_checkpoint"
+
+
+def format_rfc5424_checkpoint(checkpoint: dict, line: bytes, *, facility: int = FACILITIES["authpriv"], app_name: str = "zerotrust-admin",
+                              hostname: str | None = None, procid: str | None = None, sd_id: str = DEFAULT_SD_ID) -> bytes:
+    """The witness message: MSGID ``audit_checkpoint``, severity notice, the
+    checkpoint's position in the structured data, the signed checkpoint JSON as MSG."""
+    pri = facility * 8 + SEVERITIES["notice"]
+    host = _printable(hostname or socket.gethostname(), 255)
+    header = f"<{pri}>1 {checkpoint.get('time') or '-'} {host} {_printable(app_name, 48)} {_printable(procid or str(os.getpid()), 128)} {CHECKPOINT_MSGID}"
+    params = " ".join(f'{name}="{_sd_value(checkpoint[name])}"' for name in ("seq", "offset", "log", "key_id") if name in checkpoint)
+    return f"{header} [{_printable(sd_id, 32)} {params}] ".encode("utf-8") + BOM + line.rstrip(b"\n")
+
+
 # --- sinks -------------------------------------------------------------------
 class StdoutSink:
     """One canonical JSON line per record on stdout (containers ship stdout)."""
@@ -120,8 +139,61 @@ class StdoutSink:
         except (OSError, ValueError) as exc:
             raise SinkFailed(f"stdout sink: {type(exc).__name__}") from None
 
+    def send_checkpoint(self, checkpoint: dict, line: bytes) -> None:
+        self.send(checkpoint, line)
+
     def close(self) -> None:
         pass
+
+
+class WebhookSink:
+    """POST each record, then each signed checkpoint, as one JSON body
+    (``X-Zerotrust-Kind: record`` / ``checkpoint``). TLS 1.2+ with the
+    project's TLS policy; ``http://`` only to a loopback address; no redirects."""
+
+    name = "webhook"
+
+    def __init__(self, url: str, *, timeout: float = 5.0, ca_file: str | None = None):
+        from urllib.parse import urlparse
+
+        parsed = urlparse(str(url or ""))
+        if parsed.scheme not in ("https", "http") or not parsed.hostname:
+            raise UsageError("audit.webhook.url must be an https:// URL")
+        if parsed.scheme == "http" and not _loopback(parsed.hostname):
+            raise UsageError("audit.webhook.url uses http:// to a non-loopback host", hint="use https:// (http:// is allowed only to 127.0.0.1/::1 for a local relay)")
+        self.url = str(url)
+        self.label = f"{parsed.scheme}://{parsed.hostname}{':' + str(parsed.port) if parsed.port else ''}"
+        self.timeout = float(timeout)
+        self.ca_file = ca_file
+
+    def _post(self, line: bytes, kind: str) -> None:
+        from zerotrust_admin.notify.base import DeliveryError
+        from zerotrust_admin.notify.http import post
+
+        try:
+            post(self.url, line.rstrip(b"\n"), timeout=self.timeout, headers={"X-Zerotrust-Kind": kind}, ca_file=self.ca_file, what=f"webhook sink {self.label}")
+        except DeliveryError as exc:
+            raise SinkFailed(str(exc)) from None
+
+    def send(self, record: dict, line: bytes) -> None:
+        self._post(line, "record")
+
+    def send_checkpoint(self, checkpoint: dict, line: bytes) -> None:
+        self._post(line, "checkpoint")
+
+    def close(self) -> None:
+        pass
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -197,7 +269,12 @@ class SyslogSink:
         return sock
 
     def send(self, record: dict, line: bytes) -> None:
-        message = format_rfc5424(record, line, facility=self.facility, app_name=self.app_name, sd_id=self.sd_id)
+        self._send(format_rfc5424(record, line, facility=self.facility, app_name=self.app_name, sd_id=self.sd_id))
+
+    def send_checkpoint(self, checkpoint: dict, line: bytes) -> None:
+        self._send(format_rfc5424_checkpoint(checkpoint, line, facility=self.facility, app_name=self.app_name, sd_id=self.sd_id))
+
+    def _send(self, message: bytes) -> None:
         if self.target.framing == "octet-counting":
             message = str(len(message)).encode() + b" " + message
         for attempt in (1, 2):  # one reconnect: the collector may have restarted
@@ -236,12 +313,19 @@ class SinkSet:
     warn: Callable[[str], None] = _stderr_warning
     failures: list[str] = field(default_factory=list)
 
-    def deliver(self, record: dict, line: bytes, log) -> None:
-        """Send one durable record to every sink; apply the failure policy."""
+    def deliver(self, record: dict, line: bytes, log, checkpoint: dict | None = None) -> None:
+        """Send one durable record, then its signed checkpoint, to every sink; apply the failure policy."""
         failed = []
+        checkpoint_line = None
+        if checkpoint is not None:
+            from zerotrust_admin.audit.checkpoint import canonical
+
+            checkpoint_line = canonical(checkpoint) + b"\n"
         for sink in self.sinks:
             try:
                 sink.send(record, line)
+                if checkpoint_line is not None and hasattr(sink, "send_checkpoint"):
+                    sink.send_checkpoint(checkpoint, checkpoint_line)
             except SinkFailed as exc:
                 failed.append(str(exc))
         if not failed:
@@ -270,7 +354,8 @@ class SinkSet:
 def _actor_of(record: dict):
     from zerotrust_admin.audit.log import Actor
 
-    return Actor(user=str(record.get("user", "")), source_ip=str(record.get("source_ip", "")), host=str(record.get("host", "")))
+    return Actor(user=str(record.get("user", "")), source_ip=str(record.get("source_ip", "")), host=str(record.get("host", "")),
+                 identity=str(record.get("identity", "claimed")))
 
 
 def build_sinks(audit_config: dict | None) -> SinkSet | None:
@@ -289,6 +374,11 @@ def build_sinks(audit_config: dict | None) -> SinkSet | None:
             continue  # always written: it holds the chain
         if name == "stdout":
             sinks.append(StdoutSink())
+        elif name == "webhook":
+            opts = audit_config.get("webhook") or {}
+            if not isinstance(opts, dict) or not opts.get("url"):
+                raise UsageError("audit.webhook must be a mapping with a url (and optional timeout_seconds, ca_file)")
+            sinks.append(WebhookSink(str(opts["url"]), timeout=float(opts.get("timeout_seconds", 5)), ca_file=opts.get("ca_file")))
         elif name == "syslog":
             opts = audit_config.get("syslog") or {}
             if not isinstance(opts, dict):
@@ -296,5 +386,5 @@ def build_sinks(audit_config: dict | None) -> SinkSet | None:
             sinks.append(SyslogSink(opts.get("address"), facility=opts.get("facility", "authpriv"), app_name=str(opts.get("app_name", "zerotrust-admin")),
                                     timeout=float(opts.get("timeout_seconds", 2)), sd_id=str(opts.get("sd_id", DEFAULT_SD_ID))))
         else:
-            raise UsageError(f"unknown audit sink {name!r}", hint="audit.sinks takes: file, syslog, stdout")
+            raise UsageError(f"unknown audit sink {name!r}", hint="audit.sinks takes: file, syslog, webhook, stdout")
     return SinkSet(sinks, policy) if sinks else None

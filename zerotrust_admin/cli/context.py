@@ -68,10 +68,9 @@ class AppContext:
 
     @cached_property
     def audit(self):
-        from zerotrust_admin.audit import AuditLog
-        from zerotrust_admin.audit.sinks import build_sinks
+        from zerotrust_admin.audit import open_audit_log
 
-        return AuditLog(self.config.audit_path, sinks=build_sinks(self.config.section("audit")))
+        return open_audit_log(self.config)
 
     def key_context(self):
         from zerotrust_admin.keys import KeySourceContext

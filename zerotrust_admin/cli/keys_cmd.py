@@ -3,7 +3,8 @@ key file and an HSM."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -69,3 +70,25 @@ def migrate(
     else:
         info(f"Master key moved from {result['from']} to {result['to']}: new key {result['new_master_key_id']}, "
              f"{result['data_keys']} data key(s) re-wrapped; old key {result['old_master_key_id']} destroyed", quiet=app_ctx.quiet)
+
+
+@app.command("public-key")
+def public_key(
+    ctx: typer.Context,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the public key to this file instead of stdout.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """The installation's signing public key (signing.pub): pin it for audit verify --public-key and vault restore --signer."""
+    from zerotrust_admin import fsutil
+    from zerotrust_admin.signing import ALGORITHM
+
+    app_ctx = app_context(ctx, json)
+    public = app_ctx.audit.signer.public_key(create=True)
+    if output is not None:
+        fsutil.write_private_file(output, public.text().encode("ascii"))
+    if app_ctx.json:
+        emit_json({"key_id": public.key_id, "public_key": public.text().split()[1], "algorithm": ALGORITHM, **({"output": str(output)} if output else {})})
+    elif output is None:
+        print(public.text(), end="")
+    else:
+        info(f"wrote signing public key {public.key_id} to {output}", quiet=app_ctx.quiet)

@@ -49,7 +49,7 @@ SCHEMA: dict = {
         "min_version": (str, int, float), "ciphers": STR_OR_LIST, "ca_file": STR, "cert_file": STR,
         "key_file": STR, "verify": BOOL, "enabled": BOOL,
     },
-    "audit": {"path": STR, "sinks": LIST, "syslog": FREE, "level": STR, "retention_days": INT, "on_sink_failure": STR},
+    "audit": {"path": STR, "sinks": LIST, "syslog": FREE, "webhook": FREE, "level": STR, "retention_days": INT, "on_sink_failure": STR},
     "security": {
         "breach_notification": {"enabled": BOOL, "channels": LIST, "retries": INT, "timeout_seconds": NUM, "backoff_seconds": NUM, "strict": BOOL},
         "anomaly_detection": FREE,
@@ -59,6 +59,7 @@ SCHEMA: dict = {
         "ip_restrictions": FREE,
         "memory_protection": FREE,
         "network_locations": FREE,
+        "signing": {"source": STR, "key_file": STR, "key_label": STR},  # zerotrust_admin/signing.py
     },
     "access": {"policies": LIST},
 }

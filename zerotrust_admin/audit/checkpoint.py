@@ -1,0 +1,374 @@
+"""Signed audit checkpoints and the authenticated head anchor (docs/audit-format.md).
+
+A **checkpoint** says, under the installation's Ed25519 signing key: the log
+``log`` had, at record ``seq`` (chain hash ``hash``), ``offset`` bytes whose
+SHA-256 is ``sha256``; the vaults it had confirmed were at ``vaults``::
+
+    {"hash","key_id","log","offset","seq","sha256","time","v":1,"vaults":{id:gen},"sig"}
+
+``sig`` = base64(Ed25519(signing key, b"zt-checkpoint-v1\\n" + canonical(checkpoint without "sig"))).
+The writer makes one per append; it goes to ``audit.log.checkpoints`` (JSON
+Lines) and to every sink (the off-host witness). The **anchor**
+(``audit.log.head``) is the latest checkpoint plus the writer's resumable
+SHA-256 state and ``mac`` = hex(HMAC-SHA256(audit key, b"zt-anchor-v1\\n" +
+canonical(anchor without "mac"))). Verifying a checkpoint needs only the
+public key; the MAC lets the writer and ``vault_floor`` trust the anchor
+cheaply and catches a rewritten anchor even when the signing key is swapped.
+
+Like CloudTrail's log-file validation (signed digests, ``validate-logs``): the
+latest checkpoint alone proves every byte of the log up to its offset; on a
+mismatch ``verify_public`` bisects over the checkpoints (O(log n) signatures)
+for the last good one and reports each range as valid, modified or missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zerotrust_admin.errors import IntegrityError, UsageError
+
+VERSION = 1
+SIG_PREFIX = b"zt-checkpoint-v1\n"
+MAC_PREFIX = b"zt-anchor-v1\n"
+SIGNED_FIELDS = ("hash", "key_id", "log", "offset", "seq", "sha256", "time", "v", "vaults")
+_READ = 1 << 20
+
+
+def canonical(obj: dict) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def signed_part(checkpoint: dict) -> dict:
+    return {k: checkpoint[k] for k in SIGNED_FIELDS if k in checkpoint}
+
+
+def signature_input(checkpoint: dict) -> bytes:
+    return SIG_PREFIX + canonical(signed_part(checkpoint))
+
+
+def public_checkpoint(anchor: dict) -> dict:
+    """What goes to the checkpoints file and the sinks: the signed fields and ``sig``."""
+    out = signed_part(anchor)
+    out["sig"] = anchor["sig"]
+    return out
+
+
+def log_id_of(first_record_hash: str) -> str:
+    """A log's id: the first 32 hex digits of its record 1's chain hash (a new or replaced log has another)."""
+    return first_record_hash[:32]
+
+
+def is_checkpoint(obj) -> bool:
+    return isinstance(obj, dict) and obj.get("v") == VERSION and all(k in obj for k in SIGNED_FIELDS) and "sig" in obj
+
+
+def check_signature(checkpoint: dict, public, *, what: str = "checkpoint") -> None:
+    """Raises IntegrityError unless ``checkpoint`` is well formed and signed by ``public``."""
+    if not is_checkpoint(checkpoint):
+        raise IntegrityError(f"{what} is not a signed checkpoint (fields missing)")
+    if checkpoint["key_id"] != public.key_id:
+        raise IntegrityError(f"{what} is signed by key {checkpoint['key_id']}, not by the trusted key {public.key_id}",
+                             hint="the signing key was replaced, or you were given another installation's public key")
+    try:
+        sig = base64.b64decode(str(checkpoint["sig"]), validate=True)
+    except (binascii.Error, ValueError):
+        sig = b""
+    public.verify(sig, signature_input(checkpoint), what=f"the signature of {what}")
+
+
+def sign_anchor(anchor: dict, signing_key, audit_key: bytes) -> dict:
+    """Fill in ``sig`` (over the signed fields) and ``mac`` (over everything else too)."""
+    from zerotrust_admin.crypto import hmac_sha256
+
+    anchor = {k: v for k, v in anchor.items() if k not in ("sig", "mac")}
+    anchor["sig"] = base64.b64encode(signing_key.sign(signature_input(anchor))).decode("ascii")
+    anchor["mac"] = hmac_sha256(audit_key, MAC_PREFIX + canonical(anchor)).hex()
+    return anchor
+
+
+def anchor_mac_ok(anchor: dict, audit_key: bytes) -> bool:
+    from zerotrust_admin.crypto import constant_time_equal, hmac_sha256
+
+    claimed = anchor.get("mac")
+    if not isinstance(claimed, str):
+        return False
+    body = {k: v for k, v in anchor.items() if k != "mac"}
+    return constant_time_equal(hmac_sha256(audit_key, MAC_PREFIX + canonical(body)).hex().encode(), claimed.encode())
+
+
+# --- the signing key the log uses -------------------------------------------------
+class Signer:
+    """The installation's signing key as the audit log needs it: created lazily
+    (never over a log that has signed checkpoints), its public half for verify."""
+
+    def __init__(self, config=None, home: Path | None = None):
+        self.config = config
+        self.home = Path(home) if home is not None else None
+        self._key = None
+
+    def exists(self) -> bool:
+        from zerotrust_admin.signing import signing_key_exists
+
+        return signing_key_exists(self.config, self.home)
+
+    def key(self, *, refuse_new: str | None = None):
+        if self._key is None:
+            from zerotrust_admin.signing import load_signing_key
+
+            self._key = load_signing_key(self.config, self.home, create=True, refuse_new=refuse_new)
+        return self._key
+
+    def public_key(self, *, create: bool = False):
+        if self._key is not None:
+            return self._key.public
+        if create:
+            return self.key().public
+        from zerotrust_admin.signing import own_public_key
+
+        return own_public_key(self.config, self.home)
+
+
+# --- reading checkpoints ----------------------------------------------------------
+def parse_witness_line(raw: bytes) -> dict | None:
+    """A checkpoint from one line as a sink received it: a JSON line, a webhook
+    body, or a raw syslog line that contains the JSON (after the BOM). Other
+    lines (records, noise) give None."""
+    text = raw.strip()
+    if not text:
+        return None
+    start = text.find(b"\xef\xbb\xbf{")
+    start = start + 3 if start >= 0 else text.find(b"{")
+    if start < 0:
+        return None
+    try:
+        obj = json.loads(text[start:])
+    except ValueError:
+        return None
+    return obj if is_checkpoint(obj) else None
+
+
+def read_checkpoints(path: Path) -> list[dict]:
+    """Every checkpoint in a file (the local checkpoints file or a witness file), in file order."""
+    out = []
+    try:
+        with open(path, "rb") as fh:
+            for raw in fh:
+                cp = parse_witness_line(raw)
+                if cp is not None:
+                    out.append(cp)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    return out
+
+
+def prefix_digests(path: Path, offsets: list[int]) -> tuple[dict[int, str], int]:
+    """({offset: hex SHA-256 of the first offset bytes} for every offset the file
+    reaches, file size), in one streaming pass."""
+    wanted = sorted(set(o for o in offsets if o >= 0))
+    found: dict[int, str] = {}
+    h = hashlib.sha256()
+    pos = 0
+    i = 0
+    with open(path, "rb") as fh:
+        while i < len(wanted) and wanted[i] == 0:
+            found[0] = h.hexdigest()
+            i += 1
+        while chunk := fh.read(_READ):
+            end = pos + len(chunk)
+            start = 0
+            while i < len(wanted) and wanted[i] <= end:
+                cut = wanted[i] - pos
+                h.update(chunk[start:cut])
+                start = cut
+                found[wanted[i]] = h.hexdigest()
+                i += 1
+            h.update(chunk[start:])
+            pos = end
+    return found, pos
+
+
+# --- verification with the public key only ------------------------------------------
+@dataclass
+class PublicVerifyResult:
+    ok: bool
+    key_id: str
+    log: str | None = None
+    checkpoints: int = 0
+    signatures_checked: int = 0
+    last_good: dict | None = None
+    ranges: list[dict] = field(default_factory=list)
+    not_covered: int = 0
+    problem: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "mode": "public-key", "key_id": self.key_id, "log": self.log, "checkpoints": self.checkpoints,
+                "signatures_checked": self.signatures_checked,
+                "last_good": {k: self.last_good[k] for k in ("seq", "offset", "time")} if self.last_good else None,
+                "ranges": self.ranges, "not_covered": self.not_covered, "problem": self.problem, "warnings": self.warnings}
+
+
+def _count_lines_after(path: Path, offset: int) -> tuple[int, bool]:
+    """(complete lines after ``offset``, a fragment without "\\n" at the end)."""
+    n = 0
+    last = b""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        while chunk := fh.read(_READ):
+            n += chunk.count(b"\n")
+            last = chunk
+    return n, bool(last) and not last.endswith(b"\n")
+
+
+def verify_public(log_path: Path, anchor: dict | None, checkpoints: list[dict], public) -> PublicVerifyResult:
+    """``audit verify --public-key``: no secret needed. The newest checkpoint
+    (the anchor or the checkpoints file's last line, whichever is later) must
+    be signed by ``public`` and its SHA-256 must match the log's first
+    ``offset`` bytes; that proves every byte up to there. On a mismatch,
+    bisect over the signed checkpoints for the last good one."""
+    result = PublicVerifyResult(False, public.key_id)
+    candidates = [c for c in checkpoints if is_checkpoint(c)]
+    if anchor is not None and is_checkpoint(anchor):
+        candidates.append(public_checkpoint(anchor))
+    if not candidates:
+        result.problem = "no signed checkpoint found (audit.log.head and audit.log.checkpoints are missing or unsigned)"
+        return result
+    by_seq: dict[tuple, dict] = {}
+    for c in candidates:
+        by_seq.setdefault((c.get("seq"), c.get("offset"), c.get("sig")), c)
+    ordered = sorted(by_seq.values(), key=lambda c: (c.get("seq") if isinstance(c.get("seq"), int) else -1, c.get("offset") if isinstance(c.get("offset"), int) else -1))
+    result.checkpoints = len(ordered)
+    latest = ordered[-1]
+    try:
+        check_signature(latest, public, what=f"checkpoint {latest.get('seq')}")
+    except IntegrityError as exc:
+        result.signatures_checked = 1
+        result.problem = f"the latest checkpoint does not verify: {exc.message}"
+        return result
+    result.signatures_checked = 1
+    result.log = latest["log"]
+    if not os.path.lexists(log_path):
+        result.problem = f"the audit log {log_path} is missing but checkpoint {latest['seq']} covers {latest['offset']} bytes of it"
+        result.ranges = [{"from_seq": 1, "to_seq": latest["seq"], "verdict": "missing"}]
+        return result
+    digests, size = prefix_digests(log_path, [latest["offset"]])
+    if digests.get(latest["offset"]) == latest["sha256"]:
+        result.last_good = latest
+        result.ranges = [{"from_seq": 1, "to_seq": latest["seq"], "verdict": "valid"}]
+        after, torn = _count_lines_after(log_path, latest["offset"])
+        result.not_covered = after
+        if after:
+            result.ranges.append({"from_seq": latest["seq"] + 1, "to_seq": latest["seq"] + after, "verdict": "not yet covered"})
+        if torn:
+            result.problem = f"the log ends with a fragment after byte {latest['offset']} (a torn or appended line)"
+            return result
+        if after > 1:
+            result.problem = (f"{after} records after the latest checkpoint ({latest['seq']}) are not covered by any checkpoint: "
+                              "the anchor and checkpoints were rolled back, or the records were appended without the key")
+            return result
+        if after == 1:
+            result.warnings.append(f"record {latest['seq'] + 1} is not yet covered by a checkpoint (a crash between the record and its checkpoint)")
+        result.ok = True
+        return result
+    # Bisect: the prefix property makes "checkpoint i matches" monotone in i.
+    signed = [c for c in ordered if c.get("log") == latest["log"]]
+    all_digests, size = prefix_digests(log_path, [c["offset"] for c in signed if isinstance(c.get("offset"), int)])
+
+    def good(c: dict) -> bool:
+        if all_digests.get(c["offset"]) != c["sha256"]:
+            return False
+        result.signatures_checked += 1
+        try:
+            check_signature(c, public, what=f"checkpoint {c.get('seq')}")
+        except IntegrityError:
+            return False
+        return True
+
+    lo, hi = 0, len(signed) - 1  # signed[hi] (the latest) is known bad
+    last_good = -1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if good(signed[mid]):
+            last_good = mid
+            lo = mid + 1
+        else:
+            hi = mid
+    result.last_good = signed[last_good] if last_good >= 0 else None
+    first_seq = 1
+    if result.last_good:
+        result.ranges.append({"from_seq": 1, "to_seq": result.last_good["seq"], "verdict": "valid"})
+        first_seq = result.last_good["seq"] + 1
+    bad = signed[last_good + 1]
+    verdict = "missing" if bad["offset"] > size else "modified"
+    result.ranges.append({"from_seq": first_seq, "to_seq": bad["seq"], "verdict": verdict})
+    if bad["seq"] < latest["seq"]:
+        verdict_after = "missing" if latest["offset"] > size else "not verifiable (after a modified range)"
+        result.ranges.append({"from_seq": bad["seq"] + 1, "to_seq": latest["seq"], "verdict": verdict_after})
+    good_text = f"the last good checkpoint is record {result.last_good['seq']} (byte {result.last_good['offset']})" if result.last_good else "no checkpoint matches"
+    what = "are missing (the log was truncated)" if verdict == "missing" else "were modified"
+    result.problem = f"records {first_seq}-{bad['seq']} {what}: {good_text}"
+    return result
+
+
+# --- witness ----------------------------------------------------------------------
+@dataclass
+class WitnessResult:
+    ok: bool
+    witnessed: int = 0
+    matched: int = 0
+    ignored: int = 0
+    last_matched: int | None = None
+    problem: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "witnessed": self.witnessed, "matched": self.matched, "ignored_other_keys": self.ignored,
+                "last_matched_seq": self.last_matched, "problem": self.problem, "warnings": self.warnings}
+
+
+def verify_witness(log_path: Path, witness: list[dict], public, local_log_id: str | None) -> WitnessResult:
+    """Every checkpoint the sink received (signed by ``public``) must be matched
+    by the local log: the same log id and the same SHA-256 at its offset."""
+    result = WitnessResult(False)
+    mine = []
+    for cp in witness:
+        if cp.get("key_id") != public.key_id:
+            result.ignored += 1
+            continue
+        check_signature(cp, public, what=f"witnessed checkpoint {cp.get('seq')}")
+        mine.append(cp)
+    if result.ignored:
+        result.warnings.append(f"{result.ignored} witnessed checkpoint(s) signed by other keys were ignored")
+    result.witnessed = len(mine)
+    if not mine:
+        result.problem = f"the witness file holds no checkpoint signed by key {public.key_id}"
+        return result
+    mine.sort(key=lambda c: (c["seq"], c["offset"]))
+    other_logs = sorted({c["log"] for c in mine if c["log"] != local_log_id})
+    if local_log_id is None or other_logs:
+        first = next(c for c in mine if c["log"] != local_log_id)
+        result.problem = (f"the witness holds checkpoints of log {first['log']} (from record {first['seq']}) but the local log is "
+                          f"{local_log_id or 'empty'}: the local log was replaced")
+        return result
+    if not os.path.lexists(log_path):
+        result.problem = f"the local log is missing but the witness holds checkpoints up to record {mine[-1]['seq']}"
+        return result
+    digests, size = prefix_digests(log_path, [c["offset"] for c in mine])
+    for cp in mine:
+        if digests.get(cp["offset"]) != cp["sha256"]:
+            after = f"after checkpoint {result.last_matched}" if result.last_matched is not None else "before the first witnessed checkpoint"
+            how = f"it ends at byte {size}, before byte {cp['offset']} of witnessed checkpoint {cp['seq']}" if cp["offset"] > size else f"its first {cp['offset']} bytes differ from witnessed checkpoint {cp['seq']}"
+            result.problem = f"the local log was rewritten or truncated {after}: {how}"
+            return result
+        result.matched += 1
+        result.last_matched = cp["seq"]
+    result.ok = True
+    return result
