@@ -170,12 +170,15 @@ def _enroll(cli) -> bytes:
 
 
 def test_cli_enroll_status_verify(cli, initialized):
+    from urllib.parse import parse_qs, urlparse
+
     result = cli("mfa", "enroll")
     assert result.code == 0, result.err
     assert result.text.startswith("otpauth://totp/")
+    first = parse_qs(urlparse(result.text.strip()).query)["secret"][0]
     assert cli("mfa", "enroll").code == 4  # already enrolled
     assert cli("mfa", "enroll", "--force").code == 2  # no terminal, no --yes
-    seed = _enroll_force(cli)
+    seed = _enroll_force(cli, base64.b32decode(first + "=" * (-len(first) % 8)))
     status = json.loads(cli("mfa", "status", "--json").out)
     assert status["enrolled"] and status["principal"] == "alice@EXAMPLE.COM"
     code = totp.totp(seed, time.time())
@@ -187,8 +190,10 @@ def test_cli_enroll_status_verify(cli, initialized):
     assert cli("vault", "get", seed_name("alice@EXAMPLE.COM")).code == 4
 
 
-def _enroll_force(cli) -> bytes:
-    result = cli("mfa", "enroll", "--force", "--yes", "--json")
+def _enroll_force(cli, old_seed: bytes) -> bytes:
+    """Re-enrol: needs a current code of the old seed (threat-model row M1)."""
+    _wait_fresh_step()
+    result = cli("mfa", "enroll", "--force", "--yes", "--json", env={"ZEROTRUST_OTP": totp.totp(old_seed, time.time())})
     assert result.code == 0, result.err
     secret = json.loads(result.out)["secret_base32"]
     return base64.b32decode(secret + "=" * (-len(secret) % 8))

@@ -17,6 +17,11 @@ RESERVED_PREFIX = "_zerotrust/"
 """Names the tool keeps for itself (MFA seeds). Operators cannot read, write or
 delete them through the normal commands, whatever the policies say."""
 
+EXPLICIT_ONLY = ("mfa",)
+"""Actions the single-host default ("no policies: everything is allowed") does
+not cover: enrolling or resetting someone else's MFA, or your own without a
+current code (threat-model row M1), needs a configured rule that allows it."""
+
 _LAZY = {"ACTIONS": "policy", "Rule": "policy", "load_policies": "policy", "evaluate": "engine"}
 
 
@@ -42,6 +47,9 @@ def decide(config, principal: str, action: str, resource: str, source_ip: str | 
     if resource.startswith(RESERVED_PREFIX) and action in ("read", "write", "delete"):
         return Decision(False, None, f"{RESERVED_PREFIX}* is reserved for zerotrust-admin's own records")
     if not _configured(config):
+        if action in EXPLICIT_ONLY:
+            return Decision(False, None, f"no access rule allows it (the {action} action is never allowed by default, "
+                                         "not even with no access policies configured)")
         return Decision(True, None, "no access policies are configured (everything is allowed)")
     from zerotrust_admin.access.engine import evaluate
     from zerotrust_admin.access.policy import load_policies
@@ -58,7 +66,10 @@ def authorize(config, actor, action: str, resource: str, audit=None, **details) 
     runs. ``details`` go into that record (e.g. a bulk operation's counts; never
     a value).
     """
-    decision = decide(config, actor.user, action, resource, actor.source_ip)
+    return _enforce(decide(config, actor.user, action, resource, actor.source_ip), actor, action, resource, audit, details)
+
+
+def _enforce(decision: Decision, actor, action: str, resource: str, audit, details: dict) -> Decision:
     if decision.allowed:
         return decision
     if audit is not None:

@@ -5,6 +5,9 @@ secret goes through the same two functions.
 
 Action mapping: get/export -> read; put/import/undelete -> write;
 delete/destroy -> delete; list/history -> list (which ``read`` implies);
+import -> write on every name, and comparing with the current values (which
+reports ``unchanged``) only with read (+ MFA) on all of them
+(``may_compare_import``);
 migrate -> read and write on every secret copied, all decided before the
 first copy (``before_migrate``).
 ``list`` never fails: it shows only the names the principal may list. The
@@ -118,6 +121,49 @@ class AccessGuard:
             raise DeniedError(f"{exc.message}; {summary}", hint=exc.hint) from None
         # The policy said no a moment ago: never fall through to copying.
         raise DeniedError(f"access denied: {guard.actor.user} may not {action} {name}; {summary}")
+
+    def may_compare_import(self, provider, names) -> bool:
+        """Whether ``vault import`` may compare each new value with the current
+        one and skip it as ``unchanged`` (threat-model row P3).
+
+        A comparison tells the importer whether its value equals the stored
+        one: that is reading it. So it is decided per batch, before anything is
+        read: only when the principal may ``read`` every name in the file and,
+        if any existing secret among them needs MFA, gives one valid code (the
+        ``vault export`` rule). Otherwise False: nothing is read, every item is
+        written as a new version and reported as created or updated, never
+        unchanged. No code at all (none in the environment, no terminal, an
+        empty answer at the prompt) is a False, not a refusal; a code that is
+        given but wrong, replayed, or from a principal not enrolled is a
+        refusal (exit 4, audited, counted towards the lockout) as anywhere else.
+        """
+        from zerotrust_admin.mfa import MfaPolicy
+
+        names = list(dict.fromkeys(names))
+        if not all(self.allows("read", name) for name in names):
+            return False
+        policy = MfaPolicy.from_config(self.config)
+        needs_mfa = None
+        for name in names:
+            try:
+                info = provider.info(name)
+            except NotFoundError:
+                continue  # nothing to compare with
+            if getattr(info, "deleted_at", None) is None and policy.required(name, bool(getattr(info, "sensitive", False))):
+                needs_mfa = name
+                break
+        if needs_mfa is None or self._mfa_done:
+            return True
+        code = self.code_source()
+        if not code:
+            return False
+        ask = self.code_source
+        self.code_source = lambda: code  # asked once above; require_mfa must not prompt again
+        try:
+            self.require_mfa(needs_mfa)
+        finally:
+            self.code_source = ask
+        return True
 
     def export_item(self, provider, name: str) -> bool:
         """For an export streamed by a self-audited provider: False to skip a

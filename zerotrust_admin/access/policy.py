@@ -21,7 +21,7 @@ from fnmatch import translate
 
 from zerotrust_admin.errors import ConfigError
 
-ACTIONS = ("read", "write", "delete", "rotate", "revoke", "report", "list")
+ACTIONS = ("read", "write", "delete", "rotate", "revoke", "report", "list", "mfa", "backup", "restore", "create", "notify")
 EFFECTS = ("allow", "deny")
 RULE_KEYS = {"principals", "secrets", "resources", "actions", "effect", "source_cidrs", "description", "name"}
 

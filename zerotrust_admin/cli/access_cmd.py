@@ -16,7 +16,7 @@ app = typer.Typer(help="Explain and list access policies (access.policies).", no
 def check(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Secret name or resource, e.g. app/db/password or keys/master.")],
-    action: Annotated[str, typer.Option("--action", "-a", help="read, write, delete, rotate, revoke, report or list.")],
+    action: Annotated[str, typer.Option("--action", "-a", help="read, write, delete, rotate, revoke, report, list, mfa, backup, restore, create or notify.")],
     principal: Annotated[Optional[str], typer.Option("--principal", "-p", help="Who (default: the current operator).")] = None,
     source_ip: Annotated[Optional[str], typer.Option("--source-ip", help="From where (default: this session's source IP).")] = None,
     json: JsonOpt = False,

@@ -56,6 +56,7 @@ def migrate(
     from zerotrust_admin.rotation.run import migrate_master
 
     app_ctx = app_context(ctx, json)
+    app_ctx.authorize("rotate", "keys/master")  # it replaces and destroys the master key (threat-model row P2)
     vault = app_ctx.vault()
     if dry_run:
         result = migrate_master(vault, app_ctx.config, app_ctx.key_context(), to=to, dry_run=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -34,35 +34,34 @@ def _qr(uri: str) -> bool:
 @app.command("enroll")
 def enroll(
     ctx: typer.Context,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing enrolment (the old authenticator stops working).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing enrolment (the old authenticator stops working). Needs a current code, or the mfa policy action.")] = False,
+    principal: Annotated[Optional[str], typer.Option("--principal", "-p", help="Enrol or reset someone else (needs the mfa policy action on mfa/<principal>).")] = None,
+    otp_stdin: OtpStdinOpt = False,
     yes: YesOpt = False,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Create a TOTP seed for you and show it as an otpauth:// URI and a QR code."""
+    """Create a TOTP seed for you (or --principal) and show it as an otpauth:// URI and a QR code."""
+    from zerotrust_admin.mfa import enrolment
+
     app_ctx = app_context(ctx, json)
     store = _store(app_ctx)
-    principal = app_ctx.actor.user
-    enrolled = store.is_enrolled(principal)
     if dry_run:
-        plan = {"principal": principal, "dry_run": True, "already_enrolled": enrolled, "would_replace": enrolled and force}
-        emit_json(plan) if app_ctx.json else info(f"Would {'replace the' if enrolled else 'create an'} MFA enrolment for {principal}")
+        plan = enrolment.plan(app_ctx.config, store, app_ctx.actor, principal, replace=force)
+        emit_json(plan.to_dict()) if app_ctx.json else info(
+            f"Would {'replace the' if plan.would_replace else 'create an'} MFA enrolment for {plan.principal} (needs: {plan.needs})")
         return
-    if enrolled and force and not confirm(f"Replace the MFA enrolment of {principal}? The old authenticator stops working.", yes=yes):
+    who = enrolment.check_principal(principal) if principal is not None else app_ctx.actor.user
+    if force and store.is_enrolled(who) and not confirm(f"Replace the MFA enrolment of {who}? The old authenticator stops working.", yes=yes):
         raise typer.Exit(1)
-    try:
-        result = store.enroll(principal, replace=force)
-    except Exception as exc:
-        app_ctx.audit.append(event="mfa", action="enroll", resource=f"principal:{principal}", success=False, actor=app_ctx.actor, error=type(exc).__name__)
-        raise
-    app_ctx.audit.append(event="mfa", action="enroll", resource=f"principal:{principal}", success=True, actor=app_ctx.actor, replaced=result.replaced)
+    result = enrolment.enroll(app_ctx.config, store, app_ctx.actor, app_ctx.audit, principal, replace=force, code_source=code_source(otp_stdin))
     if app_ctx.json:
         emit_json(result.to_dict())
         return
     if sys.stdout.isatty() and not _qr(result.uri):
         warn("install 'segno' to see a QR code; add the URI below to your authenticator instead")
     print(result.uri)
-    info(f"Enrolled {principal}: scan the QR code or add the URI to an authenticator app, then check it with: zerotrust-admin mfa verify", quiet=app_ctx.quiet)
+    info(f"Enrolled {result.principal}: scan the QR code or add the URI to an authenticator app, then check it with: zerotrust-admin mfa verify", quiet=app_ctx.quiet)
 
 
 @app.command("status")

@@ -23,6 +23,7 @@ def test(
     from zerotrust_admin.notify.testing import send_test
 
     app_ctx = app_context(ctx, json)
+    app_ctx.authorize("notify", f"notify/{channel or 'all'}")  # threat-model row P2
     results = send_test(app_ctx.config, only=channel, audit=app_ctx.audit, actor=app_ctx.actor)
     if app_ctx.json:
         emit_json([r.to_dict() for r in results])

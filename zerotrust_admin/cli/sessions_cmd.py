@@ -44,9 +44,11 @@ def create(
     json: JsonOpt = False,
 ) -> None:
     """Create a session (break-glass access and tests). Audited."""
+    from zerotrust_admin.sessions.base import check_user
     from zerotrust_admin.sessions.listing import create_session
 
     app_ctx = app_context(ctx, json)
+    app_ctx.authorize("create", f"sessions/{check_user(user)}")  # threat-model row P2
     session = create_session(app_ctx.session_store(), app_ctx.config, user=user, ttl=ttl, source_ip=source_ip, audit=app_ctx.audit, actor=app_ctx.actor)
     if app_ctx.json:
         emit_json(session.to_dict())

@@ -122,12 +122,16 @@ CodeSource = Callable[[], "str | None"]
 """Returns the operator's code (from --otp-stdin, ZEROTRUST_OTP or a prompt), or None."""
 
 
-def require_mfa(config, store: MfaStore, actor, audit, resource: str, code_source: CodeSource) -> None:
-    """Demand a valid, unused TOTP code from ``actor`` before ``resource`` is read.
+def require_mfa(config, store: MfaStore, actor, audit, resource: str, code_source: CodeSource, *,
+                purpose: str | None = None, missing_hint: str | None = None) -> None:
+    """Demand a valid, unused TOTP code from ``actor`` before ``resource`` is read
+    (or before ``purpose``, e.g. "re-enrolling MFA for alice@X", which the
+    messages name instead of "reading RESOURCE").
 
     Lockout is checked first and every failure counts towards it; each outcome
     is audited (``event=mfa``).
     """
+    purpose = purpose or f"reading {resource}"
     from zerotrust_admin.lockout import Lockout
 
     principal = actor.user
@@ -140,13 +144,13 @@ def require_mfa(config, store: MfaStore, actor, audit, resource: str, code_sourc
 
     if not store.is_enrolled(principal):
         audit_outcome(False, reason="not_enrolled")
-        raise DeniedError(f"reading {resource} needs MFA, and {principal} is not enrolled", hint="enrol first with: zerotrust-admin mfa enroll")
+        raise DeniedError(f"{purpose} needs MFA, and {principal} is not enrolled", hint="enrol first with: zerotrust-admin mfa enroll")
     code = code_source()
     if not code:
         audit_outcome(False, reason="no_code")
         # A code source may say where its caller supplies codes (the Python API has no prompt or --otp-stdin).
-        hint = getattr(code_source, "missing_hint", None) or f"type it at the prompt on a terminal, pipe it with --otp-stdin, or set {OTP_ENV}"
-        raise DeniedError(f"reading {resource} needs an MFA code", hint=hint)
+        hint = missing_hint or getattr(code_source, "missing_hint", None) or f"type it at the prompt on a terminal, pipe it with --otp-stdin, or set {OTP_ENV}"
+        raise DeniedError(f"{purpose} needs an MFA code", hint=hint)
     try:
         step = store.verify(principal, code)
     except WrongCode as exc:

@@ -127,11 +127,16 @@ class AuditedProvider:
         return count
 
     def import_many(self, items, *, source: str = "", progress=None):
+        """``write`` on every name; the comparison with the current values (and
+        so ``unchanged``) only where the guard allows reading them all
+        (threat-model row P3), else every item is written unread."""
         items = list(items)
         for name, _value in items:
             self._check("write", name)
-        with self._audited("import", source or "import") as details:
-            result = self.inner.import_many(items, source=source, progress=progress)
+        compare = self.guard is None or self.guard.may_compare_import(self.inner, [name for name, _ in items])
+        extra = {} if compare else {"compare": False}
+        with self._audited("import", source or "import", compared=compare) as details:
+            result = self.inner.import_many(items, source=source, progress=progress, **extra)
             details.update(result.to_dict())
         return result
 

@@ -50,7 +50,9 @@ class SecretProvider(Protocol):
     def destroy(self, name: str) -> int:
         """Purge every version; returns how many there were."""
 
-    def import_many(self, items: Iterable[tuple[str, bytes]], *, source: str = "", progress: Callable[[int], None] | None = None) -> ImportResult: ...
+    def import_many(self, items: Iterable[tuple[str, bytes]], *, source: str = "", progress: Callable[[int], None] | None = None,
+                    compare: bool = True) -> ImportResult:
+        """``compare=False``: write every item without reading any current value (threat-model row P3)."""
 
     def export_all(self, prefix: str = "") -> Iterator[tuple[str, Secret, VersionInfo]]: ...
 
@@ -224,7 +226,13 @@ class ProviderBase:
     def _map(self, exc: Exception, name: str | None, version: int | None) -> ZeroTrustError:
         raise NotImplementedError
 
-    def import_many(self, items: Iterable[tuple[str, bytes]], *, source: str = "", progress: Callable[[int], None] | None = None) -> ImportResult:
+    def import_many(self, items: Iterable[tuple[str, bytes]], *, source: str = "", progress: Callable[[int], None] | None = None,
+                    compare: bool = True) -> ImportResult:
+        """Write every item; with ``compare`` an item equal to the current value
+        is skipped (``unchanged``). With ``compare=False`` no current value is
+        read: every item is a new version (``created`` or ``updated``, from the
+        metadata alone), so a caller without ``read`` learns nothing about the
+        stored values (threat-model row P3, ``AccessGuard.may_compare_import``)."""
         from zerotrust_admin.names import validate_name
         from zerotrust_admin.vault.vault import _check_value
 
@@ -234,21 +242,35 @@ class ProviderBase:
             _check_value(value, name)
         result = ImportResult()
         for done, (name, value) in enumerate(items, start=1):
-            try:
-                current, _ = self.get(name)
-            except NotFoundError:
-                result.created += 1
+            if not compare:
+                exists = self._exists(name)
             else:
-                with current:
-                    same = current.reveal() == value
-                if same:
-                    result.unchanged += 1
-                    continue
+                try:
+                    current, _ = self.get(name)
+                except NotFoundError:
+                    exists = False
+                else:
+                    with current:
+                        same = current.reveal() == value
+                    if same:
+                        result.unchanged += 1
+                        continue
+                    exists = True
+            if exists:
                 result.updated += 1
+            else:
+                result.created += 1
             self.put(name, value)
             if progress and done % 100 == 0:
                 progress(done)
         return result
+
+    def _exists(self, name: str) -> bool:
+        """A live (not soft-deleted) secret of that name, from metadata only."""
+        try:
+            return getattr(self.info(name), "deleted_at", None) is None
+        except NotFoundError:
+            return False
 
     def export_all(self, prefix: str = "") -> Iterator[tuple[str, Secret, VersionInfo]]:
         for info in list(self.list(prefix)):

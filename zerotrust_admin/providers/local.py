@@ -68,8 +68,10 @@ class LocalProvider(ProviderBase):
     def destroy(self, name):
         return self.vault.destroy(name)
 
-    def import_many(self, items, *, source="", progress=None):
-        return self.vault.import_many(items, source=source, progress=progress)
+    def import_many(self, items, *, source="", progress=None, compare=True):
+        if compare:
+            return self.vault.import_many(items, source=source, progress=progress)
+        return self.vault.import_many(items, source=source, progress=progress, compare=False)  # P3: nothing read
 
     def export_all(self, prefix=""):
         return self.vault.export_all(prefix)
