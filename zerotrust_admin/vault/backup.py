@@ -321,7 +321,8 @@ def plan_backup(vault, guard=None, *, include_reserved: bool = False) -> BackupP
     from zerotrust_admin.mfa import MfaPolicy
 
     policy = MfaPolicy.from_config(guard.config)
-    needs_mfa = next((i.name for i in visible if policy.required(i.name, bool(i.sensitive))), None)
+    included = visible + ([i for i in items if i.name.startswith(RESERVED_PREFIX)] if include_reserved else [])
+    needs_mfa = next((i.name for i in included if policy.required(i.name, bool(i.sensitive))), None)
     if needs_mfa is not None:
         guard.require_mfa(needs_mfa)
     plan.names = {i.name for i in visible}
