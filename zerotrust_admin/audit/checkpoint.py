@@ -313,8 +313,9 @@ def verify_public(log_path: Path, anchor: dict | None, checkpoints: list[dict], 
         verdict_after = "missing" if latest["offset"] > size else "not verifiable (after a modified range)"
         result.ranges.append({"from_seq": bad["seq"] + 1, "to_seq": latest["seq"], "verdict": verdict_after})
     good_text = f"the last good checkpoint is record {result.last_good['seq']} (byte {result.last_good['offset']})" if result.last_good else "no checkpoint matches"
-    what = "are missing (the log was truncated)" if verdict == "missing" else "were modified"
-    result.problem = f"records {first_seq}-{bad['seq']} {what}: {good_text}"
+    span = f"record {first_seq} was" if first_seq == bad["seq"] else f"records {first_seq}-{bad['seq']} were"
+    what = "missing (the log was truncated)" if verdict == "missing" else "modified"
+    result.problem = f"{span} {what}: {good_text}"
     return result
 
 

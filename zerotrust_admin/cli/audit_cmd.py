@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -56,21 +57,28 @@ def _follow(log, last_seq: int, as_json: bool) -> None:
 
 
 @app.command("verify")
-def verify(ctx: typer.Context, json: JsonOpt = False) -> None:
-    """Check the hash chain: exit 5 naming the first bad record if anything was edited, deleted or reordered."""
+def verify(
+    ctx: typer.Context,
+    public_key: Annotated[Optional[Path], typer.Option("--public-key", metavar="FILE", help="Verify the signed checkpoints with this public key only (no audit.key needed): the file keys public-key wrote.")] = None,
+    witness: Annotated[Optional[Path], typer.Option("--witness", metavar="FILE", help="Checkpoints as a sink received them (JSON lines or raw syslog lines): each must match the local log.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Check the hash chain and the signed anchor: exit 5 naming the first bad record if anything was edited, deleted or reordered."""
+    from zerotrust_admin.audit.verify import run_verify
+
     app_ctx = app_context(ctx, json)
-    result = app_ctx.audit.verify()
+    report = run_verify(app_ctx.audit, public_key=public_key, witness=witness)
     if app_ctx.json:
-        emit_json({**result.to_dict(), "path": str(app_ctx.audit.path)})
-        if not result.ok:
+        emit_json({**report.to_dict(), "path": str(app_ctx.audit.path)})
+        if not report.ok:
             raise typer.Exit(5)
         return
-    if not result.ok:
-        raise IntegrityError(f"audit log {app_ctx.audit.path}: first bad record {result.first_bad_seq}: {result.problem}",
-                             hint="preserve the file as evidence; compare with your SIEM copy")
-    for warning in result.warnings:
+    if not report.ok:
+        raise IntegrityError(f"audit log {app_ctx.audit.path}: {report.problem_line()}", hint=report.hint())
+    for warning in report.warnings():
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"OK: {result.records} records, chain intact ({app_ctx.audit.path})")
+    for line in report.summary_lines():
+        print(line)
 
 
 @app.command("search")

@@ -1,0 +1,360 @@
+"""Threat-model rows A1-A5 (and the audit side of V4): the audit trail against
+an auditor who holds the audit key (d), a file writer with no key (b), and
+both together with an older genuine copy of the files (b + d).
+
+Every test runs the real CLI on a real installation and attacks the files the
+way the row's attacker would: re-chaining with the audit key, truncating with
+``open(..., "r+").truncate``, copying older files back with ``shutil``,
+replacing the signing key with another installation's. The witnesses are what
+a real syslog collector (UDP) and a real webhook receiver (HTTP on loopback)
+received from the CLI.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+AUDIT_FILES = ("audit.log", "audit.log.head", "audit.log.checkpoints")
+
+
+def _home(zt_env) -> Path:
+    return Path(zt_env["ZEROTRUST_HOME"])
+
+
+def _write_config(zt_env, text: str) -> None:
+    path = Path(zt_env["XDG_CONFIG_HOME"]) / "zerotrust" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    os.chmod(path, 0o600)
+
+
+def _setup(cli, zt_env, puts: int = 4) -> Path:
+    assert cli("init").code == 0
+    for n in range(puts):
+        res = cli("vault", "put", f"app/s{n}", input=f"value-{n}".encode())
+        assert res.code == 0, res.err
+    return _home(zt_env)
+
+
+def _pin(cli, tmp_path) -> Path:
+    pinned = tmp_path / "pinned-signing.pub"
+    res = cli("keys", "public-key", "--output", str(pinned))
+    assert res.code == 0, res.err
+    assert pinned.read_text().startswith("zt-sign-ed25519 ")
+    return pinned
+
+
+def _auditor_copy(home: Path, dest: Path, *, with_key: bool) -> Path:
+    """What an auditor receives: the log, its anchor and checkpoints (and the audit key only when asked)."""
+    dest.mkdir(mode=0o700)
+    for name in AUDIT_FILES + (("audit.key",) if with_key else ()):
+        shutil.copy2(home / name, dest / name)
+    return dest
+
+
+def _rechain(log: Path, key: bytes, edit) -> None:
+    """Attacker d: edit records, then recompute every hash with the audit key."""
+    prev = "0" * 64
+    out = []
+    for line in log.read_bytes().splitlines():
+        rec = json.loads(line)
+        rec.pop("hash")
+        edit(rec)
+        rec["prev"] = prev
+        body = json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        rec["hash"] = prev = hmac.new(key, b"zt-audit-v1\n" + body, hashlib.sha256).hexdigest()
+        out.append(json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+    log.write_bytes(b"".join(out))
+
+
+def _drop_last_lines(log: Path, n: int) -> None:
+    lines = log.read_bytes().splitlines(keepends=True)
+    with open(log, "r+b") as fh:
+        fh.truncate(sum(len(x) for x in lines[:-n]))
+
+
+# --- A1 ---------------------------------------------------------------------------
+def test_a1_intact_log_verifies_with_public_key_and_no_audit_key(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env)
+    pinned = _pin(cli, tmp_path)
+    copy = _auditor_copy(home, tmp_path / "auditor", with_key=False)
+    res = cli("--json", "audit", "verify", "--public-key", str(pinned), env={"ZEROTRUST_HOME": str(copy)})
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["ok"] and doc["mode"] == "public-key" and not (copy / "audit.key").exists()
+    assert doc["public_key"]["ranges"] == [{"from_seq": 1, "to_seq": 5, "verdict": "valid"}]
+
+
+def test_a1_rechained_log_with_the_audit_key_fails_public_key_verify(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env)
+    pinned = _pin(cli, tmp_path)
+    key = base64.b64decode((home / "audit.key").read_bytes().strip())
+    copy = _auditor_copy(home, tmp_path / "auditor", with_key=False)
+
+    def edit(rec):
+        if rec.get("resource") == "app/s1":
+            rec["resource"] = "app/innocent"
+            rec["user"] = "mallory@EXAMPLE.COM"
+
+    _rechain(copy / "audit.log", key, edit)
+    # The forger also holds audit.key, so they re-MAC the anchor over the new tail; they cannot sign it.
+    head = json.loads((copy / "audit.log.head").read_bytes())
+    last = json.loads((copy / "audit.log").read_bytes().splitlines()[-1])
+    data = (copy / "audit.log").read_bytes()
+    head.update(hash=last["hash"], offset=len(data), sha256=hashlib.sha256(data).hexdigest())
+    head.pop("mac")
+    head["mac"] = hmac.new(key, b"zt-anchor-v1\n" + json.dumps(head, sort_keys=True, separators=(",", ":")).encode(), hashlib.sha256).hexdigest()
+    (copy / "audit.log.head").write_text(json.dumps(head, sort_keys=True, separators=(",", ":")) + "\n")
+
+    res = cli("--json", "audit", "verify", "--public-key", str(pinned), env={"ZEROTRUST_HOME": str(copy)})
+    assert res.code == 5, res.err
+    doc = json.loads(res.out)
+    assert not doc["ok"] and "does not verify" in doc["problem"]
+    # Without the re-MACed anchor, the checkpoints bisect to the first forged record.
+    shutil.copy2(home / "audit.log.head", copy / "audit.log.head")
+    res = cli("--json", "audit", "verify", "--public-key", str(pinned), env={"ZEROTRUST_HOME": str(copy)})
+    assert res.code == 5
+    doc = json.loads(res.out)
+    assert doc["public_key"]["last_good"]["seq"] == 2  # init, app/s0 intact; app/s1 (record 3) forged
+    assert doc["public_key"]["ranges"][1] == {"from_seq": 3, "to_seq": 3, "verdict": "modified"}
+    text = cli("audit", "verify", "--public-key", str(pinned), env={"ZEROTRUST_HOME": str(copy)})
+    assert text.code == 5 and "record 3 was modified: the last good checkpoint is record 2" in text.err
+    assert not (copy / "audit.key").exists()
+
+
+# --- A2 ---------------------------------------------------------------------------
+def test_a2_truncation_with_an_unsigned_anchor_is_detected(cli, zt_env):
+    home = _setup(cli, zt_env)
+    _drop_last_lines(home / "audit.log", 2)
+    last = json.loads((home / "audit.log").read_bytes().splitlines()[-1])
+    (home / "audit.log.head").write_text(json.dumps({"seq": last["seq"], "hash": last["hash"]}) + "\n")  # the old anchor format
+    os.chmod(home / "audit.log.head", 0o600)
+    res = cli("audit", "verify")
+    assert res.code == 5 and "not signed" in res.err
+
+
+def test_a2_truncation_with_a_forged_v1_anchor_fails_its_mac(cli, zt_env):
+    home = _setup(cli, zt_env)
+    _drop_last_lines(home / "audit.log", 1)
+    data = (home / "audit.log").read_bytes()
+    last = json.loads(data.splitlines()[-1])
+    head = json.loads((home / "audit.log.head").read_bytes())
+    head.update(seq=last["seq"], hash=last["hash"], offset=len(data), sha256=hashlib.sha256(data).hexdigest())
+    (home / "audit.log.head").write_text(json.dumps(head) + "\n")
+    res = cli("audit", "verify")
+    assert res.code == 5 and "does not authenticate" in res.err
+
+
+def test_a2_anchor_two_records_behind_is_detected(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env, puts=2)
+    older = tmp_path / "older.head"
+    shutil.copy2(home / "audit.log.head", older)
+    for n in range(2):
+        assert cli("vault", "put", f"more/{n}", input=b"x").code == 0
+    shutil.copy2(older, home / "audit.log.head")  # a genuine, correctly MACed and signed, older anchor
+    res = cli("audit", "verify")
+    assert res.code == 5 and "two or more records behind" in res.err
+
+
+def test_a2_anchor_ahead_of_the_log_is_truncation(cli, zt_env):
+    home = _setup(cli, zt_env)
+    _drop_last_lines(home / "audit.log", 1)
+    res = cli("--json", "audit", "verify")
+    assert res.code == 5
+    assert "truncated" in json.loads(res.out)["problem"]
+
+
+# --- A3 ---------------------------------------------------------------------------
+@pytest.fixture
+def udp_collector():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.5)
+    got: list[bytes] = []
+    stop = threading.Event()
+
+    def run():
+        while not stop.is_set():
+            try:
+                got.append(sock.recv(65536))
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield sock.getsockname()[1], got
+    stop.set()
+    thread.join(5)
+    sock.close()
+
+
+@pytest.fixture
+def webhook_receiver():
+    got: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            got.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/zt", got
+    server.shutdown()
+    server.server_close()
+
+
+def _replay_older_copy(cli, zt_env, tmp_path) -> Path:
+    """Attacker b + d: keep a genuine copy after two writes, let the operator work on, then put the copy back."""
+    home = _home(zt_env)
+    older = tmp_path / "older"
+    older.mkdir()
+    for name in AUDIT_FILES:
+        shutil.copy2(home / name, older / name)
+    for n in range(3):
+        assert cli("vault", "put", f"later/{n}", input=b"later").code == 0
+    for name in AUDIT_FILES:
+        shutil.copy2(older / name, home / name)
+    assert cli("audit", "verify").code == 0  # consistent and older: locally invisible (row V8)
+    return home
+
+
+def test_a3_rewound_log_caught_by_the_syslog_witness(cli, zt_env, tmp_path, udp_collector):
+    port, got = udp_collector
+    assert cli("init").code == 0
+    _write_config(zt_env, f"audit:\n  sinks: [file, syslog]\n  syslog: {{address: 'udp://127.0.0.1:{port}'}}\n")
+    for n in range(2):
+        assert cli("vault", "put", f"app/{n}", input=b"v").code == 0
+    _replay_older_copy(cli, zt_env, tmp_path)
+    witness = tmp_path / "syslog-witness.log"
+    witness.write_bytes(b"\n".join(got) + b"\n")  # raw RFC 5424 lines, records and checkpoints mixed
+    assert b" audit_checkpoint [zt@32473 " in witness.read_bytes()
+    res = cli("audit", "verify", "--witness", str(witness))
+    assert res.code == 5, res.err
+    assert "the local log was rewritten or truncated after checkpoint 3" in res.err
+
+
+def test_a3_rewound_log_caught_by_the_webhook_witness_with_public_key_only(cli, zt_env, tmp_path, webhook_receiver):
+    url, got = webhook_receiver
+    assert cli("init").code == 0
+    _write_config(zt_env, f"audit:\n  sinks: [file, webhook]\n  webhook: {{url: '{url}'}}\n")
+    for n in range(2):
+        assert cli("vault", "put", f"app/{n}", input=b"v").code == 0
+    pinned = _pin(cli, tmp_path)
+    home = _replay_older_copy(cli, zt_env, tmp_path)
+    witness = tmp_path / "webhook-witness.jsonl"
+    witness.write_bytes(b"\n".join(got) + b"\n")
+    copy = _auditor_copy(home, tmp_path / "auditor", with_key=False)
+    assert cli("audit", "verify", "--public-key", str(pinned), env={"ZEROTRUST_HOME": str(copy)}).code == 0
+    res = cli("--json", "audit", "verify", "--public-key", str(pinned), "--witness", str(witness), env={"ZEROTRUST_HOME": str(copy)})
+    assert res.code == 5
+    doc = json.loads(res.out)
+    assert doc["witness"]["last_matched_seq"] == 3 and "rewritten or truncated after checkpoint 3" in doc["problem"]
+
+
+def test_a3_witness_matches_an_untouched_log(cli, zt_env, tmp_path, webhook_receiver):
+    url, got = webhook_receiver
+    assert cli("init").code == 0
+    _write_config(zt_env, f"audit:\n  sinks: [webhook]\n  webhook: {{url: '{url}'}}\n")
+    for n in range(3):
+        assert cli("vault", "put", f"app/{n}", input=b"v").code == 0
+    witness = tmp_path / "w.jsonl"
+    witness.write_bytes(b"\n".join(got) + b"\n")
+    res = cli("audit", "verify", "--witness", str(witness))
+    assert res.code == 0, res.err
+    assert "witnessed checkpoint(s) match" in res.text
+
+
+# --- A4 ---------------------------------------------------------------------------
+def test_a4_truncated_log_refuses_the_next_write(cli, zt_env):
+    home = _setup(cli, zt_env)
+    _drop_last_lines(home / "audit.log", 2)
+    before = {name: (home / name).read_bytes() for name in (*AUDIT_FILES, "vault.db")}
+    res = cli("vault", "put", "app/new", input=b"should-not-land")
+    assert res.code == 5, res.err
+    assert "the audit log ends at record 3 but its anchor records 5: it was truncated" in res.err
+    assert "preserve" in res.err
+    after = {name: (home / name).read_bytes() for name in before}
+    assert after == before  # nothing written: no record, no anchor, no vault change
+
+
+def test_a4_one_record_beyond_the_anchor_is_the_crash_window(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env, puts=1)
+    older = tmp_path / "head"
+    shutil.copy2(home / "audit.log.head", older)
+    assert cli("vault", "put", "app/x", input=b"x").code == 0
+    shutil.copy2(older, home / "audit.log.head")  # as if the writer died between the record and its anchor
+    res = cli("audit", "verify")
+    assert res.code == 0 and "not yet covered" in res.err
+    assert cli("vault", "put", "app/y", input=b"y").code == 0
+    assert cli("audit", "verify").code == 0
+
+
+# --- A5 ---------------------------------------------------------------------------
+def _other_installation(cli, tmp_path) -> Path:
+    other = tmp_path / "other-home"
+    assert cli("init", env={"ZEROTRUST_HOME": str(other)}).code == 0
+    return other
+
+
+def test_a5_replaced_signing_key_is_refused_by_the_writer(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env, puts=1)
+    other = _other_installation(cli, tmp_path)
+    for name in ("signing.key", "signing.pub"):
+        shutil.copy2(other / name, home / name)
+    before = (home / "audit.log").read_bytes()
+    res = cli("vault", "put", "app/z", input=b"z")
+    assert res.code == 5 and "signing key was replaced" in res.err
+    assert (home / "audit.log").read_bytes() == before
+
+
+def test_a5_deleted_signing_key_is_not_recreated(cli, zt_env):
+    home = _setup(cli, zt_env, puts=1)
+    (home / "signing.key").unlink()
+    (home / "signing.pub").unlink()
+    res = cli("vault", "put", "app/z", input=b"z")
+    assert res.code == 5 and "already has signed checkpoints" in res.err
+    assert not (home / "signing.key").exists()
+
+
+def test_a5_pinned_public_key_rejects_another_keys_checkpoints(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env, puts=1)
+    pinned = _pin(cli, tmp_path)
+    other = _other_installation(cli, tmp_path)
+    assert cli("vault", "put", "app/forged", input=b"f", env={"ZEROTRUST_HOME": str(other)}).code == 0
+    # Everything replaced by a self-consistent installation the attacker controls.
+    for name in (*AUDIT_FILES, "audit.key", "signing.key", "signing.pub"):
+        shutil.copy2(other / name, home / name)
+    assert cli("audit", "verify").code == 0  # consistent with itself
+    res = cli("audit", "verify", "--public-key", str(pinned))
+    assert res.code == 5 and "not by the trusted key" in res.err
+
+
+# --- V4, the audit side ------------------------------------------------------------
+def test_v4_anchor_confirms_the_vault_generation_under_mac_and_signature(cli, zt_env):
+    home = _setup(cli, zt_env, puts=2)
+    head = json.loads((home / "audit.log.head").read_bytes())
+    (vault_id, generation), = head["vaults"].items()
+    assert generation >= 3
+    res = cli("--json", "audit", "verify")
+    assert json.loads(res.out)["checkpoint"]["vaults"] == {vault_id: generation}
+    head["vaults"][vault_id] = 1  # lower the floor so an older vault.db would pass
+    (home / "audit.log.head").write_text(json.dumps(head) + "\n")
+    res = cli("vault", "get", "app/s0")
+    assert res.code == 5 and "does not authenticate" in res.err and res.out == b""
