@@ -369,6 +369,19 @@ class KerberosRealm:
         self._run(argv + [name], input=(password + "\n").encode())
         return Path(ccache)
 
+    def add_keytab(self, name: str, keytab: Path) -> Path:
+        """A principal with a random key (a host service such as ``host/<fqdn>``, or a
+        service account) and its keytab (``kadmin.local ktadd -k``, mode 0600)."""
+        self._run([self.tools["kadmin.local"], "-r", self.REALM, "-q", f"addprinc -randkey {name}"])
+        self._run([self.tools["kadmin.local"], "-r", self.REALM, "-q", f"ktadd -k {keytab} {name}"])
+        os.chmod(keytab, 0o600)
+        return Path(keytab)
+
+    def kinit_keytab(self, name: str, keytab: Path, ccache: Path) -> Path:
+        """A ticket from a keytab, as cron gets one (``kinit -k -t``)."""
+        self._run([self.tools["kinit"], "-k", "-t", str(keytab), "-c", f"FILE:{ccache}", name])
+        return Path(ccache)
+
     def stop(self) -> None:
         stop_process(self.proc, timeout=5, directory=self.dir)
 

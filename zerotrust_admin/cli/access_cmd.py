@@ -24,16 +24,28 @@ def check(
     """Say whether PRINCIPAL may do ACTION on NAME and which rule decided (exit 0 allowed, 4 denied)."""
     from zerotrust_admin.access import explain
 
+    from zerotrust_admin.identity import check_principal, source_ip_info
+
     app_ctx = app_context(ctx, json)
-    who = principal or app_ctx.actor.user
-    where = source_ip or app_ctx.actor.source_ip
+    # How sure we are of who and where (threat model I1): a --principal is a what-if, never proven.
+    if principal:
+        who = check_principal(principal, "--principal")
+        identity = {"principal": who, "assurance": "claimed", "source": "--principal", "detail": "given on the command line (what-if)"}
+    else:
+        who = app_ctx.actor.user
+        identity = app_ctx.identity.to_dict()
+    where, origin = (source_ip, "--source-ip") if source_ip else source_ip_info()
     result = explain(app_ctx.config, who, action, name, where)
+    result["identity"] = identity
+    result["source_ip_origin"] = {"source": origin, "assurance": "claimed" if origin != "host" else "host"}
     if app_ctx.json:
         emit_json(result)
     else:
         verdict = "ALLOW" if result["allowed"] else "DENY"
         print(f"{verdict}: {who} {action} {name} from {where}")
         print(f"  {result['reason']}")
+        print(f"  identity: {identity['assurance']} ({identity['detail']})")
+        print(f"  source address: {'claimed (from ' + origin + ')' if origin != 'host' else 'this host'}")
     if not result["allowed"]:
         raise typer.Exit(4)
 

@@ -39,18 +39,27 @@ class AppContext:
         return secret
 
     @cached_property
-    def actor(self):
-        from zerotrust_admin.audit.log import Actor
+    def identity(self):
+        """Who is acting and how sure we are (verified | claimed | os): once per
+        command, verified with the KDC when security.identity.verify is kdc."""
         from zerotrust_admin.cli.output import info, warn
-        from zerotrust_admin.identity import resolve, source_ip
+        from zerotrust_admin.identity import establish, source_ip_info
 
-        who = resolve()
+        who = establish(config=self.config)
         for note in who.notes:  # a Kerberos cache that exists but cannot be used: say which identity is used instead
             if not self.quiet:
                 warn(f"{note}; acting as {who.principal}")
         if self.verbose:
             info(who.describe())
-        return Actor(user=who.principal, source_ip=source_ip())
+            address, origin = source_ip_info()
+            info(f"source address: {address} ({'from ' + origin + ', claimed' if origin != 'host' else 'this host'})")
+        return who
+
+    @cached_property
+    def actor(self):
+        from zerotrust_admin.identity import actor_for
+
+        return actor_for(self.identity)
 
     def authorize(self, action: str, resource: str):
         """The one access-policy check (zerotrust_admin.access.authorize): DeniedError (exit 4), audited."""

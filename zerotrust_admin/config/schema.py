@@ -59,6 +59,8 @@ SCHEMA: dict = {
         "ip_restrictions": FREE,
         "memory_protection": FREE,
         "network_locations": FREE,
+        # threat model I1: prove the Kerberos identity with the KDC (zerotrust_admin/identity.py)
+        "identity": {"verify": STR, "keytab": STR, "service": STR, "require": BOOL, "timeout_seconds": NUM, "krb5_config": STR, "kvno": STR},
         "signing": {"source": STR, "key_file": STR, "key_label": STR},  # zerotrust_admin/signing.py
     },
     "access": {"policies": LIST},
