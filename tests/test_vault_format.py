@@ -3,8 +3,11 @@
 1. docs/examples/decrypt_vault.py (sqlite3 + cryptography only, <= 40 lines of
    code) decrypts a vault the CLI wrote: every version of every secret.
 2. Known-answer vectors (tests/vectors/vault_v1.json): the AAD layouts, the
-   sealed bytes for fixed nonces, the key check value and the scrypt KDF.
+   sealed bytes for fixed nonces, the key check value and the scrypt KDF; and
+   (tests/vectors/vault_v2.json) every format-2 MAC input and the commitment.
    Any change to the format breaks this test.
+3. A format-1 file built from the v1 vectors opens, is upgraded in place to
+   format 2 (audited), and reads back every value.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from zerotrust_admin.vault import format as fmt
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "docs" / "examples" / "decrypt_vault.py"
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "vault_v1.json").read_text())
+VECTORS2 = json.loads((Path(__file__).parent / "vectors" / "vault_v2.json").read_text())
 
 
 def run_script(vault: Path, key_arg: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -45,7 +49,7 @@ def test_script_is_small_and_independent():
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module.split(".")[0])
-    assert imported <= {"base64", "json", "os", "sqlite3", "sys", "cryptography"}, imported
+    assert imported <= {"base64", "hashlib", "hmac", "json", "os", "sqlite3", "sys", "cryptography"}, imported
     docstring = set(range(tree.body[0].lineno, tree.body[0].end_lineno + 1))
     code = [line for i, line in enumerate(source.splitlines(), 1)
             if i not in docstring and line.strip() and not line.strip().startswith("#")]
@@ -208,7 +212,154 @@ def test_vector_scrypt():
 
 def test_vector_schema_columns(tmp_path):
     conn = sqlite3.connect(":memory:")
-    conn.executescript(fmt.SCHEMA)
+    conn.executescript(fmt.SCHEMA_V1)
     for table, columns in VECTORS["tables"].items():
         assert [c[1] for c in conn.execute(f"PRAGMA table_info({table})")] == columns, table
-    assert fmt.FORMAT_VERSION == VECTORS["format"] == 1
+    assert fmt.FORMAT_V1 == VECTORS["format"] == 1 and fmt.FORMAT_VERSION == VECTORS2["format"] == 2
+
+
+# --- format 2 ----------------------------------------------------------------------
+def _hmac(hexkey: str, data: bytes) -> str:
+    import hashlib
+    import hmac
+
+    return hmac.new(bytes.fromhex(hexkey), data, hashlib.sha256).hexdigest()
+
+
+def test_vector_v2_heads():
+    v = VECTORS2
+    for h in v["heads"]:
+        data = fmt.head_mac_input_v2(v["vault_id"], h["name"], h["incarnation"], h["current_version"], h["sensitive"], h["created"],
+                                     h["updated"], h["deleted_at"], h["deleted_by"])
+        assert data == _hand_aad("zt-head-v2", v["vault_id"], h["name"], h["incarnation"], h["current_version"], "1" if h["sensitive"] else "0",
+                                 h["created"], h["updated"], h["deleted_at"] or "", h["deleted_by"] or "")
+        assert data.hex() == h["input_hex"] and _hmac(v["head_key_hex"], data) == h["mac_hex"]
+
+
+def test_vector_v2_version_mac():
+    import hashlib
+
+    v, r = VECTORS2, VECTORS2["version"]
+    sealed = bytes.fromhex(r["sealed_hex"])
+    assert hashlib.sha256(sealed).hexdigest() == r["sealed_sha256_hex"]
+    data = fmt.version_mac_input(v["vault_id"], r["name"], r["incarnation"], r["version"], r["dek_id"], r["created"], r["created_by"],
+                                 r["size"], r["metadata_json"], r["sealed_sha256_hex"])
+    assert data == _hand_aad("zt-version-v2", v["vault_id"], r["name"], r["incarnation"], r["version"], r["dek_id"], r["created"],
+                             r["created_by"], r["size"], r["metadata_json"], r["sealed_sha256_hex"])
+    assert data.hex() == r["input_hex"] and _hmac(v["head_key_hex"], data) == r["mac_hex"]
+
+
+def test_vector_v2_key_records_and_meta():
+    v = VECTORS2
+    for d in v["deks"]:
+        data = fmt.dek_record_mac_input(v["vault_id"], d["id"], d["master_key_id"], d["created"], d["state"])
+        assert data == _hand_aad("zt-dek-record-v2", v["vault_id"], d["id"], d["master_key_id"], d["created"], d["state"])
+        assert data.hex() == d["input_hex"] and _hmac(v["head_key_hex"], data) == d["mac_hex"]
+    s = v["session_key"]
+    data = fmt.session_key_record_mac_input(v["vault_id"], s["id"], s["master_key_id"], s["created"], s["state"])
+    assert data == _hand_aad("zt-session-key-record-v2", v["vault_id"], s["id"], s["master_key_id"], s["created"], s["state"])
+    assert data.hex() == s["input_hex"] and _hmac(v["head_key_hex"], data) == s["mac_hex"]
+    m = v["meta"]
+    data = fmt.meta_mac_input(v["vault_id"], {**m["records"], "meta_mac": "x", "commit": "y", "generation": "7"})  # those three are left out
+    pairs = [x for k in sorted(m["records"]) for x in (k, m["records"][k])]
+    assert data == _hand_aad("zt-meta-v2", v["vault_id"], *pairs)
+    assert data.hex() == m["input_hex"] and _hmac(v["head_key_hex"], data) == m["mac_hex"]
+
+
+def test_vector_v2_commitment():
+    import hashlib
+
+    v, c = VECTORS2, VECTORS2["commit"]
+    macs = [h["mac_hex"] for h in sorted(v["heads"], key=lambda h: h["name"])] + [d["mac_hex"] for d in sorted(v["deks"], key=lambda d: d["id"])]
+    macs += [v["session_key"]["mac_hex"], v["meta"]["mac_hex"]]
+    assert hashlib.sha256("".join(macs).encode("ascii")).hexdigest() == c["digest_hex"]
+    data = fmt.commit_input(v["vault_id"], c["generation"], c["heads"], c["deks"], c["session_keys"], c["digest_hex"])
+    assert data == _hand_aad("zt-commit-v1", v["vault_id"], c["generation"], c["heads"], c["deks"], c["session_keys"], c["digest_hex"])
+    assert data.hex() == c["input_hex"] and _hmac(v["head_key_hex"], data) == c["mac_hex"]
+
+
+def _build_v1_vault(path: Path) -> dict:
+    """A format-1 file from the v1 vectors (the layout format 1 wrote), plus a session key table."""
+    import hashlib
+    import hmac
+
+    conn = sqlite3.connect(path)
+    conn.executescript(fmt.SCHEMA_V1)
+    conn.execute(fmt.SESSION_KEYS_SCHEMA_V1)
+    vid, mkid = VECTORS["vault_id"], VECTORS["master_key_id"]
+    master = bytes.fromhex(VECTORS["master_key_hex"])
+    meta = {"format": "1", "vault_id": vid, "created": "2026-11-28T16:00:00.000000Z", "master_source": "keyfile", "master_params": "{}",
+            "master_key_id": mkid, "master_created": "2026-11-28T16:00:00.000000Z", "kcv": VECTORS["kcv"]["sealed_hex"], "head_key": VECTORS["head"]["wrapped_hex"]}
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+    for d, state in zip(VECTORS["deks"], ("retired", "active")):
+        conn.execute("INSERT INTO deks VALUES (?, ?, ?, ?, ?)", (d["id"], bytes.fromhex(d["wrapped_hex"]), mkid, "2026-11-28T16:00:00.000000Z", state))
+    session = seal(master, os.urandom(32), _hand_aad("zt-session-key-v1", vid, "5e5e5e5e5e5e5e5e", mkid))
+    conn.execute("INSERT INTO session_keys VALUES (?, ?, ?, ?, 'current')", ("5e5e5e5e5e5e5e5e", session, mkid, "2026-11-28T16:00:00.000000Z"))
+    current: dict = {}
+    for s in VECTORS["secrets"]:
+        conn.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (s["name"], s["version"], s["dek_id"], bytes.fromhex(s["sealed_hex"]),
+                     "2026-11-28T16:00:00.000000Z", "alice@EXAMPLE.COM", len(s["value_hex"]) // 2, s["metadata_json"]))
+        current[s["name"]] = max(current.get(s["name"], 0), s["version"])
+    head_key = bytes.fromhex(VECTORS["head"]["key_hex"])
+    for name, version in current.items():
+        mac = hmac.new(head_key, _hand_aad("zt-head-v1", vid, name, version, "0", ""), hashlib.sha256).hexdigest()
+        conn.execute("INSERT INTO secrets (name, current_version, sensitive, created, updated, head_mac) VALUES (?, ?, 0, ?, ?, ?)",
+                     (name, version, "2026-11-28T16:00:00.000000Z", "2026-11-28T16:00:00.000000Z", mac))
+    conn.commit()
+    conn.close()
+    os.chmod(path, 0o600)
+    return {s["name"]: bytes.fromhex(s["value_hex"]) for s in VECTORS["secrets"] if s["version"] == current[s["name"]]}
+
+
+def test_v1_file_is_upgraded_to_format_2_on_first_open(tmp_path):
+    from zerotrust_admin.audit import AuditLog
+    from zerotrust_admin.audit.log import Actor
+    from zerotrust_admin.keys import KeySourceContext, open_source
+    from zerotrust_admin.vault import Vault
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    (home / "master.key").write_text(VECTORS["key_file_text"])
+    os.chmod(home / "master.key", 0o600)
+    expected = _build_v1_vault(home / "vault.db")
+    ctx = KeySourceContext(config={}, home=home, environ={})
+    audit = AuditLog(home / "audit.log")
+    with Vault.open(home / "vault.db", lambda kind, params: open_source(kind, ctx, params), audit=audit, actor=Actor("alice@EXAMPLE.COM", "127.0.0.1")) as vault:
+        assert vault.meta["format"] == "2" and vault.generation == 1
+        for name, value in expected.items():
+            secret, info = vault.get(name)
+            assert secret.reveal() == value and info.created_by == "alice@EXAMPLE.COM"
+        assert [k.state for k in vault.session_keys()] == ["current"]
+        assert {d.state for d in vault.list_deks()} == {"active", "retired"}
+        vault.put("db/password", b"after the upgrade")
+        assert vault.generation == 2
+    records = [json.loads(line) for line in (home / "audit.log").read_text().splitlines()]
+    upgrade = next(r for r in records if r["event"] == "vault_upgrade")
+    assert upgrade["success"] is True
+    # The upgraded file is exactly a format-2 vault: the documented schema, verified by the reader script.
+    conn = sqlite3.connect(home / "vault.db")
+    from zerotrust_admin.vault.schema import read_schema, schema_problem
+
+    assert schema_problem(read_schema(conn), 2) is None
+    assert not [r for r in conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'v1_%'")]
+    conn.close()
+    result = run_script(home / "vault.db", str(home / "master.key"))
+    assert result.returncode == 0, result.stderr.decode()
+    assert _decoded(result.stdout)[("db/password", 3)][0] == b"after the upgrade"
+
+
+def test_v1_file_with_an_edited_head_is_not_upgraded(tmp_path, cli, zt_env):
+    home = Path(zt_env["ZEROTRUST_HOME"])
+    home.mkdir(mode=0o700)
+    (home / "master.key").write_text(VECTORS["key_file_text"])
+    os.chmod(home / "master.key", 0o600)
+    _build_v1_vault(home / "vault.db")
+    conn = sqlite3.connect(home / "vault.db")
+    conn.execute("UPDATE secrets SET current_version = 1 WHERE name = 'db/password'")
+    conn.commit()
+    conn.close()
+    result = cli("vault", "get", "krb/host.keytab")
+    assert result.code == 5 and "cannot be upgraded" in result.err and result.out == b""
+    conn = sqlite3.connect(home / "vault.db")
+    assert dict(conn.execute("SELECT key, value FROM meta"))["format"] == "1"  # rolled back, nothing changed
+    conn.close()

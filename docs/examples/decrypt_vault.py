@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Decrypt a zerotrust-admin vault (format 1) with only sqlite3 and cryptography.
+"""Verify and decrypt a zerotrust-admin vault (format 2) with only sqlite3 and cryptography.
 
 Usage: decrypt_vault.py VAULT_DB KEY_FILE   (the master key: base64 of 32 bytes, e.g. master.key)
        ZEROTRUST_PASSPHRASE=... decrypt_vault.py VAULT_DB -   (a passphrase-protected vault)
-Prints one JSON object per secret version. See docs/vault-format.md.
+Checks the key, the meta MAC, every head, data-key and version MAC and the commitment,
+then prints one JSON object per secret version. See docs/vault-format.md.
 """
-import base64, json, os, sqlite3, sys
+import base64, hashlib, hmac, json, os, sqlite3, sys
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
@@ -18,9 +19,13 @@ def unseal(key, blob, ad):  # blob = nonce(12) || ciphertext || tag(16)
     return AESGCM(key).decrypt(blob[:12], blob[12:], ad)
 
 
+def check(mac, *parts):  # an HMAC-SHA256 under the head key, stored as hex
+    assert hmac.compare_digest(hmac.new(head_key, aad(*parts), hashlib.sha256).hexdigest(), mac or ""), f"tampered: {parts[:3]}"
+
+
 db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
 meta = dict(db.execute("SELECT key, value FROM meta"))
-assert meta["format"] == "1", "not a format-1 vault"
+assert meta["format"] == "2", "not a format-2 vault (zerotrust-admin upgrades format 1 on its first open)"
 vid, mkid = meta["vault_id"], meta["master_key_id"]
 if meta["master_source"] == "passphrase":
     kdf = json.loads(meta["master_params"])["kdf"]
@@ -28,12 +33,23 @@ if meta["master_source"] == "passphrase":
     master = scrypt.derive(os.environ["ZEROTRUST_PASSPHRASE"].encode("utf-8"))
 else:  # keyfile / env: the same 32-byte key, stored as base64 text
     master = base64.b64decode(open(sys.argv[2], "rb").read().strip())
-check = unseal(master, bytes.fromhex(meta["kcv"]), aad("zt-kcv-v1", vid, mkid))
-assert check == b"zerotrust key check v1", "wrong master key"
-deks = {i: unseal(master, w, aad("zt-dek-v1", vid, i, m)) for i, w, m in db.execute("SELECT id, wrapped, master_key_id FROM deks")}
-rows = db.execute("SELECT v.name, v.version, v.dek_id, v.metadata, v.sealed, s.current_version, s.deleted_at "
-                  "FROM versions v JOIN secrets s ON s.name = v.name ORDER BY v.name, v.version")
-for name, version, dek_id, metadata, sealed, current, deleted_at in rows:
+assert unseal(master, bytes.fromhex(meta["kcv"]), aad("zt-kcv-v1", vid, mkid)) == b"zerotrust key check v1", "wrong master key"
+head_key = unseal(master, bytes.fromhex(meta["head_key"]), aad("zt-head-key-v1", vid, mkid))
+check(meta["meta_mac"], "zt-meta-v2", vid, *[x for k in sorted(meta) if k not in ("meta_mac", "commit", "generation") for x in (k, meta[k])])
+heads = {r[0]: r for r in db.execute("SELECT name, incarnation, current_version, sensitive, created, updated, deleted_at, deleted_by, head_mac FROM secrets")}
+for name, inc, cur, sens, created, updated, deleted_at, deleted_by, mac in heads.values():
+    check(mac, "zt-head-v2", vid, name, inc, cur, sens, created, updated, deleted_at or "", deleted_by or "")
+deks, macs = {}, [heads[n][8] for n in sorted(heads)]
+for i, w, m, created, state, mac in db.execute("SELECT id, wrapped, master_key_id, created, state, mac FROM deks ORDER BY id"):
+    check(mac, "zt-dek-record-v2", vid, i, m, created, state)
+    deks[i], macs = unseal(master, w, aad("zt-dek-v1", vid, i, m)), macs + [mac]
+has_sessions = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'session_keys'").fetchone()
+sessions = [r[0] for r in db.execute("SELECT mac FROM session_keys ORDER BY id")] if has_sessions else []
+digest = hashlib.sha256("".join(macs + sessions + [meta["meta_mac"]]).encode()).hexdigest()
+check(meta["commit"], "zt-commit-v1", vid, meta["generation"], len(heads), len(deks), len(sessions), digest)
+rows = db.execute("SELECT name, version, dek_id, metadata, sealed, created, created_by, size, mac FROM versions ORDER BY name, version")
+for name, version, dek_id, metadata, sealed, created, created_by, size, mac in rows:
+    check(mac, "zt-version-v2", vid, name, heads[name][1], version, dek_id, created, created_by, size, metadata, hashlib.sha256(sealed).hexdigest())
     value = unseal(deks[dek_id], sealed, aad("zt-secret-v1", vid, name, version, dek_id, metadata))
-    print(json.dumps({"name": name, "version": version, "current": version == current, "deleted": deleted_at is not None,
+    print(json.dumps({"name": name, "version": version, "current": version == heads[name][2], "deleted": heads[name][6] is not None,
                       "metadata": json.loads(metadata), "value_base64": base64.b64encode(value).decode("ascii")}))

@@ -34,7 +34,7 @@ def nonce(i: int) -> bytes:
 def main() -> None:
     out: dict = {
         "description": "Known-answer vectors for vault format 1 (docs/vault-format.md). Nonces are fixed here only; the vault uses random ones.",
-        "format": fmt.FORMAT_VERSION,
+        "format": fmt.FORMAT_V1,
         "master_key_hex": MASTER_KEY.hex(),
         "key_file_text": base64.b64encode(MASTER_KEY).decode() + "\n",
         "vault_id": VAULT_ID,
@@ -69,7 +69,7 @@ def main() -> None:
                                     "input_hex": data.hex(), "mac_hex": hmac.new(head_key, data, hashlib.sha256).hexdigest()})
     out["scrypt"] = {"passphrase": passphrase, **params.to_dict(), "key_hex": derive_key(passphrase.encode(), params).hex()}
     schema = sqlite3.connect(":memory:")
-    schema.executescript(fmt.SCHEMA)
+    schema.executescript(fmt.SCHEMA_V1)
     out["tables"] = {t: [c[1] for c in schema.execute(f"PRAGMA table_info({t})")] for t in ("meta", "deks", "secrets", "versions")}
     target = Path(__file__).with_name("vault_v1.json")
     target.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")

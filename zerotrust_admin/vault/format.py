@@ -1,4 +1,4 @@
-"""The vault file format, version 1 (documented in docs/vault-format.md).
+"""The vault file format, version 2 (documented in docs/vault-format.md).
 
 Everything that decides how bytes are bound together lives here, so the
 format can be read in one screen and reproduced by a 40-line script.
@@ -6,11 +6,12 @@ format can be read in one screen and reproduced by a 40-line script.
 
 from __future__ import annotations
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+FORMAT_V1 = 1  # still opened: upgraded in place to format 2 on the first open
 SQLITE_MAGIC = b"SQLite format 3\x00"
 KCV_PLAINTEXT = b"zerotrust key check v1"
 
-SCHEMA = """
+SCHEMA_V1 = """
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -80,7 +81,7 @@ def kcv_aad(vault_id: str, master_key_id: str) -> bytes:
 
 # Created on first use (CREATE TABLE IF NOT EXISTS), so a vault written before
 # this table existed still opens and reads unchanged.
-SESSION_KEYS_SCHEMA = """
+SESSION_KEYS_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS session_keys (
     id            TEXT PRIMARY KEY,
     wrapped       BLOB NOT NULL,
@@ -100,3 +101,99 @@ META_DEK_ROTATED = "dek_rotated"          # RFC 3339 time of the last completed 
 
 def session_key_aad(vault_id: str, key_id: str, master_key_id: str) -> bytes:
     return _join("zt-session-key-v1", vault_id, key_id, master_key_id)
+
+
+# --- Format 2 (issue 12): every record a decision or a report depends on is
+# authenticated under the head key, and one commitment covers them all. ------
+
+SCHEMA = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE deks (
+    id            TEXT PRIMARY KEY,
+    wrapped       BLOB NOT NULL,
+    master_key_id TEXT NOT NULL,
+    created       TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('active', 'retired')),
+    mac           TEXT NOT NULL
+);
+CREATE TABLE secrets (
+    name            TEXT PRIMARY KEY,
+    incarnation     TEXT NOT NULL,
+    current_version INTEGER NOT NULL,
+    sensitive       INTEGER NOT NULL DEFAULT 0,
+    created         TEXT NOT NULL,
+    updated         TEXT NOT NULL,
+    deleted_at      TEXT,
+    deleted_by      TEXT,
+    head_mac        TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE versions (
+    name       TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    dek_id     TEXT NOT NULL,
+    sealed     BLOB NOT NULL,
+    created    TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    metadata   TEXT NOT NULL DEFAULT '{}',
+    mac        TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE INDEX versions_by_dek ON versions (dek_id);
+"""
+
+SESSION_KEYS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS session_keys (
+    id            TEXT PRIMARY KEY,
+    wrapped       BLOB NOT NULL,
+    master_key_id TEXT NOT NULL,
+    created       TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('current', 'previous')),
+    mac           TEXT NOT NULL
+)
+"""
+
+META_GENERATION = "generation"  # decimal; +1 per write transaction
+META_COMMIT = "commit"          # hex HMAC: the vault-wide commitment (commit_input)
+META_MAC = "meta_mac"           # hex HMAC over every other meta record (meta_mac_input)
+# Not covered by the meta MAC: the MAC itself, and the two records the commitment covers directly.
+META_UNMACED = frozenset({META_MAC, META_COMMIT, META_GENERATION})
+
+
+def head_mac_input_v2(vault_id: str, name: str, incarnation: str, current_version: int, sensitive: bool,
+                      created: str, updated: str, deleted_at: str | None, deleted_by: str | None) -> bytes:
+    """A format-2 head: everything in the ``secrets`` row but the MAC."""
+    return _join("zt-head-v2", vault_id, name, incarnation, str(int(current_version)), "1" if sensitive else "0",
+                 created, updated, deleted_at or "", deleted_by or "")
+
+
+def version_mac_input(vault_id: str, name: str, incarnation: str, version: int, dek_id: str, created: str,
+                      created_by: str, size: int, metadata_json: str, sealed_sha256_hex: str) -> bytes:
+    """A version row's metadata, bound to its secret's incarnation and (by hash) to its ciphertext."""
+    return _join("zt-version-v2", vault_id, name, incarnation, str(int(version)), dek_id, created, created_by,
+                 str(int(size)), metadata_json, sealed_sha256_hex)
+
+
+def dek_record_mac_input(vault_id: str, dek_id: str, master_key_id: str, created: str, state: str) -> bytes:
+    return _join("zt-dek-record-v2", vault_id, dek_id, master_key_id, created, state)
+
+
+def session_key_record_mac_input(vault_id: str, key_id: str, master_key_id: str, created: str, state: str) -> bytes:
+    return _join("zt-session-key-record-v2", vault_id, key_id, master_key_id, created, state)
+
+
+def meta_mac_input(vault_id: str, meta: dict[str, str]) -> bytes:
+    """Every meta record except META_UNMACED, as key, value pairs in key order."""
+    fields = ["zt-meta-v2", vault_id]
+    for key in sorted(k for k in meta if k not in META_UNMACED):
+        fields += [key, meta[key]]
+    return _join(*fields)
+
+
+def commit_input(vault_id: str, generation: int, heads: int, deks: int, session_keys: int, digest_hex: str) -> bytes:
+    """``digest_hex`` = SHA-256 over the ASCII hex MACs: every head_mac in name
+    order, every deks.mac in id order, every session_keys.mac in id order, then meta_mac."""
+    return _join("zt-commit-v1", vault_id, str(int(generation)), str(heads), str(deks), str(session_keys), digest_hex)

@@ -7,7 +7,7 @@ import json
 import secrets as pyrandom
 from typing import Iterable
 
-from zerotrust_admin.crypto import DecryptionFailed, open_sealed, random_key, seal
+from zerotrust_admin.crypto import DecryptionFailed, constant_time_equal, open_sealed, random_key, seal
 from zerotrust_admin.errors import IntegrityError, NotFoundError
 from zerotrust_admin.keys import KeySource, UnwrapFailed
 from zerotrust_admin.secret import Secret
@@ -39,9 +39,10 @@ class KeyringMixin:
         return dek
 
     def _active_dek_id(self) -> str:
-        row = self._conn.execute("SELECT id FROM deks WHERE state = 'active' ORDER BY created DESC, id DESC LIMIT 1").fetchone()
+        row = self._conn.execute("SELECT id, master_key_id, created, state, mac FROM deks WHERE state = 'active' ORDER BY created DESC, id DESC LIMIT 1").fetchone()
         if row is None:
             raise IntegrityError("the vault has no active data key", hint="restore the vault from a backup")
+        self._check_dek_row(*row)
         return row[0]
 
 
@@ -51,18 +52,26 @@ class KeyringMixin:
         return self._key_source
 
     def reload_meta(self) -> dict:
+        """The meta records as they are in the file now, authenticated (meta MAC)."""
         with _db_errors(self.path):
-            self._meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+            meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("master_key_id") != self.master_key_id:
+            self._refresh_master()  # rotated by another process: reopen the new master key first
+            meta = dict(self._meta)
+        self._check_meta(meta)
+        self._meta = meta
         return dict(self._meta)
 
     def list_deks(self) -> list["DekInfo"]:
         """Every data key with its state and how many secret versions it seals."""
         with _db_errors(self.path):
             rows = self._conn.execute(
-                "SELECT d.id, d.master_key_id, d.created, d.state, "
+                "SELECT d.id, d.master_key_id, d.created, d.state, d.mac, "
                 "(SELECT COUNT(*) FROM versions v WHERE v.dek_id = d.id) FROM deks d ORDER BY d.created, d.id"
             ).fetchall()
-        return [DekInfo(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        for r in rows:  # rotation decides on created/state: only authenticated values
+            self._check_dek_row(*r[:5])
+        return [DekInfo(r[0], r[1], r[2], r[3], r[5]) for r in rows]
 
     def active_dek(self) -> "DekInfo":
         with _db_errors(self.path):
@@ -76,11 +85,15 @@ class KeyringMixin:
         dek = random_key()
         with self._write_txn() as conn:
             self._check_master_unchanged(conn)
-            retired = [r[0] for r in conn.execute("SELECT id FROM deks WHERE state = 'active'").fetchall()]
-            conn.execute("UPDATE deks SET state = 'retired' WHERE state = 'active'")
+            active = conn.execute("SELECT id, master_key_id, created FROM deks WHERE state = 'active'").fetchall()
+            retired = [r[0] for r in active]
+            conn.executemany("UPDATE deks SET state = 'retired', mac = ? WHERE id = ?",
+                             [(self._dek_mac(i, mk, created, "retired"), i) for i, mk, created in active])
+            now = rfc3339()
             conn.execute(
-                "INSERT INTO deks (id, wrapped, master_key_id, created, state) VALUES (?, ?, ?, ?, 'active')",
-                (new_id, self._key_source.wrap(dek, fmt.dek_aad(self.vault_id, new_id, self.master_key_id)), self.master_key_id, rfc3339()),
+                "INSERT INTO deks (id, wrapped, master_key_id, created, state, mac) VALUES (?, ?, ?, ?, 'active', ?)",
+                (new_id, self._key_source.wrap(dek, fmt.dek_aad(self.vault_id, new_id, self.master_key_id)), self.master_key_id, now,
+                 self._dek_mac(new_id, self.master_key_id, now, "active")),
             )
         self._deks[new_id] = dek
         return new_id, retired
@@ -99,21 +112,28 @@ class KeyringMixin:
         with self._write_txn() as conn:
             target = self._active_dek_id()
             rows = conn.execute(
-                "SELECT name, version, dek_id, sealed, metadata FROM versions "
-                "WHERE dek_id IN (SELECT id FROM deks WHERE state = 'retired') LIMIT ?",
+                "SELECT v.name, v.version, v.dek_id, v.sealed, v.created, v.created_by, v.size, v.metadata, v.mac, s.incarnation "
+                "FROM versions v JOIN secrets s ON s.name = v.name "
+                "WHERE v.dek_id IN (SELECT id FROM deks WHERE state = 'retired') LIMIT ?",
                 (limit,),
             ).fetchall()
             if not rows:
                 return 0
             new_key = self._dek(target)
             updates = []
-            for name, version, dek_id, sealed, metadata_json in rows:
+            for name, version, dek_id, sealed, created, created_by, size, metadata_json, mac, incarnation in rows:
+                # Re-sealing must not bless an edited row: its MAC and its ciphertext are checked first.
+                expected = self._version_mac(name, incarnation, version, dek_id, created, created_by, size, metadata_json, sealed)
+                if not isinstance(mac, str) or not constant_time_equal(expected.encode(), mac.encode()):
+                    raise IntegrityError(f"secret {name!r} version {version}: its record does not authenticate (tampered vault)", hint="restore the vault from a backup")
                 try:
                     plaintext = open_sealed(self._dek(dek_id), sealed, fmt.secret_aad(self.vault_id, name, version, dek_id, metadata_json))
                 except DecryptionFailed:
                     raise IntegrityError(f"secret {name!r} version {version} does not authenticate (tampered or moved record)", hint="restore the vault from a backup") from None
-                updates.append((target, seal(new_key, plaintext, fmt.secret_aad(self.vault_id, name, version, target, metadata_json)), name, version, dek_id))
-            conn.executemany("UPDATE versions SET dek_id = ?, sealed = ? WHERE name = ? AND version = ? AND dek_id = ?", updates)
+                resealed = seal(new_key, plaintext, fmt.secret_aad(self.vault_id, name, version, target, metadata_json))
+                updates.append((target, resealed, self._version_mac(name, incarnation, version, target, created, created_by, size, metadata_json, resealed),
+                                name, version, dek_id))
+            conn.executemany("UPDATE versions SET dek_id = ?, sealed = ?, mac = ? WHERE name = ? AND version = ? AND dek_id = ?", updates)
             return len(updates)
 
     def purge_retired_deks(self) -> list[str]:
@@ -132,9 +152,11 @@ class KeyringMixin:
 
     def set_meta(self, updates: dict[str, str], deletes: Iterable[str] = ()) -> None:
         """Write optional meta records (never the core ones) in one transaction."""
-        protected = {"format", "vault_id", "master_source", "master_params", "master_key_id", "kcv", "master_created"}
+        protected = {"format", "vault_id", "master_source", "master_params", "master_key_id", "kcv", "master_created", fmt.META_HEAD_KEY} | fmt.META_UNMACED
         if protected & (set(updates) | set(deletes)):
             raise ValueError("core meta records change only through rewrap_master")
+        if any("\x00" in str(k) + str(v) for k, v in updates.items()):
+            raise ValueError("meta records cannot hold NUL bytes (the meta MAC input separates fields with NUL)")
         with self._write_txn() as conn:
             conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(updates.items()))
             conn.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in deletes])
@@ -160,18 +182,20 @@ class KeyringMixin:
         old_id = self.master_key_id
         with self._write_txn() as conn:
             self._check_master_unchanged(conn)
-            deks = conn.execute("SELECT id, wrapped, master_key_id FROM deks").fetchall()
+            deks = conn.execute("SELECT id, wrapped, master_key_id, created, state FROM deks").fetchall()
             rewrapped = []
-            for dek_id, wrapped, mk in deks:
+            for dek_id, wrapped, mk, created, state in deks:
                 plain = self._unwrap_or_integrity(wrapped, fmt.dek_aad(self.vault_id, dek_id, mk), f"data key {dek_id}")
-                rewrapped.append((new_source.wrap(plain, fmt.dek_aad(self.vault_id, dek_id, new_id)), new_id, dek_id))
-            conn.executemany("UPDATE deks SET wrapped = ?, master_key_id = ? WHERE id = ?", rewrapped)
+                rewrapped.append((new_source.wrap(plain, fmt.dek_aad(self.vault_id, dek_id, new_id)), new_id,
+                                  self._dek_mac(dek_id, new_id, created, state), dek_id))
+            conn.executemany("UPDATE deks SET wrapped = ?, master_key_id = ?, mac = ? WHERE id = ?", rewrapped)
             session_rows = []
             if self._has_table(conn, "session_keys"):
-                for key_id, wrapped, mk in conn.execute("SELECT id, wrapped, master_key_id FROM session_keys").fetchall():
+                for key_id, wrapped, mk, created, state in conn.execute("SELECT id, wrapped, master_key_id, created, state FROM session_keys").fetchall():
                     plain = self._unwrap_or_integrity(wrapped, fmt.session_key_aad(self.vault_id, key_id, mk), f"session key {key_id}")
-                    session_rows.append((new_source.wrap(plain, fmt.session_key_aad(self.vault_id, key_id, new_id)), new_id, key_id))
-                conn.executemany("UPDATE session_keys SET wrapped = ?, master_key_id = ? WHERE id = ?", session_rows)
+                    session_rows.append((new_source.wrap(plain, fmt.session_key_aad(self.vault_id, key_id, new_id)), new_id,
+                                         self._session_mac(key_id, new_id, created, state), key_id))
+                conn.executemany("UPDATE session_keys SET wrapped = ?, master_key_id = ?, mac = ? WHERE id = ?", session_rows)
             head_key = self._unwrap_or_integrity(bytes.fromhex(self._meta[fmt.META_HEAD_KEY]), fmt.head_key_aad(self.vault_id, old_id), "head key")
             params = {k: v for k, v in new_params.items() if k != "key_id"}
             meta = {
@@ -209,16 +233,19 @@ class KeyringMixin:
         with _db_errors(self.path):
             if not self._has_table(self._conn, "session_keys"):
                 return []
-            rows = self._conn.execute("SELECT id, created, state FROM session_keys ORDER BY created DESC, id DESC").fetchall()
-        return [SessionKeyInfo(r[0], r[1], r[2]) for r in rows]
+            rows = self._conn.execute("SELECT id, master_key_id, created, state, mac FROM session_keys ORDER BY created DESC, id DESC").fetchall()
+        for r in rows:
+            self._check_session_row(*r)
+        return [SessionKeyInfo(r[0], r[2], r[3]) for r in rows]
 
     def session_key(self, key_id: str) -> Secret:
         with _db_errors(self.path):
             row = None
             if self._has_table(self._conn, "session_keys"):
-                row = self._conn.execute("SELECT wrapped, master_key_id FROM session_keys WHERE id = ?", (key_id,)).fetchone()
+                row = self._conn.execute("SELECT wrapped, master_key_id, created, state, mac FROM session_keys WHERE id = ?", (key_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"session key {key_id} not found (rotated out of the ring)")
+        self._check_session_row(key_id, *row[1:])
         if row[1] != self.master_key_id:
             self._refresh_master()
         return Secret(self._unwrap_or_integrity(row[0], fmt.session_key_aad(self.vault_id, key_id, row[1]), f"session key {key_id}"))
@@ -237,10 +264,14 @@ class KeyringMixin:
                 return None, current[0], []
             removed = [r[0] for r in conn.execute("SELECT id FROM session_keys WHERE state = 'previous'").fetchall()]
             conn.execute("DELETE FROM session_keys WHERE state = 'previous'")
-            conn.execute("UPDATE session_keys SET state = 'previous' WHERE state = 'current'")
+            demoted = conn.execute("SELECT id, master_key_id, created FROM session_keys WHERE state = 'current'").fetchall()
+            conn.executemany("UPDATE session_keys SET state = 'previous', mac = ? WHERE id = ?",
+                             [(self._session_mac(i, mk, created, "previous"), i) for i, mk, created in demoted])
+            now = rfc3339()
             conn.execute(
-                "INSERT INTO session_keys (id, wrapped, master_key_id, created, state) VALUES (?, ?, ?, ?, 'current')",
-                (new_id, self._key_source.wrap(key, fmt.session_key_aad(self.vault_id, new_id, self.master_key_id)), self.master_key_id, rfc3339()),
+                "INSERT INTO session_keys (id, wrapped, master_key_id, created, state, mac) VALUES (?, ?, ?, ?, 'current', ?)",
+                (new_id, self._key_source.wrap(key, fmt.session_key_aad(self.vault_id, new_id, self.master_key_id)), self.master_key_id, now,
+                 self._session_mac(new_id, self.master_key_id, now, "current")),
             )
         return new_id, (current[0] if current else None), removed
 
@@ -248,7 +279,7 @@ class KeyringMixin:
         """Another process rotated the master key after this one opened the vault:
         reload the records and reopen the (new) master key."""
         reopen = getattr(self, "_reopen", None)
-        self.reload_meta()
+        self.reload_meta_unchecked()
         if reopen is None:
             raise IntegrityError("the vault's master key changed while it was open", hint="re-run the command")
         params = json.loads(self._meta["master_params"])
@@ -257,4 +288,5 @@ class KeyringMixin:
         self._key_source = reopen(self._meta["master_source"], params)
         old.close()
         self._check_key()
+        self._check_meta(self._meta)
 

@@ -34,8 +34,23 @@ from zerotrust_admin.vault.records import (  # noqa: F401  (re-exported: callers
     _check_value,
     _loads,
 )
-from zerotrust_admin.vault.schema import BUSY_TIMEOUT_MS, _connect, _db_errors, check_vault_file  # noqa: F401
+from zerotrust_admin.vault.schema import _db_errors, check_vault_file, meta_table_ok, read_schema, schema_problem  # noqa: F401
+from zerotrust_admin.vault.upgrade import upgrade_v1
 from zerotrust_admin.vault.versions import VersionsMixin
+
+
+BUSY_TIMEOUT_MS = 30_000  # tests shorten it here
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    # Functions with side effects never run from the schema (views, triggers, defaults).
+    conn.execute("PRAGMA trusted_schema=OFF")
+    # Freed pages are zeroed, so destroyed ciphertext does not linger in the file.
+    conn.execute("PRAGMA secure_delete=ON")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
 
 
 class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
@@ -48,6 +63,7 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
         self.actor = actor
         self._deks: dict[str, bytes] = {}
         self._head_key_cache: tuple[str, bytes] | None = None
+        self._txn_audits: list = []
 
     # --- lifecycle -------------------------------------------------------
     @classmethod
@@ -66,6 +82,7 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
             vault_id = pyrandom.token_hex(16)
             now = rfc3339()
             conn = sqlite3.connect(tmp, isolation_level=None)
+            conn.execute("PRAGMA trusted_schema=OFF")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("BEGIN")
             for statement in fmt.SCHEMA.split(";"):
@@ -83,12 +100,14 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
                 fmt.META_HEAD_KEY: source.wrap(random_key(), fmt.head_key_aad(vault_id, master_key_id)).hex(),
             }
             conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
+            building = cls(tmp, conn, meta, source, None, None)
             dek_id = pyrandom.token_hex(8)
-            dek = random_key()
             conn.execute(
-                "INSERT INTO deks (id, wrapped, master_key_id, created, state) VALUES (?, ?, ?, ?, 'active')",
-                (dek_id, source.wrap(dek, fmt.dek_aad(vault_id, dek_id, master_key_id)), master_key_id, now),
+                "INSERT INTO deks (id, wrapped, master_key_id, created, state, mac) VALUES (?, ?, ?, ?, 'active', ?)",
+                (dek_id, source.wrap(random_key(), fmt.dek_aad(vault_id, dek_id, master_key_id)), master_key_id, now,
+                 building._dek_mac(dek_id, master_key_id, now, "active")),
             )
+            generation, _commit = building._advance(conn)
             conn.execute("COMMIT")
             conn.close()
             os.chmod(tmp, fsutil.FILE_MODE)
@@ -101,26 +120,29 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
             raise
         os.unlink(tmp)
         fsutil.fsync_dir(path.parent)
-        vault = cls(path, _connect(path), meta, source, audit, actor)
+        conn = _connect(path)
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        vault = cls(path, conn, meta, source, audit, actor)
+        vault._confirm(generation)
         return vault
 
     @classmethod
     def open(cls, path: Path, open_source: Callable[[str, dict], KeySource], *, audit: AuditLog | None = None, actor: Actor | None = None) -> "Vault":
-        """Open an existing vault; ``open_source(kind, params)`` yields its master key."""
+        """Open an existing vault; ``open_source(kind, params)`` yields its master key.
+
+        Before the key: the file checks (mode, type, size) and the schema check
+        (V2). After the key check: a format-1 file is upgraded in place; the
+        meta MAC (V1, V5), every key record and the commitment (V3) are
+        checked, and the generation is compared with the audit log's floor (V4)."""
         path = Path(path)
         check_vault_file(path)
         with _db_errors(path):
             conn = _connect(path)
             try:
-                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            except sqlite3.OperationalError as exc:
+                version, meta = _read_format(conn, path)
+            except BaseException:
                 conn.close()
-                if "no such table" in str(exc):
-                    raise UsageError(f"{path} is an SQLite file but not a zerotrust-admin vault") from None
                 raise
-        if meta.get("format") != str(fmt.FORMAT_VERSION):
-            conn.close()
-            raise UsageError(f"vault {path} has format {meta.get('format')!r}; this version reads format {fmt.FORMAT_VERSION}", hint="upgrade zerotrust-admin")
         for required in ("vault_id", "master_source", "master_key_id", "kcv", "master_params", fmt.META_HEAD_KEY):
             if required not in meta:
                 conn.close()
@@ -133,16 +155,47 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
             conn.close()
             raise IntegrityError(f"vault {path} has a damaged master_params record", hint="restore the vault from a backup") from None
         params["key_id"] = meta["master_key_id"]
-        source = open_source(meta["master_source"], params)
+        try:
+            source = open_source(meta["master_source"], params)
+        except BaseException:
+            conn.close()
+            raise
         vault = cls(path, conn, meta, source, audit, actor)
         vault._reopen = open_source
         try:
-            vault._check_key()
-        except WrongKeyError as exc:
-            vault._audit("secret_access", "unlock", str(path), False, error="wrong_master_key")
+            try:
+                vault._check_key()
+            except WrongKeyError:
+                vault._audit("secret_access", "unlock", str(path), False, error="wrong_master_key")
+                raise
+            if version == fmt.FORMAT_V1:
+                vault._check_floor(0)
+                upgrade_v1(vault)
+            with _db_errors(path):
+                conn.execute("BEGIN")
+                try:
+                    vault._meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                    generation = vault._verify_state(conn, vault._meta)
+                finally:
+                    conn.execute("COMMIT")
+            vault._check_floor(generation)
+        except BaseException:
             vault.close()
-            raise exc
+            raise
         return vault
+
+    def _check_floor(self, generation: int) -> None:
+        """V4: a vault older than the generation the audit log confirmed was replaced by an older copy."""
+        if self.audit is None:
+            return  # library use without an audit log: no floor (docs/vault-format.md)
+        floor = self.audit.vault_floor(self.vault_id)
+        if generation < floor:
+            raise IntegrityError(f"the vault is at generation {generation} but the audit log confirmed generation {floor}: "
+                                 f"{self.path.name} was replaced by an older copy", hint="restore the latest vault backup; see docs/vault-format.md")
+
+    def _confirm(self, generation: int) -> None:
+        if self.audit is not None:
+            self.audit.confirm_vault(self.vault_id, generation)
 
     def _check_key(self) -> None:
         try:
@@ -204,13 +257,73 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
 
     @contextmanager
     def _write_txn(self):
+        """One write transaction. Under the write lock it first re-checks the
+        schema and the commitment (so it never blesses a file edited since
+        open), and at the end advances the generation, rewrites the
+        commitment, appends the audit records queued with ``_audit_in_txn``
+        (each with ``details["vault"]``), and commits. The audit log's floor
+        moves only after the COMMIT: a crash before it leaves the floor behind."""
         with _db_errors(self.path):
             self._conn.execute("BEGIN IMMEDIATE")
+            self._txn_audits = []
             try:
+                problem = schema_problem(read_schema(self._conn), fmt.FORMAT_VERSION)
+                if problem:
+                    raise IntegrityError(f"the vault {self.path} holds {problem}", hint="restore the vault from a backup")
+                meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+                self._verify_state(self._conn, meta)
                 yield self._conn
+                generation, commit = self._advance(self._conn)
+                self._meta.update({fmt.META_GENERATION: str(generation), fmt.META_COMMIT: commit})
+                for event, action, resource, details in self._txn_audits:
+                    self._audit(event, action, resource, True, **details, vault=self.commitment())
             except BaseException:
+                self._txn_audits = []
                 self._conn.execute("ROLLBACK")
+                self.reload_meta_unchecked()
                 raise
             else:
+                self._txn_audits = []
                 self._conn.execute("COMMIT")
+        self._confirm(generation)
 
+    @contextmanager
+    def _audited_write(self, action: str, resource: str, event: str = "secret_access", **details):
+        """A write transaction whose success record goes into the log before
+        COMMIT (with ``details["vault"]``); a failure is audited after the rollback."""
+        try:
+            with self._write_txn() as conn:
+                yield conn, details
+                self._audit_in_txn(event, action, resource, **details)
+        except ZeroTrustError as exc:
+            if not isinstance(exc, AuditError):
+                self._audit(event, action, resource, False, error=type(exc).__name__, **details)
+            raise
+
+    def _audit_in_txn(self, event: str, action: str, resource: str, **details) -> None:
+        """A success record appended before COMMIT (a write that cannot be audited is rolled back)."""
+        self._txn_audits.append((event, action, resource, details))
+
+    def reload_meta_unchecked(self) -> None:
+        try:
+            self._meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        except Exception:
+            pass
+
+
+def _read_format(conn, path: Path) -> tuple[int, dict]:
+    """The format version and meta records, after the schema check (V2)."""
+    actual = read_schema(conn)
+    if "meta" not in actual:
+        raise UsageError(f"{path} is an SQLite file but not a zerotrust-admin vault")
+    if not meta_table_ok(actual):
+        raise IntegrityError(f"the vault {path} holds an altered table 'meta' (its definition is not the documented one)", hint="restore the vault from a backup")
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    if meta.get("format") not in (str(fmt.FORMAT_V1), str(fmt.FORMAT_VERSION)):
+        raise UsageError(f"vault {path} has format {meta.get('format')!r}; this version reads formats {fmt.FORMAT_V1} and {fmt.FORMAT_VERSION}",
+                         hint="upgrade zerotrust-admin")
+    version = int(meta["format"])
+    problem = schema_problem(actual, version)
+    if problem:
+        raise IntegrityError(f"the vault {path} holds {problem}", hint="restore the vault from a backup; or remove the object after checking who planted it")
+    return version, meta

@@ -4,15 +4,17 @@ plaintext record stream used by backups."""
 from __future__ import annotations
 
 import json
+import secrets as pyrandom
 from typing import Callable, Iterable, Iterator
 
 from zerotrust_admin.crypto import DecryptionFailed, open_sealed, seal
-from zerotrust_admin.errors import AlreadyExistsError, AuditError, IntegrityError, NotFoundError, ZeroTrustError
+from zerotrust_admin.errors import AlreadyExistsError, IntegrityError, NotFoundError
 from zerotrust_admin.names import validate_name, validate_prefix
 from zerotrust_admin.secret import Secret
 from zerotrust_admin.timeutil import rfc3339
 from zerotrust_admin.vault import format as fmt
 from zerotrust_admin.vault.records import ImportResult, SecretInfo, VersionInfo, _check_value, _loads
+from zerotrust_admin.vault.heads import HEAD_COLUMNS, Head
 from zerotrust_admin.vault.schema import _db_errors
 
 
@@ -22,40 +24,43 @@ class VersionsMixin:
         validate_name(name)
         _check_value(value)
         metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
-        details: dict = {}
-        try:
-            with self._write_txn() as conn:
-                info = self._put_in_txn(conn, name, value, metadata, sensitive)
-                details = {"version": info.version}
-                # Audited inside the transaction: if the record cannot be written,
-                # the write is rolled back rather than left unaudited.
-                self._audit("secret_access", "write", name, True, **details)
-        except ZeroTrustError as exc:
-            if not isinstance(exc, AuditError):
-                self._audit("secret_access", "write", name, False, error=type(exc).__name__)
-            raise
+        with self._audited_write("write", name) as (conn, details):
+            info = self._put_in_txn(conn, name, value, metadata, sensitive)
+            details["version"] = info.version
         return info
 
     def _put_in_txn(self, conn, name: str, value: bytes, metadata: dict, sensitive: bool) -> VersionInfo:
-        row = conn.execute("SELECT current_version, sensitive, deleted_at, head_mac FROM secrets WHERE name = ?", (name,)).fetchone()
-        if row:
-            self._check_head(name, row[0], row[1], row[2], row[3])
+        head = self._select_head(conn, name)
+        if head:
+            self._check_head(head)
         now = rfc3339()
-        version = (row[0] + 1) if row else 1
-        sensitive = sensitive or bool(row and row[1])  # once sensitive, always sensitive
+        version = (head.current_version + 1) if head else 1
+        sensitive = sensitive or bool(head and head.sensitive)  # once sensitive, always sensitive
+        # A new secret, or one destroyed and written again, gets a new incarnation:
+        # rows left over from an earlier one never fit it.
+        incarnation = head.incarnation if head else pyrandom.token_hex(16)
+        created = head.created if head else now
         dek_id = self._active_dek_id()
         metadata_json = json.dumps(metadata, sort_keys=True, separators=(",", ":"))
         sealed = seal(self._dek(dek_id), value, fmt.secret_aad(self.vault_id, name, version, dek_id, metadata_json))
         actor = self.actor.user if self.actor else ""
+        version_mac = self._version_mac(name, incarnation, version, dek_id, now, actor, len(value), metadata_json, sealed)
         conn.execute(
-            "INSERT INTO versions (name, version, dek_id, sealed, created, created_by, size, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, version, dek_id, sealed, now, actor, len(value), metadata_json),
+            "INSERT INTO versions (name, version, dek_id, sealed, created, created_by, size, metadata, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, version, dek_id, sealed, now, actor, len(value), metadata_json, version_mac),
         )
-        head_mac = self._head_mac(name, version, sensitive, None)
-        if row:
-            conn.execute("UPDATE secrets SET current_version = ?, updated = ?, sensitive = ?, deleted_at = NULL, deleted_by = NULL, head_mac = ? WHERE name = ?", (version, now, int(sensitive), head_mac, name))
+        new_head = Head(name, incarnation, version, int(sensitive), created, now, None, None,
+                        self._head_mac(name, incarnation, version, sensitive, created, now, None, None))
+        if head:
+            conn.execute("UPDATE secrets SET current_version = ?, updated = ?, sensitive = ?, deleted_at = NULL, deleted_by = NULL, head_mac = ? WHERE name = ?",
+                         (version, now, int(sensitive), new_head.head_mac, name))
         else:
-            conn.execute("INSERT INTO secrets (name, current_version, sensitive, created, updated, head_mac) VALUES (?, ?, ?, ?, ?, ?)", (name, version, int(sensitive), now, now, head_mac))
+            conn.execute(f"INSERT INTO secrets ({HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", new_head)
+        # V2: read back what was written, inside the transaction, before COMMIT.
+        stored = conn.execute("SELECT dek_id, sealed, mac FROM versions WHERE name = ? AND version = ?", (name, version)).fetchone()
+        if self._select_head(conn, name) != new_head or stored != (dek_id, sealed, version_mac):
+            raise IntegrityError(f"the vault did not keep what was just written for {name!r} (a planted trigger or a concurrent edit); nothing was written",
+                                 hint="check the vault file's schema; restore it from a backup")
         return VersionInfo(name, version, now, actor, len(value), dek_id, metadata, True)
 
     def get(self, name: str, version: int | None = None) -> tuple[Secret, VersionInfo]:
@@ -67,28 +72,27 @@ class VersionsMixin:
 
     def _read(self, name: str, version: int | None, *, include_deleted: bool = False) -> tuple[Secret, VersionInfo]:
         with _db_errors(self.path):
-            head = self._conn.execute(
-                "SELECT current_version, deleted_at, sensitive, head_mac, (SELECT MAX(version) FROM versions WHERE name = ?) FROM secrets WHERE name = ?",
-                (name, name),
-            ).fetchone()
+            head = self._select_head(self._conn, name)
             if head is None:
                 raise NotFoundError(f"secret {name!r} not found", hint="list secrets with: zerotrust-admin vault list")
-        self._check_head(name, head[0], head[2], head[1], head[3])
-        if head[4] is not None and head[4] != head[0]:
-            raise IntegrityError(f"secret {name!r} points at version {head[0]} but version {head[4]} exists (rolled back record)", hint="restore the vault from a backup")
+            newest = self._conn.execute("SELECT MAX(version) FROM versions WHERE name = ?", (name,)).fetchone()[0]
+        self._check_head(head)
+        if newest is not None and newest != head.current_version:
+            raise IntegrityError(f"secret {name!r} points at version {head.current_version} but version {newest} exists (rolled back record)", hint="restore the vault from a backup")
         with _db_errors(self.path):
-            if head[1] is not None and not include_deleted:
+            if head.deleted_at is not None and not include_deleted:
                 raise NotFoundError(f"secret {name!r} is deleted (recoverable)", hint=f"restore it with: zerotrust-admin vault undelete {name}")
-            wanted = version if version is not None else head[0]
+            wanted = version if version is not None else head.current_version
             row = self._conn.execute(
-                "SELECT dek_id, sealed, created, created_by, size, metadata FROM versions WHERE name = ? AND version = ?",
+                "SELECT dek_id, sealed, created, created_by, size, metadata, mac FROM versions WHERE name = ? AND version = ?",
                 (name, wanted),
             ).fetchone()
         if row is None:
             if version is not None:
                 raise NotFoundError(f"secret {name!r} has no version {version}", hint=f"see its versions with: zerotrust-admin vault history {name}")
             raise IntegrityError(f"secret {name!r} points at version {wanted}, which is missing (tampered vault)")
-        dek_id, sealed, created, created_by, size, metadata_json = row
+        dek_id, sealed, created, created_by, size, metadata_json, mac = row
+        self._check_version(head, wanted, dek_id, created, created_by, size, metadata_json, sealed, mac)
         try:
             plaintext = open_sealed(self._dek(dek_id), sealed, fmt.secret_aad(self.vault_id, name, wanted, dek_id, metadata_json))
         except DecryptionFailed:
@@ -97,7 +101,7 @@ class VersionsMixin:
             metadata = json.loads(metadata_json)
         except ValueError:
             metadata = {}
-        return Secret(plaintext), VersionInfo(name, wanted, created, created_by, size, dek_id, metadata, wanted == head[0])
+        return Secret(plaintext), VersionInfo(name, wanted, created, created_by, size, dek_id, metadata, wanted == head.current_version)
 
     def list(self, prefix: str = "", *, include_deleted: bool = False) -> Iterator[SecretInfo]:
         validate_prefix(prefix)
@@ -107,109 +111,114 @@ class VersionsMixin:
 
     def _query_list(self, prefix: str, include_deleted: bool) -> list[SecretInfo]:
         # Names are ASCII from a fixed alphabet, so prefix..prefix+'\x7f' is a range scan.
-        sql = "SELECT name, current_version, created, updated, sensitive, deleted_at, head_mac FROM secrets WHERE name >= ? AND name < ?"
+        sql = f"SELECT {HEAD_COLUMNS} FROM secrets WHERE name >= ? AND name < ?"
         with _db_errors(self.path):
-            rows = self._conn.execute(sql + " ORDER BY name", (prefix, prefix + "\x7f")).fetchall()
-        for r in rows:  # a forged or edited row must not even be listed
-            self._check_head(r[0], r[1], r[4], r[5], r[6])
-        return [SecretInfo(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows if include_deleted or r[5] is None]
+            heads = [Head(*r) for r in self._conn.execute(sql + " ORDER BY name", (prefix, prefix + "\x7f")).fetchall()]
+        for head in heads:  # a forged or edited row must not even be listed
+            self._check_head(head)
+        return [_info(h) for h in heads if include_deleted or h.deleted_at is None]
 
     def info(self, name: str) -> SecretInfo:
         validate_name(name)
         with _db_errors(self.path):
-            row = self._conn.execute("SELECT name, current_version, created, updated, sensitive, deleted_at, head_mac FROM secrets WHERE name = ?", (name,)).fetchone()
-        if row is None:
+            head = self._select_head(self._conn, name)
+        if head is None:
             raise NotFoundError(f"secret {name!r} not found")
-        self._check_head(row[0], row[1], row[4], row[5], row[6])
-        return SecretInfo(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
+        self._check_head(head)
+        return _info(head)
 
     def history(self, name: str) -> list[VersionInfo]:
         validate_name(name)
         with self._audited("history", name):
             with _db_errors(self.path):
-                head = self._conn.execute("SELECT current_version, sensitive, deleted_at, head_mac FROM secrets WHERE name = ?", (name,)).fetchone()
+                head = self._select_head(self._conn, name)
                 if head is None:
                     raise NotFoundError(f"secret {name!r} not found")
-                self._check_head(name, head[0], head[1], head[2], head[3])
+                self._check_head(head)
                 rows = self._conn.execute(
-                    "SELECT version, created, created_by, size, dek_id, metadata FROM versions WHERE name = ? ORDER BY version",
+                    "SELECT version, created, created_by, size, dek_id, metadata, sealed, mac FROM versions WHERE name = ? ORDER BY version",
                     (name,),
                 ).fetchall()
-        return [VersionInfo(name, r[0], r[1], r[2], r[3], r[4], _loads(r[5]), r[0] == head[0]) for r in rows]
+            for r in rows:  # who and when are shown: only authenticated values
+                self._check_version(head, r[0], r[4], r[1], r[2], r[3], r[5], r[6], r[7])
+        return [VersionInfo(name, r[0], r[1], r[2], r[3], r[4], _loads(r[5]), r[0] == head.current_version) for r in rows]
 
     def delete(self, name: str) -> None:
         """Soft delete: hidden from get/list, recoverable with ``undelete``."""
         validate_name(name)
-        with self._audited("delete", name, mode="soft"):
-            with self._write_txn() as conn:
-                row = conn.execute("SELECT deleted_at, current_version, sensitive, head_mac FROM secrets WHERE name = ?", (name,)).fetchone()
-                if row is None:
-                    raise NotFoundError(f"secret {name!r} not found")
-                self._check_head(name, row[1], row[2], row[0], row[3])
-                if row[0] is None:
-                    now = rfc3339()
-                    conn.execute("UPDATE secrets SET deleted_at = ?, deleted_by = ?, head_mac = ? WHERE name = ?",
-                                 (now, self.actor.user if self.actor else "", self._head_mac(name, row[1], bool(row[2]), now), name))
+        with self._audited_write("delete", name, mode="soft") as (conn, _details):
+            head = self._select_head(conn, name)
+            if head is None:
+                raise NotFoundError(f"secret {name!r} not found")
+            self._check_head(head)
+            if head.deleted_at is None:
+                now = rfc3339()
+                self._rewrite_head(conn, head._replace(updated=now, deleted_at=now, deleted_by=self.actor.user if self.actor else ""))
 
     def undelete(self, name: str) -> None:
         validate_name(name)
-        with self._audited("undelete", name):
-            with self._write_txn() as conn:
-                row = conn.execute("SELECT deleted_at, current_version, sensitive, head_mac FROM secrets WHERE name = ?", (name,)).fetchone()
-                if row is None:
-                    raise NotFoundError(f"secret {name!r} not found (destroyed secrets cannot be recovered)")
-                self._check_head(name, row[1], row[2], row[0], row[3])
-                conn.execute("UPDATE secrets SET deleted_at = NULL, deleted_by = NULL, head_mac = ? WHERE name = ?",
-                             (self._head_mac(name, row[1], bool(row[2]), None), name))
+        with self._audited_write("undelete", name) as (conn, _details):
+            head = self._select_head(conn, name)
+            if head is None:
+                raise NotFoundError(f"secret {name!r} not found (destroyed secrets cannot be recovered)")
+            self._check_head(head)
+            self._rewrite_head(conn, head._replace(updated=rfc3339(), deleted_at=None, deleted_by=None))
+
+    def _rewrite_head(self, conn, head: Head) -> None:
+        head = head._replace(head_mac=self._head_mac(*head[:-1]))
+        conn.execute("UPDATE secrets SET updated = ?, deleted_at = ?, deleted_by = ?, head_mac = ? WHERE name = ?",
+                     (head.updated, head.deleted_at, head.deleted_by, head.head_mac, head.name))
+        if self._select_head(conn, head.name) != head:  # V2: read back before COMMIT
+            raise IntegrityError(f"the vault did not keep what was just written for {head.name!r} (a planted trigger?); nothing was changed",
+                                 hint="check the vault file's schema; restore it from a backup")
 
     def destroy(self, name: str) -> int:
         """Purge every version; the freed pages are zeroed (secure_delete)."""
         validate_name(name)
-        with self._audited("destroy", name, mode="destroy") as details:
-            with self._write_txn() as conn:
-                if conn.execute("SELECT 1 FROM secrets WHERE name = ?", (name,)).fetchone() is None:
-                    raise NotFoundError(f"secret {name!r} not found")
-                count = conn.execute("DELETE FROM versions WHERE name = ?", (name,)).rowcount
-                conn.execute("DELETE FROM secrets WHERE name = ?", (name,))
+        with self._audited_write("destroy", name, mode="destroy") as (conn, details):
+            if conn.execute("SELECT 1 FROM secrets WHERE name = ?", (name,)).fetchone() is None:
+                raise NotFoundError(f"secret {name!r} not found")
+            count = conn.execute("DELETE FROM versions WHERE name = ?", (name,)).rowcount
+            conn.execute("DELETE FROM secrets WHERE name = ?", (name,))
+            left = conn.execute("SELECT (SELECT COUNT(*) FROM secrets WHERE name = ?) + (SELECT COUNT(*) FROM versions WHERE name = ?)", (name, name)).fetchone()[0]
+            if left:  # V2: read back before COMMIT
+                raise IntegrityError(f"the vault kept rows of {name!r} after destroying them (a planted trigger?); nothing was destroyed",
+                                     hint="check the vault file's schema; restore it from a backup")
             details["versions"] = count
         return count
 
-    def import_many(self, items: Iterable[tuple[str, bytes]], *, source: str = "", progress: Callable[[int], None] | None = None) -> ImportResult:
+    def import_many(self, items: Iterable[tuple[str, bytes]], *, source: str = "", progress: Callable[[int], None] | None = None,
+                    compare: bool = True) -> ImportResult:
         """Write many secrets in one transaction; identical current values are skipped.
 
         Re-running the same import changes nothing. All names and values are
         validated before anything is written, so a bad entry leaves the vault
-        as it was.
+        as it was. With ``compare=False`` no current value is read: every item
+        is written as a new version (a write-only caller learns nothing).
         """
         items = list(items)
         for name, value in items:
             validate_name(name)
             _check_value(value, name)
         result = ImportResult()
-        resource = source or "import"
-        try:
-            with self._write_txn() as conn:
-                for done, (name, value) in enumerate(items, start=1):
-                    row = conn.execute("SELECT deleted_at FROM secrets WHERE name = ?", (name,)).fetchone()
-                    if row is not None and row[0] is None:
+        with self._audited_write("import", source or "import") as (conn, details):
+            for done, (name, value) in enumerate(items, start=1):
+                row = conn.execute("SELECT deleted_at FROM secrets WHERE name = ?", (name,)).fetchone()
+                if row is not None and row[0] is None:
+                    if compare:
                         current, _ = self._read(name, None)
                         with current:
                             same = current.reveal() == value
                         if same:
                             result.unchanged += 1
                             continue
-                        result.updated += 1
-                    else:
-                        result.created += 1
-                    self._put_in_txn(conn, name, value, {}, False)
-                    if progress and done % 1000 == 0:
-                        progress(done)
-                # Audited before commit: an unaudited bulk write is rolled back.
-                self._audit("secret_access", "import", resource, True, **result.to_dict())
-        except ZeroTrustError as exc:
-            if not isinstance(exc, AuditError):
-                self._audit("secret_access", "import", resource, False, error=type(exc).__name__)
-            raise
+                    result.updated += 1
+                else:
+                    result.created += 1
+                self._put_in_txn(conn, name, value, {}, False)
+                if progress and done % 1000 == 0:
+                    progress(done)
+            details.update(result.to_dict())
         return result
 
     def export_all(self, prefix: str = "") -> Iterator[tuple[str, Secret, VersionInfo]]:
@@ -240,16 +249,19 @@ class VersionsMixin:
         with _db_errors(self.path):
             self._conn.execute("BEGIN")
             try:
-                for row in self._conn.execute(
-                    "SELECT name, current_version, sensitive, created, updated, deleted_at, deleted_by, head_mac FROM secrets ORDER BY name"
-                ).fetchall():
-                    self._check_head(row[0], row[1], row[2], row[5], row[7])
-                    yield {"type": "secret", "name": row[0], "current_version": row[1], "sensitive": bool(row[2]), "created": row[3],
-                           "updated": row[4], "deleted_at": row[5], "deleted_by": row[6]}
+                heads = {}
+                for head in map(Head._make, self._conn.execute(f"SELECT {HEAD_COLUMNS} FROM secrets ORDER BY name").fetchall()):
+                    self._check_head(head)
+                    heads[head.name] = head
+                    yield {"type": "secret", "name": head.name, "current_version": head.current_version, "sensitive": bool(head.sensitive),
+                           "created": head.created, "updated": head.updated, "deleted_at": head.deleted_at, "deleted_by": head.deleted_by}
                 cursor = self._conn.execute(
-                    "SELECT name, version, dek_id, sealed, created, created_by, size, metadata FROM versions ORDER BY name, version"
+                    "SELECT name, version, dek_id, sealed, created, created_by, size, metadata, mac FROM versions ORDER BY name, version"
                 )
-                for name, version, dek_id, sealed, created, created_by, size, metadata_json in cursor:
+                for name, version, dek_id, sealed, created, created_by, size, metadata_json, mac in cursor:
+                    if name not in heads:
+                        raise IntegrityError(f"a version row of {name!r} has no secret record (tampered vault)", hint="restore the vault from a backup")
+                    self._check_version(heads[name], version, dek_id, created, created_by, size, metadata_json, sealed, mac)
                     try:
                         plain = open_sealed(self._dek(dek_id), sealed, fmt.secret_aad(self.vault_id, name, version, dek_id, metadata_json))
                     except DecryptionFailed:
@@ -271,22 +283,25 @@ class VersionsMixin:
                                          hint="init a fresh ZEROTRUST_HOME and restore there")
             dek_id = self._active_dek_id()
             dek = self._dek(dek_id)
+            incarnations: dict[str, str] = {}  # a restored secret is a new incarnation in this vault
             for rec in records:
                 if rec.get("type") == "secret":
-                    validate_name(rec["name"])
-                    head_mac = self._head_mac(rec["name"], int(rec["current_version"]), bool(rec["sensitive"]), rec.get("deleted_at"))
-                    conn.execute(
-                        "INSERT INTO secrets (name, current_version, sensitive, created, updated, deleted_at, deleted_by, head_mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (rec["name"], int(rec["current_version"]), int(bool(rec["sensitive"])), rec["created"], rec["updated"], rec.get("deleted_at"), rec.get("deleted_by"), head_mac),
-                    )
+                    name = rec["name"]
+                    validate_name(name)
+                    incarnation = incarnations.setdefault(name, pyrandom.token_hex(16))
+                    head = (name, incarnation, int(rec["current_version"]), int(bool(rec["sensitive"])), rec["created"], rec["updated"],
+                            rec.get("deleted_at"), rec.get("deleted_by"))
+                    conn.execute(f"INSERT INTO secrets ({HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*head, self._head_mac(*head)))
                     counts["secrets"] += 1
                 elif rec.get("type") == "version":
                     name, version, metadata_json = rec["name"], int(rec["version"]), rec["metadata"]
                     value = base64.b64decode(rec["value"], validate=True)
+                    sealed = seal(dek, value, fmt.secret_aad(self.vault_id, name, version, dek_id, metadata_json))
+                    mac = self._version_mac(name, incarnations.setdefault(name, pyrandom.token_hex(16)), version, dek_id, rec["created"],
+                                            rec["created_by"], len(value), metadata_json, sealed)
                     conn.execute(
-                        "INSERT INTO versions (name, version, dek_id, sealed, created, created_by, size, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (name, version, dek_id, seal(dek, value, fmt.secret_aad(self.vault_id, name, version, dek_id, metadata_json)),
-                         rec["created"], rec["created_by"], len(value), metadata_json),
+                        "INSERT INTO versions (name, version, dek_id, sealed, created, created_by, size, metadata, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (name, version, dek_id, sealed, rec["created"], rec["created_by"], len(value), metadata_json, mac),
                     )
                     counts["versions"] += 1
             orphans = conn.execute(
@@ -296,3 +311,7 @@ class VersionsMixin:
                 raise IntegrityError(f"the backup names {orphans} secret(s) without their current version", hint="the backup is incomplete; nothing was restored")
         return counts
 
+
+
+def _info(head: Head) -> SecretInfo:
+    return SecretInfo(head.name, head.current_version, head.created, head.updated, bool(head.sensitive), head.deleted_at)
