@@ -172,9 +172,29 @@ def load_signing_key(config, home: Path, *, create: bool, refuse_new: str | None
     unless ``refuse_new`` says why it must not be (the audit log already has
     signed checkpoints: exit 5)."""
     settings = signing_settings(config, Path(home))
+    if create and refuse_new is None and audit_log_has_checkpoints(config, Path(home)):
+        refuse_new = "the audit log already has signed checkpoints"
     if settings["source"] == "pkcs11":
         return _load_pkcs11(config, settings, create=create, refuse_new=refuse_new)
     return _load_file(settings["key_file"], create=create, refuse_new=refuse_new)
+
+
+def audit_log_has_checkpoints(config, home: Path) -> bool:
+    """Whether the configured audit log was ever signed (its anchor is a v1
+    checkpoint, or its checkpoints file has lines): then no new key may be made."""
+    audit_path = getattr(config, "audit_path", None) if config is not None and not isinstance(config, dict) else None
+    if audit_path is None:
+        configured = ((_config_data(config).get("audit") or {}).get("path")) if isinstance(_config_data(config).get("audit"), dict) else None
+        audit_path = Path(str(configured)).expanduser() if configured else Path(home) / "audit.log"
+    checkpoints = audit_path.with_name(audit_path.name + ".checkpoints")
+    if os.path.lexists(checkpoints) and os.path.getsize(checkpoints) > 0:
+        return True
+    head = audit_path.with_name(audit_path.name + ".head")
+    try:
+        with open(head, "rb") as fh:
+            return b'"v":' in fh.read(1 << 16)
+    except OSError:
+        return False
 
 
 def own_public_key(config, home: Path) -> PublicKey:

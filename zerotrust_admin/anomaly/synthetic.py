@@ -275,7 +275,7 @@ def _poisson(rng: random.Random, lam: float) -> int:
     return k
 
 
-def write_log(path: Path, records, key: bytes | None = None) -> int:
+def write_log(path: Path, records, key: bytes | None = None, checkpoint_every: int = 0) -> int:
     """Write records as a real chained audit log (with ``audit.key`` and the head
     anchor next to it), as ``AuditLog.append`` would, but in one buffered pass."""
     from zerotrust_admin import fsutil
@@ -302,7 +302,11 @@ def write_log(path: Path, records, key: bytes | None = None) -> int:
             rec["prev"] = prev
             rec["hash"] = prev = hmac_sha256(key, HASH_PREFIX + canonical(rec)).hex()
             fh.write(canonical(rec) + b"\n")
-    fsutil.write_private_file(path.with_name(path.name + ".head"), canonical({"seq": seq, "hash": prev}) + b"\n")
+    if seq:  # the signed anchor and checkpoints, as the writer would have left them (docs/audit-format.md)
+        from zerotrust_admin.audit import AuditLog
+        from zerotrust_admin.audit.checkpoint import anchor_existing_log
+
+        anchor_existing_log(AuditLog(path), every=checkpoint_every)
     return seq
 
 
