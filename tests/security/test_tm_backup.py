@@ -46,8 +46,8 @@ def names_in(zt_env: dict, env: dict) -> list[str]:
         vault.close()
 
 
-def write_config(tmp_path: Path, *rules) -> dict:
-    path = tmp_path / "policy.yaml"
+def write_config(tmp_path: Path, *rules, name: str = "policy.yaml") -> dict:
+    path = tmp_path / name
     path.write_text(yaml.safe_dump({"access": {"policies": list(rules)}}))
     path.chmod(0o600)
     return {"ZEROTRUST_CONFIG": str(path)}
@@ -326,14 +326,18 @@ def test_b2_mfa_seeds_are_left_out_without_the_flag(cli, zt_env, initialized, tm
 def test_b2_mfa_seeds_included_with_the_flag_and_the_mfa_action(cli, zt_env, initialized, tmp_path):
     seed = enrol(cli)
     assert cli("vault", "put", "db/password", input=b"v").code == 0
+    out = tmp_path / "b.ztb"
+    # No policies configured: the single-host default never allows the mfa action.
+    default = cli("vault", "backup", "--output", str(out), "--include-mfa-seeds", env={**PASS, **fresh_code(seed)})
+    assert default.code == 4 and "mfa" in default.err and not out.exists()
     no_mfa = write_config(tmp_path, {"principals": [ALICE], "secrets": ["*"], "actions": ["read", "write", "list"], "effect": "allow"},
                           {"principals": [ALICE], "resources": ["vault/*"], "actions": ["backup", "restore"], "effect": "allow"})
-    out = tmp_path / "b.ztb"
     refused = cli("vault", "backup", "--output", str(out), "--include-mfa-seeds", env={**no_mfa, **PASS})
     assert refused.code == 4 and "mfa" in refused.err and not out.exists()
-    no_code = cli("vault", "backup", "--output", str(out), "--include-mfa-seeds", env=PASS)
-    assert no_code.code == 4 and "MFA" in no_code.err  # seeds are sensitive secrets: one code
-    result = cli("vault", "backup", "--output", str(out), "--include-mfa-seeds", "--json", env={**PASS, **fresh_code(seed)})
+    admin = write_config(tmp_path, EVERYONE_ALL, name="admin.yaml")
+    no_code = cli("vault", "backup", "--output", str(out), "--include-mfa-seeds", env={**admin, **PASS})
+    assert no_code.code == 4 and "MFA" in no_code.err and not out.exists()  # seeds are sensitive secrets: one code
+    result = cli("vault", "backup", "--output", str(out), "--include-mfa-seeds", "--json", env={**admin, **PASS, **fresh_code(seed)})
     assert result.code == 0, result.err
     assert json.loads(result.out)["left_out"]["reserved"] == 0 and json.loads(result.out)["secrets"] == 2
     host2 = second_home(cli, tmp_path)
@@ -341,7 +345,7 @@ def test_b2_mfa_seeds_included_with_the_flag_and_the_mfa_action(cli, zt_env, ini
     # Restoring seeds re-enrols those principals: it needs the mfa action too.
     only_restore = cli("vault", "restore", str(out), *signer, env={**host2, **no_mfa, **PASS})
     assert only_restore.code == 4 and names_in(zt_env, host2) == []
-    ok = cli("vault", "restore", str(out), *signer, env={**host2, **PASS})
+    ok = cli("vault", "restore", str(out), *signer, env={**host2, **admin, **PASS})
     assert ok.code == 0, ok.err
     assert json.loads(cli("mfa", "status", "--json", env=host2).out)["enrolled"] is True
     verify = cli("mfa", "verify", "--otp-stdin", input=fresh_code(seed)["ZEROTRUST_OTP"].encode() + b"\n", env=host2)

@@ -296,8 +296,9 @@ def plan_backup(vault, guard=None, *, include_reserved: bool = False) -> BackupP
     Secrets the principal may not list are left out and counted. Every other
     secret needs ``read``: one that is visible but not readable refuses the
     whole backup (DeniedError naming the first and the count, audited once).
-    ``_zerotrust/`` records only with ``include_reserved``, which needs the
-    ``mfa`` action on ``mfa/*``. Then one MFA code if any included secret
+    ``_zerotrust/`` records only with ``include_reserved``, which needs a
+    configured rule allowing the ``mfa`` action on ``mfa/*`` (never the
+    no-policies default, as for enrolling someone else's MFA). Then one MFA code if any included secret
     needs one. Nothing is written before this returns."""
     items = list(vault.list("", include_deleted=True))
     plan = BackupPlan(include_reserved=include_reserved)
@@ -317,7 +318,7 @@ def plan_backup(vault, guard=None, *, include_reserved: bool = False) -> BackupP
             raise DeniedError(f"{exc.message}; {summary}", hint=exc.hint) from None
         raise DeniedError(f"access denied: {guard.actor.user} may not read {denied[0]}; {summary}")
     if include_reserved:
-        guard.authorize("mfa", SEEDS_RESOURCE, operation="backup")
+        guard.authorize("mfa", SEEDS_RESOURCE, explicit=True, operation="backup")
     from zerotrust_admin.mfa import MfaPolicy
 
     policy = MfaPolicy.from_config(guard.config)
@@ -757,9 +758,9 @@ def _replay(fh: BinaryIO, checked: _Verified) -> Iterator[dict]:
 def restore_backup(vault, path: Path, *, get_passphrase=None, identity: Secret | None = None, trusted=None,
                    allow_unsigned: bool = False, guard=None, dry_run: bool = False) -> dict:
     """Check the signature, then verify the whole backup, then restore it into
-    the (empty) vault in one transaction. MFA seeds in the backup need the
-    ``mfa`` action on ``mfa/*`` through ``guard`` (restoring them re-enrols
-    those principals)."""
+    the (empty) vault in one transaction. MFA seeds in the backup need a rule
+    allowing the ``mfa`` action on ``mfa/*`` through ``guard`` (restoring them
+    re-enrols those principals)."""
     path = Path(path)
     resource = str(path)
     try:
@@ -769,7 +770,7 @@ def restore_backup(vault, path: Path, *, get_passphrase=None, identity: Secret |
         with _open(path) as fh:
             checked = _verify(fh, get_passphrase, identity, trusted, allow_unsigned)
             if checked.info["reserved"] and guard is not None:
-                guard.authorize("mfa", SEEDS_RESOURCE, operation="restore", reserved=checked.info["reserved"])
+                guard.authorize("mfa", SEEDS_RESOURCE, explicit=True, operation="restore", reserved=checked.info["reserved"])
             if dry_run:
                 return {**checked.info, "dry_run": True, "restored": False}
             counts = vault.restore_records(_replay(fh, checked))
