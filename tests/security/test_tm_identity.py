@@ -256,6 +256,7 @@ def test_i1_kdc_down_is_bounded(kdc, kerberos_realm, host, tmp_path, run, initia
         assert code == 6, err
         assert "could not be verified" in err
         assert run.seconds < 8, f"took {run.seconds:.1f} s with timeout_seconds: 1"
+        print(f"\nKDC {kdc}: exit 6 after {run.seconds:.2f} s (whole command, timeout_seconds: 1)")
         config = write_config(tmp_path / "c.yaml", kerberos_realm, host, require=False, krb5_config=conf, timeout=1)
         code, _out, err = run("vault", "put", "i1/down", ccache=cc, config=config)
         assert code == 0, err
