@@ -98,10 +98,22 @@ def test_missing_module_token_and_key(hsm_home, cli, zt_env, softhsm, tmp_path):
     write_config(zt_env, softhsm.config_block().replace(softhsm.module, str(not_pkcs11)))
     result = cli("vault", "list")
     assert result.code == 6 and "not a usable PKCS#11 library" in result.err
+    # Another token label in the configuration than the vault records: refused
+    # before the module is loaded (threat-model V1; tests/security/test_tm_keysource.py).
     write_config(zt_env, softhsm.config_block().replace("token_label: zt-test", "token_label: no-such-token"))
     result = cli("vault", "list")
-    assert result.code == 6 and "no-such-token" in result.err
+    assert result.code == 5 and "token zt-test" in result.err and "token no-such-token" in result.err, result.err
     write_config(zt_env, softhsm.config_block())
+    # The configured token is not there (its directory moved away): unavailable.
+    tokens = softhsm.dir / "tokens"
+    tokens.rename(softhsm.dir / "tokens-away")
+    tokens.mkdir()
+    try:
+        result = cli("vault", "list")
+        assert result.code == 6 and "zt-test" in result.err, result.err
+    finally:
+        tokens.rmdir()
+        (softhsm.dir / "tokens-away").rename(tokens)
     assert meta(hsm_home) == before
     softhsm.probe("session.get_key(label='zt-master').destroy()\n")
     result = cli("vault", "list")

@@ -89,11 +89,12 @@ class AppContext:
     def vault(self):
         """The integrated vault, opened once per invocation."""
         if self._vault is None:
-            from zerotrust_admin.keys import open_source
+            from zerotrust_admin.keys import open_configured_source
             from zerotrust_admin.vault import Vault
 
             kctx = self.key_context()
-            self._vault = Vault.open(self.config.vault_path, lambda kind, params: open_source(kind, kctx, params), audit=self.audit, actor=self.actor)
+            # The configuration chooses the key source; the vault's records must agree (threat-model V1).
+            self._vault = Vault.open(self.config.vault_path, lambda kind, params: open_configured_source(kctx, kind, params), audit=self.audit, actor=self.actor)
         return self._vault
 
     def provider(self, kind: str | None = None):

@@ -6,8 +6,6 @@ Adding a source is one module plus one line in ``_REGISTRY``.
 
 from __future__ import annotations
 
-import os
-
 from zerotrust_admin.keys.base import KeySource, KeySourceContext, UnwrapFailed
 from zerotrust_admin.keys import envkey, keyfile, passphrase, pkcs11, transit
 
@@ -47,29 +45,17 @@ def choose_new_source(ctx: KeySourceContext, *, want_passphrase: bool = False) -
     return keyfile.KeyFileSource.kind
 
 
+def open_configured_source(ctx: KeySourceContext, recorded_kind: str, recorded_params: dict) -> KeySource:
+    """The master key for a vault, from the configuration; the vault's records
+    only have to agree with it (keys/configured.py, threat-model V1 and V7)."""
+    from zerotrust_admin.keys.configured import open_configured_source as _open
+
+    return _open(ctx, recorded_kind, recorded_params)
+
+
 def open_source(kind: str, ctx: KeySourceContext, params: dict) -> KeySource:
-    """Open the source a vault records; raw-key sources are interchangeable.
-
-    A vault created with a key file can be opened with the same key given in
-    ZEROTRUST_ENCRYPTION_KEY and vice versa: the key check value decides.
-    """
-    if kind in (keyfile.KeyFileSource.kind, envkey.EnvKeySource.kind):
-        if ctx.config.get("encryption", {}).get("key"):
-            return envkey.EnvKeySource.open(ctx, params)
-        primary = keyfile.KeyFileSource.open(ctx, params)
-        previous = keyfile.key_file_path(ctx).with_name(keyfile.key_file_path(ctx).name + ".previous")
-        if os.path.lexists(previous):
-            # A master key rotation was interrupted before or just after its
-            # commit: the vault opens with whichever key its check value accepts.
-            from zerotrust_admin.fsutil import read_private_file
-            from zerotrust_admin.keys.fallback import FirstMatchKeySource
-            from zerotrust_admin.keys.raw import decode_key_text
-
-            text = read_private_file(previous, what="previous master key file")
-            older = keyfile.KeyFileSource(decode_key_text(text, f"master key file {previous}"), params.get("key_id", ""), str(previous))
-            return FirstMatchKeySource([primary, older])
-        return primary
-    return source_class(kind).open(ctx, params)
+    """The older call shape of ``open_configured_source`` (same checks)."""
+    return open_configured_source(ctx, kind, params)
 
 
-__all__ = ["KeySource", "KeySourceContext", "UnwrapFailed", "choose_new_source", "open_source", "register", "source_class"]
+__all__ = ["KeySource", "KeySourceContext", "UnwrapFailed", "choose_new_source", "open_configured_source", "open_source", "register", "source_class"]

@@ -7,7 +7,8 @@ ZEROTRUST_PASSPHRASE (documented for cron and scripts), never from argv.
 from __future__ import annotations
 
 from zerotrust_admin.crypto import ScryptParams, derive_key
-from zerotrust_admin.errors import UsageError
+from zerotrust_admin.crypto.kdf import WorkFactorOutOfBounds, scrypt_params_from_untrusted
+from zerotrust_admin.errors import IntegrityError, UsageError
 from zerotrust_admin.keys.base import KeySourceContext, UnwrapFailed
 from zerotrust_admin.keys.raw import RawKeySource
 from zerotrust_admin.secret import Secret
@@ -43,7 +44,14 @@ class PassphraseSource(RawKeySource):
 
     @classmethod
     def open(cls, ctx: KeySourceContext, params: dict) -> "PassphraseSource":
-        kdf = ScryptParams.from_dict(params["kdf"])
+        try:
+            # The vault file chooses the salt and work factors: bounded before
+            # any prompt or derivation (threat-model V7; an N of 2^22 would cost
+            # 4 GiB and half a minute).
+            kdf = scrypt_params_from_untrusted(params.get("kdf"))
+        except WorkFactorOutOfBounds as exc:
+            raise IntegrityError(f"the vault's passphrase parameters are refused: {exc}; the vault file was edited",
+                                 hint="restore the vault from a backup") from None
         guard = _lockout_guard(ctx)
         guard.check()  # locked out: refuse before asking or deriving anything
         passphrase = _get_passphrase(ctx, confirm=False)

@@ -66,24 +66,43 @@ def _secret_setting(conf: dict, key: str, ctx: KeySourceContext) -> Secret | Non
     return None
 
 
-def hsm_settings(ctx: KeySourceContext, params: dict | None = None) -> HsmSettings:
-    params = params or {}
+def _hsm_block(ctx: KeySourceContext) -> tuple[dict, dict]:
     hsm = (ctx.config.get("encryption") or {}).get("hsm") or {}
     conf = hsm.get("config") or {}
     if not isinstance(conf, dict):
         raise ConfigError("encryption.hsm.config must be a mapping")
-    provider = str(hsm.get("provider") or params.get("provider") or "pkcs11").lower()
+    return hsm, conf
+
+
+def hsm_location(ctx: KeySourceContext) -> dict:
+    """Which token key the configuration names: {"provider", "token_label",
+    "key_label"} (what a vault records about its HSM key, and compares on open).
+    Configuration only; no PIN needed, nothing loaded."""
+    hsm, conf = _hsm_block(ctx)
+    provider = str(hsm.get("provider") or "pkcs11").lower()
     if provider not in ("pkcs11", "aws-cloudhsm", "cloudhsm"):
         raise ConfigError(f"encryption.hsm.provider {provider!r} is not supported", hint="use pkcs11 or aws-cloudhsm")
     cloudhsm = provider in ("aws-cloudhsm", "cloudhsm")
+    token_label = conf.get("token_label") or (CLOUDHSM_TOKEN_LABEL if cloudhsm else None)
+    if token_label is None and conf.get("slot") is None:
+        raise ConfigError("encryption.hsm.config.token_label is not set", hint="the label given to softhsm2-util --init-token / your HSM's token")
+    return {"provider": "aws-cloudhsm" if cloudhsm else "pkcs11", "token_label": str(token_label) if token_label is not None else None,
+            "key_label": str(conf.get("key_label") or DEFAULT_KEY_LABEL)}
+
+
+def hsm_settings(ctx: KeySourceContext) -> HsmSettings:
+    """Module, token, key label and PIN: all from ``encryption.hsm``, never from
+    the vault file (a module path is code this process would load: V1)."""
+    hsm, conf = _hsm_block(ctx)
+    location = hsm_location(ctx)
+    provider = location["provider"]
+    cloudhsm = provider == "aws-cloudhsm"
     module = conf.get("module") or conf.get("library") or (CLOUDHSM_MODULE if cloudhsm else None)
     if not module:
         raise ConfigError("encryption.hsm.config.module is not set", hint="the path of the PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so")
-    token_label = conf.get("token_label") or params.get("token_label") or (CLOUDHSM_TOKEN_LABEL if cloudhsm else None)
+    token_label = location["token_label"]
     slot = conf.get("slot")
-    if token_label is None and slot is None:
-        raise ConfigError("encryption.hsm.config.token_label is not set", hint="the label given to softhsm2-util --init-token / your HSM's token")
-    key_label = str(params.get("key_label") or conf.get("key_label") or DEFAULT_KEY_LABEL)
+    key_label = location["key_label"]
     pin = ctx.environ.get(PIN_ENV)
     pin_secret = Secret(pin) if pin else _secret_setting(conf, "pin", ctx)
     if pin_secret is None and cloudhsm:
@@ -276,10 +295,19 @@ class Pkcs11KeySource:
         return cls(settings, shared, key, key_id), params
 
     @classmethod
+    def configured_location(cls, ctx: KeySourceContext) -> dict | None:
+        """What the configuration says about the HSM key (None: no HSM configured)."""
+        hsm, _conf = _hsm_block(ctx)
+        return hsm_location(ctx) if hsm.get("enabled") else None
+
+    @classmethod
     def open(cls, ctx: KeySourceContext, params: dict) -> "Pkcs11KeySource":
+        """The configured token key with CKA_ID ``params["key_id"]``; nothing
+        else is taken from ``params`` (keys.open_configured_source has compared
+        the vault's records with the configuration)."""
         import pkcs11
 
-        settings = hsm_settings(ctx, params)
+        settings = hsm_settings(ctx)
         key_id = params.get("key_id", "")
         shared = _login_guarded(ctx, settings)
         try:
@@ -300,14 +328,14 @@ class Pkcs11KeySource:
         return _session(hsm_settings(ctx))
 
     @classmethod
-    def destroy_key(cls, ctx: KeySourceContext, params: dict) -> bool:
-        """Delete the token key named by ``params`` (label + key_id); False if absent."""
+    def destroy_key(cls, ctx: KeySourceContext, key_id: str) -> bool:
+        """Delete the configured label's token key with CKA_ID ``key_id``; False if absent."""
         import pkcs11
 
-        settings = hsm_settings(ctx, params)
+        settings = hsm_settings(ctx)
         shared = _session(settings)
         try:
-            key = _find_key(shared.session, settings.key_label, params.get("key_id", ""))
+            key = _find_key(shared.session, settings.key_label, key_id)
             if key is None:
                 return False
             key.destroy()

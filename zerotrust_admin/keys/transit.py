@@ -12,7 +12,9 @@ Config (``encryption.transit``): ``enabled: true``, ``key_name`` (default
 connection/auth keys as the hashicorp provider (``url``, ``role_id``,
 ``secret_id_file``, ``token_file``, ``ca_file``, ``timeout``); any of them
 missing is taken from ``secrets.config`` when the provider is hashicorp.
-Only the URL, mount and key name are recorded in the vault, never credentials.
+Everything comes from the configuration. The URL, mount and key name are also
+recorded in the vault (never credentials), only to be compared with the
+configuration on open (threat-model V1); the HTTP client is zerotrust_admin.vaultapi.
 """
 
 from __future__ import annotations
@@ -24,46 +26,51 @@ from zerotrust_admin.keys.base import KeySourceContext, UnwrapFailed
 
 DEFAULT_KEY = "zerotrust-master"
 DEFAULT_MOUNT = "transit"
+WHAT = "transit key source"
+WHERE = "encryption.transit"
+HASHICORP_NAMES = ("hashicorp", "hashicorp-vault", "vault", "openbao")
 
 
-def transit_settings(ctx: KeySourceContext, params: dict | None = None) -> dict:
-    enc = ctx.config.get("encryption") or {}
+def transit_block(config: dict) -> dict:
+    """``encryption.transit`` with what it leaves out taken from ``secrets.config``
+    when the secret provider is hashicorp. Configuration only: what a vault
+    records about its transit key is compared with this (keys.configured), never used."""
+    enc = config.get("encryption") or {}
     block = dict(enc.get("transit") or {})
-    secrets = ctx.config.get("secrets") or {}
-    provider = str(secrets.get("provider") or "").lower()
-    if provider in ("hashicorp", "hashicorp-vault", "vault", "openbao"):
+    secrets = config.get("secrets") or {}
+    if str(secrets.get("provider") or "").lower() in HASHICORP_NAMES:
         for key, value in (secrets.get("config") or {}).items():
             if key not in ("mount_path", "mount"):
                 block.setdefault(key, value)
-    for key in ("url", "mount", "key_name"):
-        if params and params.get(key) and not block.get({"mount": "mount_path"}.get(key, key)):
-            block[{"mount": "mount_path"}.get(key, key)] = params[key]
     block.setdefault("mount_path", DEFAULT_MOUNT)
     block.setdefault("key_name", DEFAULT_KEY)
     return block
 
 
-class _DictConfig:
-    def __init__(self, data: dict):
-        self.data = data
+def transit_settings(ctx: KeySourceContext):
+    from zerotrust_admin.vaultapi.settings import VaultSettings
 
-    def get(self, dotted: str, default=None):
-        from zerotrust_admin.config.loader import dotted_get
+    return VaultSettings(transit_block(ctx.config), WHERE, dict(ctx.config.get("tls") or {}), dict(ctx.environ))
 
-        return dotted_get(self.data, dotted, default)
+
+def _location(ctx: KeySourceContext) -> dict:
+    """{"url", "mount", "key_name"} from the configuration (the URL checked: N1)."""
+    settings = transit_settings(ctx)
+    url = settings.url()
+    if not url:
+        raise ConfigError("encryption.transit needs a url (or secrets.provider: hashicorp with secrets.config.url)")
+    return {"url": url, "mount": str(settings.block["mount_path"]).strip("/"), "key_name": str(settings.block["key_name"])}
 
 
 class TransitKeySource:
     kind = "transit"
 
-    def __init__(self, ctx: KeySourceContext, settings: dict, key_id: str):
-        from zerotrust_admin.providers.base import ProviderContext
-
-        self._pctx = ProviderContext(kind="transit", settings=settings, config=_DictConfig(ctx.config), environ=dict(ctx.environ))
+    def __init__(self, ctx: KeySourceContext, key_id: str):
+        self._settings = transit_settings(ctx)
         self.key_id = key_id
-        self.url = str(settings.get("url") or ctx.environ.get("VAULT_ADDR") or ctx.environ.get("BAO_ADDR") or "").rstrip("/")
-        self.mount = str(settings["mount_path"]).strip("/")
-        self.key_name = str(settings["key_name"])
+        self.url = self._settings.url()  # N1: https, or http to loopback only; exit 2 before any connection
+        self.mount = str(self._settings.block["mount_path"]).strip("/")
+        self.key_name = str(self._settings.block["key_name"])
         self._client = None
 
     def __repr__(self) -> str:
@@ -72,16 +79,16 @@ class TransitKeySource:
     @property
     def client(self):
         if self._client is None:
-            from zerotrust_admin.providers.hashicorp import make_client
+            from zerotrust_admin.vaultapi.client import make_client
 
-            self._client = make_client(self._pctx, what="transit key")
+            self._client = make_client(self._settings, what=WHAT)
         return self._client
 
     def _call(self, fn, *, unwrap: bool = False):
-        from zerotrust_admin.providers.hashicorp import _errors
+        from zerotrust_admin.vaultapi.client import api_errors
 
         try:
-            with _errors("transit key", self.url, self._pctx.ca_file(), self._pctx.timeout(), name=f"{self.mount}/keys/{self.key_name}"):
+            with api_errors(WHAT, self.url, self._settings.ca_file(), self._settings.timeout(), name=f"{self.mount}/keys/{self.key_name}", where=WHERE):
                 return fn()
         except UnavailableError:
             raise
@@ -157,9 +164,13 @@ class TransitKeySource:
 
     # --- lifecycle -------------------------------------------------------------------------
     @classmethod
+    def configured_location(cls, ctx: KeySourceContext) -> dict | None:
+        """What the configuration says about the transit key (None: transit not enabled)."""
+        return _location(ctx) if transit_configured(ctx.config) else None
+
+    @classmethod
     def create(cls, ctx: KeySourceContext, key_id: str) -> tuple["TransitKeySource", dict]:
-        settings = transit_settings(ctx)
-        source = cls(ctx, settings, key_id)
+        source = cls(ctx, key_id)
         if not source.url:
             raise ConfigError("encryption.transit needs a url (or secrets.provider: hashicorp with secrets.config.url)")
         import hvac.exceptions as hx  # noqa: F401  (hvac present: make_client checks)
@@ -175,7 +186,13 @@ class TransitKeySource:
 
     @classmethod
     def open(cls, ctx: KeySourceContext, params: dict) -> "TransitKeySource":
-        return cls(ctx, transit_settings(ctx, params), params.get("key_id", ""))
+        """The configured transit key; from ``params`` (the vault's records) only
+        the key id. keys.open_configured_source has already checked that the
+        recorded URL, mount and key name agree with the configuration."""
+        source = cls(ctx, params.get("key_id", ""))
+        if not source.url:
+            raise ConfigError("encryption.transit needs a url (or secrets.provider: hashicorp with secrets.config.url)")
+        return source
 
 
 def transit_configured(config: dict) -> bool:

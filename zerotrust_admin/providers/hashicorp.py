@@ -19,7 +19,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from zerotrust_admin.errors import ConfigError, UsageError, ZeroTrustError
+from zerotrust_admin.errors import UsageError, ZeroTrustError
 from zerotrust_admin.names import validate_name, validate_prefix
 from zerotrust_admin.providers.base import (
     ProviderBase,
@@ -27,109 +27,39 @@ from zerotrust_admin.providers.base import (
     VersionConflict,
     decode_value,
     deleted,
-    denied,
     encode_value,
-    missing_sdk,
     not_found,
     quiet_sdk_loggers,
-    tls_refused,
-    unavailable,
     version_info,
 )
 from zerotrust_admin.secret import Secret
 from zerotrust_admin.vault.vault import SecretInfo, VersionInfo
+from zerotrust_admin.vaultapi import client as vaultapi_client
+from zerotrust_admin.vaultapi.settings import VaultSettings
 
 META_SENSITIVE = "zt.sensitive"
 
 
-def _auth_settings(ctx: ProviderContext, what: str):
-    """(method, role_id, secret_id, token): which login the block asks for."""
-    auth = str(ctx.setting("auth_method", "auth", default="") or "").lower()
-    role_id = ctx.secret("role_id", "VAULT_ROLE_ID")
-    secret_id = ctx.secret("secret_id", "VAULT_SECRET_ID")
-    token = ctx.secret("token", "VAULT_TOKEN", "BAO_TOKEN")
-    if auth == "token" or (not auth and token is not None and role_id is None):
-        if token is None:
-            raise ConfigError(f"the {what} provider uses token auth but no token is configured", hint="set token_file, or VAULT_TOKEN in the environment")
-        return "token", None, None, token
-    if role_id is None or secret_id is None:
-        raise ConfigError(f"the {what} provider needs role_id and secret_id (AppRole) or a token",
-                          hint="set role_id / secret_id_file in secrets.config, or VAULT_ROLE_ID / VAULT_SECRET_ID")
-    return "approle", role_id, secret_id, None
+WHAT = "hashicorp secret provider"
 
 
-def make_client(ctx: ProviderContext, *, what: str = "hashicorp", token: str | None = None):
-    """An authenticated hvac client for a settings block (also used by the transit key source)."""
-    try:
-        import hvac
-    except ImportError:
-        raise missing_sdk("hashicorp", "hvac", "hashicorp") from None
-    url = ctx.setting("url", "address", "addr") or ctx.environ.get("VAULT_ADDR") or ctx.environ.get("BAO_ADDR")
-    if not url:
-        raise ConfigError(f"the {what} provider needs secrets.config.url", hint="e.g. url: https://vault.example.com:8200")
-    url = str(url).rstrip("/")
-    timeout = ctx.timeout()
-    ca_file = ctx.ca_file()
-    verify: bool | str = ca_file if ca_file else True
-    if not ctx.tls_verify():
-        verify = False
-    session = None
-    if url.startswith("https://") and verify is not False:
-        from zerotrust_admin.tlspolicy import requests_session
+def vault_settings(ctx: ProviderContext) -> VaultSettings:
+    return VaultSettings.from_provider_context(ctx)
 
-        session = requests_session(ctx.tls_policy())  # TLS 1.2+, AEAD suites only (docs/security-model.md)
-    client = hvac.Client(url=url, timeout=timeout, verify=verify, namespace=ctx.setting("namespace"), session=session)
-    if token:  # a token this process already obtained (the light read path logged in)
-        client.token = token
-        return client
-    method, role_id, secret_id, static_token = _auth_settings(ctx, what)
-    if method == "token":
-        with static_token:
-            client.token = static_token.reveal_text()
-        with _errors(what, url, ca_file, timeout, login=True):
-            client.auth.token.lookup_self()
-        return client
-    with role_id, secret_id, _errors(what, url, ca_file, timeout, login=True):
-        client.auth.approle.login(role_id=role_id.reveal_text(), secret_id=secret_id.reveal_text(),
-                                  mount_point=str(ctx.setting("approle_mount", "auth_mount", default="approle")))
-    return client
+
+def make_client(ctx: ProviderContext, *, token: str | None = None):
+    """An authenticated hvac client for this provider's block (zerotrust_admin.vaultapi)."""
+    return vaultapi_client.make_client(vault_settings(ctx), what=WHAT, token=token)
 
 
 @contextmanager
-def _errors(kind: str, url: str, ca_file: str | None, timeout: float, *, name: str | None = None, version: int | None = None, login: bool = False):
-    """hvac/requests exceptions -> our errors; never their text (it can hold a response body)."""
-    import hvac.exceptions as hx
-    import requests.exceptions as rx
-
+def _errors(url: str, ca_file: str | None, timeout: float, *, name: str | None = None, version: int | None = None):
+    """vaultapi's mapping, with our VersionConflict for a lost check-and-set."""
     try:
-        yield
-    except ZeroTrustError:
-        raise
-    except rx.SSLError:
-        raise tls_refused(kind, url, ca_file) from None
-    except (rx.ConnectTimeout, rx.ReadTimeout, rx.Timeout):
-        raise unavailable(kind, url, "not answering", timeout) from None
-    except rx.ConnectionError:
-        raise unavailable(kind, url, "unreachable", timeout) from None
-    except (hx.Unauthorized, hx.Forbidden):
-        if login:
-            raise denied(kind, url, "refused our credentials (AppRole role_id/secret_id or token)") from None
-        what = f"denied access to {name!r}" if name else "denied the request"
-        raise denied(kind, url, what) from None
-    except hx.InvalidPath:
-        if name is not None:
-            raise not_found(name, version) from None
-        raise not_found("(path)") from None
-    except hx.InvalidRequest as exc:
-        if login:
-            raise denied(kind, url, "refused our credentials (AppRole role_id/secret_id or token)") from None
-        if "check-and-set" in str(exc):
-            raise VersionConflict(f"secret {name!r} changed meanwhile (check-and-set failed)", hint="read it again and retry") from None
-        raise UsageError(f"{kind} secret provider at {url} rejected the request for {name!r} (HTTP 400)") from None
-    except (hx.VaultDown, hx.InternalServerError, hx.BadGateway, hx.UnexpectedError, hx.RateLimitExceeded):
-        raise unavailable(kind, url, "failing (server error)") from None
-    except hx.VaultError:
-        raise unavailable(kind, url, "returning an unexpected error") from None
+        with vaultapi_client.api_errors(WHAT, url, ca_file, timeout, name=name, version=version):
+            yield
+    except vaultapi_client.CheckAndSetFailed as exc:
+        raise VersionConflict(exc.message, hint=exc.hint) from None
 
 
 class HashicorpProvider(ProviderBase):
@@ -139,10 +69,11 @@ class HashicorpProvider(ProviderBase):
 
     def __init__(self, ctx: ProviderContext):
         self._ctx = ctx
+        self._settings = vault_settings(ctx)
         self.mount = str(ctx.setting("mount_path", "mount", default="secret")).strip("/")
-        self.url = str(ctx.setting("url", "address", "addr") or ctx.environ.get("VAULT_ADDR") or ctx.environ.get("BAO_ADDR") or "").rstrip("/")
-        self._timeout = ctx.timeout()
-        self._ca = ctx.ca_file()
+        self.url = self._settings.url()  # N1: https, or http to loopback only (exit 2 otherwise), before any connection
+        self._timeout = self._settings.timeout()
+        self._ca = self._settings.ca_file()
         self._actor = ctx.actor_name
         quiet_sdk_loggers("hvac", "urllib3")
         self._client = None
@@ -160,18 +91,17 @@ class HashicorpProvider(ProviderBase):
         if self._client is not None:
             return None
         if self._light is None:
-            from zerotrust_admin.providers.vaulthttp import LightVault
+            from zerotrust_admin.vaultapi.light import LightVault
 
-            if not self.url:
-                raise ConfigError("the hashicorp provider needs secrets.config.url", hint="e.g. url: https://vault.example.com:8200")
-            light = LightVault(self.url, ca_file=self._ca, verify=self._ctx.tls_verify(), timeout=self._timeout, namespace=self._ctx.setting("namespace"))
-            method, role_id, secret_id, token = _auth_settings(self._ctx, self.kind)
+            light = LightVault(self._settings.require_url(), ca_file=self._ca, verify=self._settings.tls_verify(), timeout=self._timeout,
+                               namespace=self._settings.namespace())
+            method, role_id, secret_id, token = self._settings.auth(WHAT)
             if method == "token":
                 with token:
                     light.token = token.reveal_text()
             else:
                 with role_id, secret_id:
-                    light.login_approle(role_id.reveal_text(), secret_id.reveal_text(), str(self._ctx.setting("approle_mount", "auth_mount", default="approle")))
+                    light.login_approle(role_id.reveal_text(), secret_id.reveal_text(), self._settings.approle_mount())
             self._light = light
         return self._light
 
@@ -180,7 +110,7 @@ class HashicorpProvider(ProviderBase):
         return self.client.secrets.kv.v2
 
     def _err(self, name: str | None = None, version: int | None = None):
-        return _errors(self.kind, self.url, self._ca, self._timeout, name=name, version=version)
+        return _errors(self.url, self._ca, self._timeout, name=name, version=version)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "url": self.url, "mount_path": self.mount}

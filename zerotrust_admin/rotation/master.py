@@ -34,6 +34,7 @@ from zerotrust_admin import fsutil
 from zerotrust_admin.crypto import random_key
 from zerotrust_admin.errors import AlreadyExistsError, IntegrityError, UsageError
 from zerotrust_admin.keys import KeySourceContext, UnwrapFailed
+from zerotrust_admin.keys.configured import HINT, shown_untrusted, check_recorded, configured_remote
 from zerotrust_admin.keys.keyfile import KeyFileSource, key_file_path
 from zerotrust_admin.keys.raw import RawKeySource, decode_key_text
 from zerotrust_admin.rotation.schedule import UNROTATABLE_SOURCES, effective_source_kind
@@ -100,7 +101,10 @@ def _discard_pending(vault, ctx: KeySourceContext, pending: dict, meta: dict) ->
     if kind == "pkcs11":
         from zerotrust_admin.keys.pkcs11 import Pkcs11KeySource
 
-        Pkcs11KeySource.destroy_key(ctx, {**pending.get("params", {}), "key_id": pending["key_id"]})
+        # The record names a token key to delete: only the configured token and
+        # label, only the recorded key id (a vault file does not choose what goes).
+        check_recorded(ctx, "pkcs11", {**(pending.get("params") or {}), "key_id": pending["key_id"]}, what="pending master key")
+        Pkcs11KeySource.destroy_key(ctx, str(pending["key_id"]))
     elif kind == "keyfile":
         path, prev = key_file_path(ctx), previous_path(ctx)
         current_id, current_kcv = meta["master_key_id"], meta["kcv"]
@@ -126,8 +130,14 @@ def _destroy_retiring(vault, ctx: KeySourceContext, retiring: dict, meta: dict) 
     if kind == "pkcs11":
         from zerotrust_admin.keys.pkcs11 import Pkcs11KeySource
 
-        Pkcs11KeySource.destroy_key(ctx, {**retiring.get("params", {}), "key_id": retiring["key_id"]})
+        check_recorded(ctx, "pkcs11", {**(retiring.get("params") or {}), "key_id": retiring["key_id"]}, what="retiring master key")
+        Pkcs11KeySource.destroy_key(ctx, str(retiring["key_id"]))
     elif kind == "keyfile":
+        # Only one of the two files the configuration names is ever unlinked.
+        allowed = {str(previous_path(ctx)), str(key_file_path(ctx))}
+        if str(retiring.get("path")) not in allowed:
+            raise IntegrityError(f"the vault's retiring master key record names a file the configuration does not ({shown_untrusted(retiring.get('path'))}); "
+                                 "the vault file was edited or encryption.key_file changed during a rotation", hint=HINT)
         path = Path(retiring["path"])
         key = _key_from_file(path)
         if _opens(key, vault.vault_id, retiring["key_id"], retiring.get("kcv")) and not _opens(key, vault.vault_id, meta["master_key_id"], meta["kcv"]):
@@ -160,17 +170,19 @@ def change_master(vault, ctx: KeySourceContext, *, target: str | None = None, ch
         retiring["path"] = str(previous_path(ctx) if kind == "keyfile" else key_file_path(ctx))
     elif current_kind == "pkcs11":
         retiring["params"] = {k: v for k, v in json.loads(meta["master_params"]).items() if k != "key_id"}
+    if kind != current_kind and kind in ("pkcs11", "transit") and kind not in configured_remote(ctx):
+        # The vault will open only with a configured source (threat-model V1): enable it first.
+        block = "encryption.hsm (enabled: true)" if kind == "pkcs11" else "encryption.transit (enabled: true)"
+        raise UsageError(f"cannot move the master key to {kind}: the configuration does not enable it", hint=f"configure {block}, then re-run")
     new_id = pyrandom.token_hex(8)
     if kind == "keyfile":
         source, params = _new_keyfile(vault, ctx, new_id, current_kind, checkpoint)
     elif kind == "pkcs11":
-        from zerotrust_admin.keys.pkcs11 import Pkcs11KeySource, hsm_settings
+        from zerotrust_admin.keys.pkcs11 import Pkcs11KeySource, hsm_location
 
-        settings = hsm_settings(ctx)
         session = Pkcs11KeySource.login(ctx)  # a bad PIN/module/token fails here, before anything is recorded
         try:
-            vault.set_meta({fmt.META_MASTER_PENDING: json.dumps({"kind": "pkcs11", "key_id": new_id, "params": {
-                "provider": settings.provider, "token_label": settings.token_label, "key_label": settings.key_label}}, sort_keys=True)})
+            vault.set_meta({fmt.META_MASTER_PENDING: json.dumps({"kind": "pkcs11", "key_id": new_id, "params": hsm_location(ctx)}, sort_keys=True)})
             checkpoint("pending-recorded")
             source, params = Pkcs11KeySource.create(ctx, new_id)
         finally:

@@ -35,12 +35,12 @@ class SessionKeyRing:
         import os
 
         from zerotrust_admin.config import load_config
-        from zerotrust_admin.keys import KeySourceContext, open_source
+        from zerotrust_admin.keys import KeySourceContext, open_configured_source
         from zerotrust_admin.vault import Vault
 
         config = config or load_config()
         kctx = KeySourceContext(config=config.data, home=config.home, environ=dict(os.environ))
-        vault = Vault.open(config.vault_path, lambda kind, params: open_source(kind, kctx, params))
+        vault = Vault.open(config.vault_path, lambda kind, params: open_configured_source(kctx, kind, params))
         return cls(vault, owns_vault=True)
 
     def close(self) -> None:

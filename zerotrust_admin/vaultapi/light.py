@@ -6,7 +6,7 @@ standard library's http.client.
 command otherwise. This module does only what one read needs: an AppRole (or
 token) login and a KV v2 read of the current version. Everything else, and
 any read of an older version, goes through hvac. Errors map exactly as the
-hvac path maps them; response bodies are never shown.
+hvac path maps them (vaultapi.client); response bodies are never shown.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from http.client import HTTPConnection, HTTPException, HTTPSConnection
 from urllib.parse import quote, urlsplit
 
 from zerotrust_admin.errors import UsageError
-from zerotrust_admin.providers.base import denied, tls_refused, unavailable
+from zerotrust_admin.vaultapi.client import LOGIN_REFUSED, denied, tls_refused, unavailable
+from zerotrust_admin.vaultapi.endpoint import check_url
 
-KIND = "hashicorp"
+KIND = "hashicorp secret provider"
 
 
 class LightVault:
-    def __init__(self, url: str, *, ca_file: str | None, verify: bool, timeout: float, namespace: str | None = None):
-        self.url = url
+    def __init__(self, url: str, *, ca_file: str | None, verify: bool, timeout: float, namespace: str | None = None, setting: str = "secrets.config.url"):
+        self.url = url = check_url(url, setting)  # N1: never a token over plain http to another host
         parts = urlsplit(url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
@@ -82,7 +83,7 @@ class LightVault:
             payload = {}
         status = resp.status
         if status in (401, 403) or (login and status == 400):
-            raise denied(KIND, self.url, "refused our credentials (AppRole role_id/secret_id or token)" if login else "denied the request")
+            raise denied(KIND, self.url, LOGIN_REFUSED if login else "denied the request")
         if status >= 500:
             raise unavailable(KIND, self.url, "failing (server error)")
         return status, payload if isinstance(payload, dict) else {}
@@ -91,14 +92,14 @@ class LightVault:
         _status, payload = self.request("POST", f"/v1/auth/{quote(mount)}/login", {"role_id": role_id, "secret_id": secret_id}, login=True)
         token = (payload.get("auth") or {}).get("client_token")
         if not token:
-            raise denied(KIND, self.url, "refused our credentials (AppRole role_id/secret_id or token)")
+            raise denied(KIND, self.url, LOGIN_REFUSED)
         self.token = token
 
     def read_current(self, mount: str, name: str) -> tuple[int, dict]:
         """(status, response) of a KV v2 read of the current version."""
         status, payload = self.request("GET", f"/v1/{quote(mount)}/data/{quote(name)}")
         if status not in (200, 404):
-            raise UsageError(f"{KIND} secret provider at {self.url} rejected the request for {name!r} (HTTP {status})")
+            raise UsageError(f"{KIND} at {self.url} rejected the request for {name!r} (HTTP {status})")
         return status, payload
 
     def close(self) -> None:
