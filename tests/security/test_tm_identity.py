@@ -291,6 +291,25 @@ def test_i1_world_readable_keytab_proves_nothing(kerberos_realm, host, tmp_path,
     assert code == 4 and "readable by everyone" in err
 
 
+
+def test_i1_python_api_actor_is_verified_or_claimed(kerberos_realm, host, tmp_path, zt_env):
+    """The Python API (aws/runtime.Runtime) builds its actor under the same settings."""
+    from zerotrust_admin.aws.runtime import Runtime
+    from zerotrust_admin.errors import DeniedError
+
+    cc = kerberos_realm.kinit("alice", kerberos_realm.alice_password, tmp_path / "cc")
+    config = write_config(tmp_path / "c.yaml", kerberos_realm, host, require=True)
+    env = {**{k: v for k, v in zt_env.items() if k != "ZEROTRUST_PRINCIPAL"}, "KRB5CCNAME": f"FILE:{cc}"}
+    actor = Runtime(config_path=str(config), environ=env).actor
+    assert (actor.user, actor.identity) == ("alice@ZT.TEST", "verified")
+    forged = tmp_path / "forged"
+    forged.write_bytes(forged_ccache("admin@ZT.TEST"))
+    with pytest.raises(DeniedError):
+        Runtime(config_path=str(config), environ={**env, "KRB5CCNAME": f"FILE:{forged}"}).actor
+    claimed = Runtime(config_path=str(write_config(tmp_path / "n.yaml", kerberos_realm, host, verify="none")),
+                      environ={**env, "ZEROTRUST_PRINCIPAL": "svc@ZT.TEST"}).actor
+    assert (claimed.user, claimed.identity) == ("svc@ZT.TEST", "claimed")
+
 # --- F2: control characters and overlong principals ---------------------------------
 @pytest.mark.parametrize("bad", ["\x1b[31mroot@ZT.TEST", "alice@ZT.TEST\n2026-01-01\tmallory", "a\x7fb@ZT.TEST", "a\u009bb@ZT.TEST", "x" * 257])
 def test_f2_control_characters_in_env_principal_refused(bad, run, initialized):

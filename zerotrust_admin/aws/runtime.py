@@ -33,7 +33,7 @@ class Runtime:
         if self._actor is None:
             from zerotrust_admin.identity import current_actor
 
-            self._actor = current_actor(self._environ)
+            self._actor = current_actor(self._environ, config=self.config)  # security.identity applies here too
         return self._actor
 
     @cached_property
