@@ -1,23 +1,19 @@
-"""Regenerate tests/vectors/backup-v1-*.ztb (only if the backup format version changes).
+"""tests/vectors/backup-v1-*.ztb are frozen: format 1 (unsigned) is no longer
+written by zerotrust-admin, only read behind ``vault restore --allow-unsigned``
+(docs/backup.md, "Format 1"). They were made by the format-1 writer with:
 
-    .venv/bin/python tests/vectors/generate_backup_v1.py
+* ``backup-v1-passphrase.ztb``: passphrase "known-answer passphrase", scrypt N=2^10;
+* ``backup-v1-x25519.ztb``: recipient = the X25519 public key of the private key
+  bytes 1..32 (``zt-x25519:B6N8vBQgk8i3VdwbEOhstCY3StFqqFPtC9/AsrhtHHw=``);
 
-The passphrase vector uses "known-answer passphrase" (scrypt N=2^10); the X25519
-vector is for the private key bytes 1..32. Random nonces/keys differ on each run;
-the tests check what the files decrypt to, not their bytes.
+source vault id "kat-vault", and the records below (random nonces and keys, so
+the tests check what the files decrypt to, not their bytes). Format 2's vectors
+are made by generate_backup_v2.py.
 """
 
 import base64
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from zerotrust_admin.crypto import x25519_public  # noqa: E402
-from zerotrust_admin.secret import Secret  # noqa: E402
-from zerotrust_admin.vault import backup as bk  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
 RECORDS = [
     {"type": "secret", "name": "db/password", "current_version": 2, "sensitive": False, "created": "2026-01-01T00:00:00.000000Z",
      "updated": "2026-01-02T00:00:00.000000Z", "deleted_at": None, "deleted_by": None},
@@ -28,7 +24,4 @@ RECORDS = [
 ]
 
 if __name__ == "__main__":
-    with open(HERE / "backup-v1-passphrase.ztb", "wb") as fh:
-        bk.write_backup(iter(RECORDS), fh, bk.PassphraseKek(Secret("known-answer passphrase"), scrypt_n=2**10), source_vault_id="kat-vault")
-    with open(HERE / "backup-v1-x25519.ztb", "wb") as fh:
-        bk.write_backup(iter(RECORDS), fh, bk.RecipientKek(x25519_public(bytes(range(1, 33)))), source_vault_id="kat-vault")
+    sys.exit("format 1 is frozen: the committed backup-v1-*.ztb files are the vectors (see this file's docstring)")
