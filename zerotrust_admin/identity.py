@@ -93,6 +93,9 @@ class IdentitySettings:
         require = section.get("require", False)
         if not isinstance(require, bool):
             raise UsageError("security.identity.require must be true or false")
+        if require and verify != "kdc":
+            raise UsageError("security.identity.require: true needs verify: kdc (nothing else proves an identity)",
+                             hint="set security.identity.verify: kdc with keytab and service, or require: false")
         timeout = section.get("timeout_seconds", 5.0)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 60:
             raise UsageError("security.identity.timeout_seconds must be a number of seconds in (0, 60]")
@@ -297,7 +300,7 @@ def verify_with_kdc(cache: "CcacheInfo", settings: IdentitySettings) -> float:
     if not kvno or not os.access(kvno, os.X_OK):
         raise KdcUnavailable("MIT kvno is not installed (apt-get install krb5-user)")
     env = {"PATH": SAFE_PATH, "KRB5_CONFIG": settings.krb5_config, "LC_ALL": "C"}
-    fd = os.memfd_create("zt-ccache", 0)
+    fd = os.memfd_create("zt-ccache")  # close-on-exec; pass_fds hands it to kvno alone
     try:
         os.write(fd, copy)
         argv = [kvno, "--no-store", "-c", f"FILE:/dev/fd/{fd}", "-k", f"FILE:{keytab}", settings.service_principal]

@@ -220,6 +220,11 @@ def test_i1_claims_refused_when_required(kerberos_realm, host, tmp_path, run, in
     code, _out, err = run("vault", "put", "i1/none", config=config)
     assert code == 4 and "no verified Kerberos identity" in err
     assert not any(r.get("resource", "").startswith("i1/") for r in audit_records(initialized))
+    # require without verify would accept a claim: refused as a configuration error.
+    config = write_config(tmp_path / "c.yaml", kerberos_realm, host, verify="none", require=True)
+    cc = kerberos_realm.kinit("alice", kerberos_realm.alice_password, tmp_path / "cc")
+    code, _out, err = run("vault", "put", "i1/noverify", ccache=cc, config=config)
+    assert code == 2 and "require: true needs verify: kdc" in err
 
 
 def silent_kdc() -> tuple[socket.socket, int]:
