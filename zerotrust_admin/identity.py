@@ -319,7 +319,8 @@ def verify_with_kdc(cache: "CcacheInfo", settings: IdentitySettings) -> float:
         return elapsed_ms
     reason = _kvno_reason(proc.stderr or proc.stdout)
     lowered = reason.lower()
-    if any(s in lowered for s in ("cannot contact any kdc", "cannot find kdc", "timed out", "connection refused")):
+    # "Cannot find KDC for realm" (a realm krb5_config does not know) is a failure, not an outage.
+    if any(s in lowered for s in ("cannot contact any kdc", "timed out", "connection refused")):
         raise KdcUnavailable(reason)
     raise VerificationFailed(reason)
 

@@ -179,6 +179,15 @@ def test_i1_edited_real_ccache_refused(kerberos_realm, host, tmp_path, run, init
     assert audit_records(initialized)[-1]["user"] == "carol@ZT.TEST"
 
 
+def test_i1_ticket_from_an_unknown_realm_refused(kerberos_realm, host, tmp_path, run, initialized):
+    forged = tmp_path / "forged"
+    forged.write_bytes(forged_ccache("alice@EVIL.TEST"))
+    config = write_config(tmp_path / "c.yaml", kerberos_realm, host, require=True)
+    code, _out, err = run("vault", "put", "i1/evil", ccache=forged, config=config)
+    assert code == 4, err
+    assert "the Kerberos ticket for alice@EVIL.TEST" in err and "failed verification" in err
+
+
 def test_i1_genuine_tgt_under_another_name_refused(kerberos_realm, host, tmp_path, run, initialized):
     """A hand-written cache that carries carol's genuine TGT bytes under the name admin."""
     real = kerberos_realm.kinit("carol", kerberos_realm.carol_password, tmp_path / "carol")
