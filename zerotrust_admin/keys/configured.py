@@ -36,7 +36,7 @@ LOCAL_KINDS = (keyfile.KeyFileSource.kind, envkey.EnvKeySource.kind, passphrase.
 LOCAL_PARAMS = {keyfile.KeyFileSource.kind: {"key_id"}, envkey.EnvKeySource.kind: {"key_id"},
                 passphrase.PassphraseSource.kind: {"key_id", "kdf"}}
 EDITED = "the vault file was edited or the configuration is wrong"
-HINT = "compare encryption.* in the configuration with the vault ('zerotrust-admin keys status'); restore the vault from a backup if it was edited"
+HINT = "if encryption.* changed, put it back as it was when the vault was last opened; otherwise restore the vault from a backup"
 
 
 def shown_untrusted(value, limit: int = 120) -> str:
