@@ -4,6 +4,9 @@ of a real log written by the CLI."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -389,3 +392,78 @@ def test_verify_does_not_depend_on_where_reads_split_lines(real_log, tmp_path, m
     monkeypatch.setattr(log_module, "_READ_SIZE", read_size)
     for name, path in cases.items():
         assert AuditLog(path).verify().to_dict() == expected[name], name
+
+
+def test_known_answer_vectors_from_the_doc():
+    """docs/audit-format.md's vectors, recomputed from the numbers in the doc with
+    hashlib/hmac and Ed25519: canonical bytes, chain hashes, the prefix SHA-256,
+    the signature input, the (deterministic) signature and the anchor MAC."""
+    import re
+
+    from zerotrust_admin.audit.checkpoint import public_checkpoint, sign_anchor, signature_input
+    from zerotrust_admin.audit.prefixhash import ResumableSHA256
+    from zerotrust_admin.crypto.ed25519 import ed25519_public, ed25519_sign, ed25519_verify, key_id
+    from zerotrust_admin.signing import PublicKey
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "audit-format.md").read_text()
+    block = re.search(r"```kat\n(.*?)```", doc, re.S).group(1)
+    kat = dict(line.split(" = ", 1) for line in block.strip().splitlines())
+    canon = lambda obj: json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")  # noqa: E731
+
+    audit_key, seed = bytes.fromhex(kat["audit_key"]), bytes.fromhex(kat["signing_seed"])
+    assert audit_key == bytes(range(32)) and seed == bytes(range(32, 64))
+    public = ed25519_public(seed)
+    assert public.hex() == kat["signing_public"] and key_id(public) == kat["key_id"]
+    assert PublicKey.parse(kat["signing_pub_file"]).raw == public
+
+    line1 = kat["record1"].encode("utf-8") + b"\n"
+    line2 = bytes.fromhex(kat["record2_utf8_hex"])
+    prev = "0" * 64
+    for line, want in ((line1, kat["record1_hash"]), (line2, kat["record2_hash"])):
+        rec = json.loads(line)
+        claimed = rec.pop("hash")
+        assert canon({**rec, "hash": claimed}) + b"\n" == line  # the doc's bytes are canonical
+        assert rec["prev"] == prev
+        assert hmac.new(audit_key, b"zt-audit-v1\n" + canon(rec), hashlib.sha256).hexdigest() == claimed == want
+        prev = claimed
+    assert b'\\t bell\\u0007"' in line2 and "café".encode() in line2  # the escaping rules in action
+
+    data = line1 + line2
+    assert hashlib.sha256(data).hexdigest() == kat["log_sha256"]
+    cp = json.loads(kat["checkpoint_signed"])
+    assert canon(cp).decode() == kat["checkpoint_signed"]
+    assert (cp["offset"], cp["sha256"], cp["hash"], cp["log"]) == (len(data), kat["log_sha256"], kat["record2_hash"], kat["record1_hash"][:32])
+    signed_bytes = b"zt-checkpoint-v1\n" + kat["checkpoint_signed"].encode()
+    assert hashlib.sha256(signed_bytes).hexdigest() == kat["signature_input_sha256"] and signature_input(cp) == signed_bytes
+    sig = bytes.fromhex(kat["sig_hex"])
+    assert ed25519_sign(seed, signed_bytes) == sig  # Ed25519 is deterministic
+    ed25519_verify(public, sig, signed_bytes)
+    line = json.loads(kat["checkpoint_line"])
+    assert base64.b64decode(line["sig"]) == sig and {k: v for k, v in line.items() if k != "sig"} == cp
+
+    state = json.loads(kat["anchor_state"])
+    assert ResumableSHA256(data).state() == state and ResumableSHA256.from_state(state).hexdigest() == kat["log_sha256"]
+    anchor = {**line, "state": state}
+    assert hmac.new(audit_key, b"zt-anchor-v1\n" + canon(anchor), hashlib.sha256).hexdigest() == kat["anchor_mac"]
+
+    class _Key:  # the library's own signing path gives the same anchor
+        key_id = kat["key_id"]
+
+        def sign(self, message):
+            return ed25519_sign(seed, message)
+
+    rebuilt = sign_anchor({**cp, "state": state}, _Key(), audit_key)
+    assert rebuilt["mac"] == kat["anchor_mac"] and public_checkpoint(rebuilt) == line
+
+
+def test_resumable_sha256_matches_hashlib_across_saved_states():
+    import os as _os
+
+    from zerotrust_admin.audit.prefixhash import ResumableSHA256
+
+    data = _os.urandom(200_000)
+    for cut in (0, 1, 55, 56, 63, 64, 65, 4096, 150_001):
+        first = ResumableSHA256(data[:cut])
+        resumed = ResumableSHA256.from_state(json.loads(json.dumps(first.state())))
+        resumed.update(data[cut:])  # >= 16 KiB goes through libcrypto when it is there; both paths must agree
+        assert resumed.hexdigest() == hashlib.sha256(data).hexdigest(), cut

@@ -228,14 +228,37 @@ def _count_lines_after(path: Path, offset: int) -> tuple[int, bool]:
     return n, bool(last) and not last.endswith(b"\n")
 
 
-def verify_public(log_path: Path, anchor: dict | None, checkpoints: list[dict], public) -> PublicVerifyResult:
+def last_checkpoint(path: Path) -> dict | None:
+    """The last checkpoint of a checkpoints file, reading only its end."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 8192))
+            tail = fh.read()
+    except FileNotFoundError:
+        return None
+    for raw in reversed(tail.splitlines()):
+        cp = parse_witness_line(raw)
+        if cp is not None:
+            return cp
+    return None
+
+
+def verify_public(log_path: Path, anchor: dict | None, checkpoints, public) -> PublicVerifyResult:
     """``audit verify --public-key``: no secret needed. The newest checkpoint
     (the anchor or the checkpoints file's last line, whichever is later) must
     be signed by ``public`` and its SHA-256 must match the log's first
     ``offset`` bytes; that proves every byte up to there. On a mismatch,
     bisect over the signed checkpoints for the last good one."""
     result = PublicVerifyResult(False, public.key_id)
-    candidates = [c for c in checkpoints if is_checkpoint(c)]
+    load_all = checkpoints if callable(checkpoints) else (lambda: checkpoints)
+    # The happy path needs only the newest checkpoint: the anchor or the file's last line.
+    newest = last_checkpoint(checkpoints) if isinstance(checkpoints, Path) else None
+    if isinstance(checkpoints, Path):
+        path = checkpoints
+        load_all = lambda: read_checkpoints(path)  # noqa: E731
+    candidates = [newest] if newest is not None else ([] if isinstance(checkpoints, Path) else [c for c in load_all() if is_checkpoint(c)])
     if anchor is not None and is_checkpoint(anchor):
         candidates.append(public_checkpoint(anchor))
     if not candidates:
@@ -279,6 +302,9 @@ def verify_public(log_path: Path, anchor: dict | None, checkpoints: list[dict], 
         result.ok = True
         return result
     # Bisect: the prefix property makes "checkpoint i matches" monotone in i.
+    everything = {(c.get("seq"), c.get("offset"), c.get("sig")): c for c in [*load_all(), *ordered] if is_checkpoint(c)}
+    ordered = sorted(everything.values(), key=lambda c: (c["seq"] if isinstance(c["seq"], int) else -1, c["offset"] if isinstance(c["offset"], int) else -1))
+    result.checkpoints = len(ordered)
     signed = [c for c in ordered if c.get("log") == latest["log"]]
     all_digests, size = prefix_digests(log_path, [c["offset"] for c in signed if isinstance(c.get("offset"), int)])
 

@@ -110,7 +110,7 @@ def run_verify(log, *, public_key: Path | None = None, witness: Path | None = No
         trusted = PublicKey.from_file(public_key)
         report = VerifyReport("public-key")
         anchor = _read_json_file(log.head_path)
-        report.public = verify_public(log.path, anchor, read_checkpoints(log.checkpoints_path), trusted)
+        report.public = verify_public(log.path, anchor, log.checkpoints_path, trusted)
     else:
         report = VerifyReport("chain")
         report.chain = log.verify()
