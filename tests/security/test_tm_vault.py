@@ -1,0 +1,335 @@
+"""Threat-model rows V2-V6 and the vault half of V1: the vault file against
+someone who can write it but holds no key (attacker b).
+
+Every test runs the real CLI on a real installation and edits ``vault.db`` the
+way that attacker would: ``sqlite3`` statements (planted triggers, copied-back
+rows, edited times and states), ``shutil.copy`` of an older genuine file,
+``chmod``. Each asserts the documented exit code AND that the value printed is
+never the one the attacker wanted (stdout stays empty on a refusal).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.helpers import KillSchedule, warm_runtime
+
+INTEGRITY, USAGE = 5, 2
+
+
+def _db(zt_env) -> Path:
+    return Path(zt_env["ZEROTRUST_HOME"]) / "vault.db"
+
+
+def _sql(zt_env, *statements, params=()) -> None:
+    """The attacker's edit: plain sqlite3 on the file, no key."""
+    conn = sqlite3.connect(_db(zt_env))
+    for i, statement in enumerate(statements):
+        conn.execute(statement, params[i] if i < len(params) else ())
+    conn.commit()
+    conn.close()
+
+
+def _rows(zt_env, query: str, params=()) -> list[tuple]:
+    conn = sqlite3.connect(_db(zt_env))
+    try:
+        return conn.execute(query, params).fetchall()
+    finally:
+        conn.close()
+
+
+def _put(cli, name: str, value: bytes, *extra: str) -> None:
+    result = cli("vault", "put", name, *extra, input=value)
+    assert result.code == 0, result.err
+
+
+def _refused(cli, *args: str, code: int = INTEGRITY, forbidden: bytes | None = None, env=None):
+    result = cli(*args, env=env, input=b"")
+    assert result.code == code, (args, result.code, result.err)
+    assert result.out == b"", result.out
+    if forbidden is not None:
+        assert forbidden not in result.out
+    return result
+
+
+def _snapshot_head(zt_env, name: str) -> tuple:
+    return _rows(zt_env, "SELECT * FROM secrets WHERE name = ?", (name,))[0]
+
+
+def _restore_head(zt_env, row: tuple, *extra: str) -> None:
+    marks = ", ".join("?" * len(row))
+    _sql(zt_env, "DELETE FROM secrets WHERE name = ?", f"INSERT INTO secrets VALUES ({marks})", *extra, params=[(row[0],), row])
+
+
+# --- V1 (vault half): what the vault records about its key source is authenticated ---
+def test_v1_edited_master_params_that_agrees_with_config_refused(cli, initialized, zt_env):
+    _put(cli, "app/token", b"genuine")
+    # The same JSON object written differently: it agrees with the configuration (and
+    # passes the key-source check), so only the meta MAC can tell it was edited.
+    assert _rows(zt_env, "SELECT value FROM meta WHERE key = 'master_params'") == [("{}",)]
+    _sql(zt_env, "UPDATE meta SET value = ? WHERE key = 'master_params'", params=[("{ }",)])
+    result = _refused(cli, "vault", "get", "app/token")
+    assert "meta was edited" in result.err
+
+
+def test_v1_edited_master_created_refused(cli, initialized, zt_env):
+    _put(cli, "app/token", b"genuine")
+    _sql(zt_env, "UPDATE meta SET value = '2099-01-01T00:00:00.000000Z' WHERE key = 'master_created'")
+    _refused(cli, "vault", "get", "app/token")
+    _refused(cli, "keys", "status")
+    _refused(cli, "rotate-keys", "--dry-run")
+
+
+# --- V2: planted schema objects ------------------------------------------------------
+def test_v2_planted_trigger_reverting_every_new_version_refused(cli, initialized, zt_env):
+    _put(cli, "db/password", b"old-known-to-attacker")
+    # The issue's trigger: every new version is reverted to the old head, re-using OLD.head_mac.
+    _sql(zt_env, """CREATE TRIGGER keep_old AFTER UPDATE OF current_version ON secrets BEGIN
+                        UPDATE secrets SET current_version = OLD.current_version, updated = OLD.updated, head_mac = OLD.head_mac
+                        WHERE name = NEW.name;
+                        DELETE FROM versions WHERE name = NEW.name AND version = NEW.current_version;
+                    END""")
+    result = cli("vault", "put", "db/password", input=b"new-rotated-value")
+    assert result.code == INTEGRITY and "trigger 'keep_old'" in result.err, result.err
+    result = _refused(cli, "vault", "get", "db/password", forbidden=b"old-known-to-attacker")
+    assert "trigger 'keep_old'" in result.err and "not part of the vault format" in result.err
+    # Nothing was written while the trigger was there.
+    assert _rows(zt_env, "SELECT MAX(version) FROM versions WHERE name = 'db/password'") == [(1,)]
+
+
+def test_v2_planted_trigger_making_destroy_a_noop_refused(cli, initialized, zt_env):
+    _put(cli, "app/leaked", b"must-be-destroyed")
+    _sql(zt_env, "CREATE TRIGGER keep_versions BEFORE DELETE ON versions BEGIN SELECT RAISE(IGNORE); END")
+    result = cli("vault", "delete", "app/leaked", "--destroy", "--yes")
+    assert result.code == INTEGRITY and "keep_versions" in result.err, result.err
+    _refused(cli, "vault", "get", "app/leaked", forbidden=b"must-be-destroyed")
+
+
+@pytest.mark.parametrize("plant, named", [
+    ("CREATE VIEW secrets_view AS SELECT * FROM secrets", "view 'secrets_view'"),
+    ("CREATE INDEX by_sensitive ON secrets (sensitive)", "index 'by_sensitive'"),
+    ("CREATE TABLE stash (k TEXT, v BLOB)", "table 'stash'"),
+    ("ANALYZE", "table 'sqlite_stat1'"),  # planner statistics steer which index a lookup uses
+])
+def test_v2_planted_view_index_table_refused(cli, initialized, zt_env, plant, named):
+    _put(cli, "app/token", b"genuine")
+    _sql(zt_env, plant)
+    result = _refused(cli, "vault", "get", "app/token")
+    assert named in result.err, result.err
+
+
+def test_v2_altered_create_statement_refused(cli, initialized, zt_env):
+    _put(cli, "app/token", b"genuine")
+    # Drop the CHECK on deks.state by editing the stored CREATE text (writable_schema).
+    conn = sqlite3.connect(_db(zt_env))
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("UPDATE sqlite_master SET sql = replace(sql, \"CHECK (state IN ('active', 'retired'))\", '') WHERE name = 'deks'")
+    conn.commit()
+    conn.close()
+    result = _refused(cli, "vault", "get", "app/token")
+    assert "altered table 'deks'" in result.err, result.err
+
+
+def test_v2_connections_do_not_trust_the_schema(initialized, zt_env):
+    from tests.reliability.helpers import open_vault
+
+    with open_vault(zt_env) as vault:
+        assert vault._conn.execute("PRAGMA trusted_schema").fetchone() == (0,)
+
+
+def test_v2_trigger_planted_while_open_stops_the_write(cli, initialized, zt_env):
+    """A long-running process: the schema is re-checked under the write lock."""
+    from tests.reliability.helpers import open_vault
+    from zerotrust_admin.errors import IntegrityError
+
+    _put(cli, "db/password", b"v1")
+    with open_vault(zt_env) as vault:
+        _sql(zt_env, "CREATE TRIGGER late AFTER INSERT ON versions BEGIN DELETE FROM versions WHERE rowid < 0; END")
+        with pytest.raises(IntegrityError, match="trigger 'late'"):
+            vault.put("db/password", b"v2")
+    assert _rows(zt_env, "SELECT MAX(version) FROM versions WHERE name = 'db/password'") == [(1,)]
+
+
+# --- V3: single-secret rollback ------------------------------------------------------
+def test_v3_older_secrets_row_copied_back_refused(cli, initialized, zt_env):
+    _put(cli, "db/password", b"old-compromised")
+    old = _snapshot_head(zt_env, "db/password")
+    _put(cli, "db/password", b"new-after-incident")
+    _restore_head(zt_env, old, "DELETE FROM versions WHERE name = 'db/password' AND version = 2")
+    result = _refused(cli, "vault", "get", "db/password", forbidden=b"old-compromised")
+    assert "rolled back" in result.err
+    _refused(cli, "vault", "list")
+
+
+@pytest.mark.parametrize("rotation", ["--dek", "--master"])
+def test_v3_rollback_across_key_rotation_refused(cli, initialized, zt_env, rotation):
+    _put(cli, "db/password", b"old-compromised")
+    old = _snapshot_head(zt_env, "db/password")
+    _put(cli, "db/password", b"new-after-incident")
+    result = cli("rotate-keys", rotation)
+    assert result.code == 0, result.err
+    _restore_head(zt_env, old, "DELETE FROM versions WHERE name = 'db/password' AND version = 2")
+    _refused(cli, "vault", "get", "db/password", forbidden=b"old-compromised")
+
+
+def test_v3_older_versions_row_copied_back_refused(cli, initialized, zt_env):
+    _put(cli, "db/password", b"first")
+    _put(cli, "db/password", b"second")
+    old_v1 = _rows(zt_env, "SELECT * FROM versions WHERE name = 'db/password' AND version = 1")[0]
+    assert cli("rotate-keys", "--dek").code == 0
+    # Put the pre-rotation row (old data key id, old MAC) back in place of the re-encrypted one.
+    marks = ", ".join("?" * len(old_v1))
+    _sql(zt_env, "DELETE FROM versions WHERE name = 'db/password' AND version = 1", f"INSERT INTO versions VALUES ({marks})", params=[(), old_v1])
+    _refused(cli, "vault", "get", "db/password", "--version", "1")
+    assert cli("vault", "get", "db/password").out == b"second"
+
+
+def test_v3_soft_deleted_secret_resurrected_refused(cli, initialized, zt_env):
+    _put(cli, "api/revoked", b"revoked-credential")
+    live = _snapshot_head(zt_env, "api/revoked")
+    assert cli("vault", "delete", "api/revoked").code == 0
+    _restore_head(zt_env, live)
+    _refused(cli, "vault", "get", "api/revoked", forbidden=b"revoked-credential")
+
+
+def test_v3_sensitive_flag_dropped_refused(cli, initialized, zt_env):
+    _put(cli, "krb/keytab", b"plain-v1")
+    before = _snapshot_head(zt_env, "krb/keytab")
+    _put(cli, "krb/keytab", b"needs-mfa-v2", "--sensitive")
+    # Edit in place: the head MAC fails.
+    _sql(zt_env, "UPDATE secrets SET sensitive = 0 WHERE name = 'krb/keytab'")
+    _refused(cli, "vault", "get", "krb/keytab", forbidden=b"needs-mfa-v2")
+    # Or copy the older, genuine, non-sensitive head back with its version: the commitment fails.
+    _restore_head(zt_env, before, "DELETE FROM versions WHERE name = 'krb/keytab' AND version = 2")
+    _refused(cli, "vault", "get", "krb/keytab", forbidden=b"plain-v1")
+
+
+def test_v3_destroyed_secret_rows_reinserted_refused(cli, initialized, zt_env):
+    _put(cli, "app/old", b"destroyed-value")
+    head = _snapshot_head(zt_env, "app/old")
+    versions = _rows(zt_env, "SELECT * FROM versions WHERE name = 'app/old'")
+    assert cli("vault", "delete", "app/old", "--destroy", "--yes").code == 0
+    marks_h, marks_v = ", ".join("?" * len(head)), ", ".join("?" * len(versions[0]))
+    _sql(zt_env, f"INSERT INTO secrets VALUES ({marks_h})", f"INSERT INTO versions VALUES ({marks_v})", params=[head, versions[0]])
+    _refused(cli, "vault", "get", "app/old", forbidden=b"destroyed-value")
+
+
+def test_v3_destroyed_secret_version_does_not_fit_a_new_incarnation(cli, initialized, zt_env):
+    _put(cli, "app/old", b"destroyed-value")
+    old_row = _rows(zt_env, "SELECT * FROM versions WHERE name = 'app/old'")[0]
+    assert cli("vault", "delete", "app/old", "--destroy", "--yes").code == 0
+    _put(cli, "app/old", b"fresh-value")
+    assert _rows(zt_env, "SELECT incarnation FROM secrets WHERE name = 'app/old'")[0][0] != ""
+    marks = ", ".join("?" * len(old_row))
+    _sql(zt_env, "DELETE FROM versions WHERE name = 'app/old'", f"INSERT INTO versions VALUES ({marks})", params=[(), old_row])
+    result = _refused(cli, "vault", "get", "app/old", forbidden=b"destroyed-value")
+    assert "destroyed secret" in result.err
+
+
+# --- V4: whole-file replay --------------------------------------------------------------
+def test_v4_older_copy_of_the_whole_vault_refused(cli, initialized, zt_env, tmp_path):
+    _put(cli, "db/password", b"old-compromised")
+    shutil.copy2(_db(zt_env), tmp_path / "old.db")
+    _put(cli, "db/password", b"new-after-incident")
+    shutil.copy2(_db(zt_env), tmp_path / "current.db")
+    shutil.copy2(tmp_path / "old.db", _db(zt_env))
+    result = _refused(cli, "vault", "get", "db/password", forbidden=b"old-compromised")
+    assert "replaced by an older copy" in result.err and "audit log confirmed generation" in result.err
+    # A copy taken after the last write is the vault as it is: it opens.
+    shutil.copy2(tmp_path / "current.db", _db(zt_env))
+    result = cli("vault", "get", "db/password")
+    assert result.code == 0 and result.out == b"new-after-incident", result.err
+
+
+def test_v4_every_write_audit_record_carries_the_commitment(cli, initialized, zt_env):
+    import json
+
+    _put(cli, "db/password", b"one")
+    assert cli("vault", "delete", "db/password").code == 0
+    assert cli("vault", "undelete", "db/password").code == 0
+    assert cli("vault", "import", "-", "--format", "json", input=b'{"a/b": "x"}').code == 0
+    assert cli("vault", "delete", "a/b", "--destroy", "--yes").code == 0
+    records = [json.loads(line) for line in (Path(zt_env["ZEROTRUST_HOME"]) / "audit.log").read_text().splitlines()]
+    writes = [r for r in records if r.get("event") == "secret_access" and r.get("action") in ("write", "delete", "undelete", "import", "destroy") and r["success"]]
+    assert len(writes) == 5
+    generations = [w["details"]["vault"]["generation"] for w in writes]
+    assert generations == sorted(generations) and len(set(generations)) == 5
+    meta = dict(_rows(zt_env, "SELECT key, value FROM meta"))
+    assert writes[-1]["details"]["vault"] == {"id": meta["vault_id"], "generation": int(meta["generation"]), "commit": meta["commit"]}
+
+
+def test_v4_crash_before_commit_never_trips_the_floor(cli, initialized, zt_env):
+    """SIGKILL `vault put` at random points: the floor moves only after COMMIT, so
+    whatever state the kill left, the next `vault get` opens (exit 0)."""
+    env = dict(zt_env)
+    rng = random.Random(12_2026)
+    runtime = warm_runtime(env, ["vault", "put", "crash/warm"], b"w")
+    schedule = KillSchedule(rng, runtime, int(os.environ.get("ZT_TM_V4_KILLS", "24")))
+    for i, delay in enumerate(schedule):
+        schedule.run(env, ["vault", "put", f"crash/k{i % 3}"], delay, f"value-{i}".encode())
+        result = cli("vault", "get", "crash/warm")
+        assert result.code == 0 and result.out == b"w", (i, delay, result.err)
+    assert schedule.killed >= 5, schedule.killed
+
+
+# --- V5: key metadata -----------------------------------------------------------------
+def test_v5_dek_created_in_the_future_refused(cli, initialized, zt_env):
+    _put(cli, "app/token", b"genuine")
+    _sql(zt_env, "UPDATE deks SET created = '2999-01-01T00:00:00.000000Z'")  # "not due" forever
+    result = _refused(cli, "rotate-keys", "--dry-run")
+    assert "data key" in result.err
+    _refused(cli, "keys", "status")
+    _refused(cli, "vault", "get", "app/token")
+
+
+def test_v5_session_key_state_flipped_refused(cli, initialized, zt_env):
+    for _ in range(2):
+        assert cli("rotate-keys", "--session").code == 0
+    assert sorted(r[0] for r in _rows(zt_env, "SELECT state FROM session_keys")) == ["current", "previous"]
+    _sql(zt_env, "UPDATE session_keys SET state = CASE state WHEN 'current' THEN 'previous' ELSE 'current' END")
+    result = _refused(cli, "keys", "status")
+    assert "session key" in result.err
+
+
+def test_v5_created_by_edited_refused(cli, initialized, zt_env):
+    _put(cli, "app/token", b"genuine")
+    _sql(zt_env, "UPDATE versions SET created_by = 'mallory@EXAMPLE.COM'")
+    _refused(cli, "vault", "history", "app/token")
+    _refused(cli, "vault", "get", "app/token", forbidden=b"genuine")
+
+
+def test_v5_deleted_by_and_dek_rotated_edited_refused(cli, initialized, zt_env):
+    _put(cli, "app/token", b"genuine")
+    assert cli("vault", "delete", "app/token").code == 0
+    _sql(zt_env, "UPDATE secrets SET deleted_by = 'someone-else@EXAMPLE.COM'")
+    _refused(cli, "vault", "list", "--deleted")
+    _refused(cli, "vault", "undelete", "app/token")
+    _sql(zt_env, "UPDATE secrets SET deleted_by = 'alice@EXAMPLE.COM'")  # put back: the file verifies again
+    assert cli("rotate-keys", "--dek").code == 0
+    _sql(zt_env, "UPDATE meta SET value = '2999-01-01T00:00:00.000000Z' WHERE key = 'dek_rotated'")
+    _refused(cli, "keys", "status")
+
+
+# --- V6: file modes ---------------------------------------------------------------------
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o660, 0o604])
+def test_v6_vault_others_can_read_or_write_refused(cli, initialized, zt_env, mode):
+    _put(cli, "app/token", b"genuine")
+    os.chmod(_db(zt_env), mode)
+    result = _refused(cli, "vault", "get", "app/token", code=USAGE)
+    assert f"chmod 600 {_db(zt_env)}" in result.err
+    assert oct(os.stat(_db(zt_env)).st_mode & 0o777) == oct(mode)  # never chmodded behind the operator's back
+
+
+def test_v6_symlink_in_place_of_the_vault_refused(cli, initialized, zt_env, tmp_path):
+    _put(cli, "app/token", b"genuine")
+    real = tmp_path / "elsewhere.db"
+    shutil.move(_db(zt_env), real)
+    os.symlink(real, _db(zt_env))
+    result = _refused(cli, "vault", "get", "app/token", code=USAGE)
+    assert "symbolic link" in result.err
