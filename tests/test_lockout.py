@@ -48,7 +48,10 @@ def test_lockout_backoff_and_reset(setup, tmp_path):
     with pytest.raises(DeniedError, match=r"retry after 10 s") as err:
         lock.check(p, "mfa")
     assert err.value.exit_code == 4
-    lock.check("bob@EXAMPLE.COM")  # per principal
+    with pytest.raises(DeniedError, match=r"OS user .* is locked out"):
+        lock.check("bob@EXAMPLE.COM")  # the same OS account: locked too (threat model P4)
+    other_account = Lockout(lock.path, lock.policy, clock=clock, os_user="1001:bob@h")
+    other_account.check("bob@EXAMPLE.COM")  # another principal on another OS account: not locked
     clock.t += 10.5
     lock.check(p)  # expired
     for _ in range(3):
@@ -59,12 +62,13 @@ def test_lockout_backoff_and_reset(setup, tmp_path):
         state = lock.record_failure(p, "passphrase")
     assert state.locked_until == clock.t + 35  # 40 capped at max_delay
     assert len(notes) == 3 and notes[0][0] == p
-    lock.record_success(p)
+    lock.record_success(p, "passphrase")  # a shared secret: clears the OS account's counter too
     lock.check(p)
     assert lock.state(p).lockouts == 0
     assert stat.S_IMODE(os.stat(tmp_path / "lockout.db").st_mode) == 0o600
     events = [r["event"] for r in audit.records()]
-    assert events.count("auth_failure") == 9 and events.count("lockout") == 4  # 3 lockouts + 1 refusal
+    # 3 lockouts (of the principal and the OS account at once) + 2 refusals
+    assert events.count("auth_failure") == 9 and events.count("lockout") == 5
 
 
 def test_failures_outside_the_window_do_not_count(setup):

@@ -1,40 +1,114 @@
 """Private files and directories: 0600 / 0700 whatever the umask, no symlinks.
 
 Everything the tool writes goes through these helpers, so the permission
-rules live in one place.
+rules live in one place. The tool changes the mode only of what it has just
+created itself (threat model F3): an existing directory or file is checked
+and, if others could reach it, refused with a chmod hint, never "fixed"; a
+device, fifo or socket is never opened for writing nor chmodded.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from pathlib import Path
 
-from zerotrust_admin.errors import InsecureFileError, NotFoundError, ZeroTrustError
+from zerotrust_admin.errors import InsecureFileError, NotFoundError, UsageError, ZeroTrustError
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a fifo"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _mkdir_private(path: Path) -> bool:
+    """mkdir one directory as 0700; True when this call created it (and set
+    its mode exactly, whatever the umask), False when it already existed."""
+    try:
+        os.mkdir(path, DIR_MODE)
+    except FileExistsError:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, DIR_MODE)  # ours: created just now
+    finally:
+        os.close(fd)
+    return True
+
+
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) as 0700; tighten an existing directory we own."""
+    """Make sure ``path`` is a directory the tool may keep its files in.
+
+    Missing directories (and missing parents) are created 0700. An existing
+    directory is left exactly as it is (a shared parent such as ``/var/log``
+    is fine: the files created in it are 0600), unless anybody may replace
+    files in it (world-writable without the sticky bit): then it is refused.
+    ``$ZEROTRUST_HOME`` itself is held to a stricter rule (``check_home_dir``).
+    """
+    path = Path(path)
+    missing = []
+    probe = path
+    while not os.path.lexists(probe) and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            _mkdir_private(directory)
+        except NotADirectoryError:
+            raise UsageError(f"cannot create directory {directory}: a parent of it is not a directory") from None
+        except PermissionError:
+            raise UsageError(f"cannot create directory {directory}: permission denied") from None
+    try:
+        st = path.stat()
+    except FileNotFoundError:  # a dangling symlink
+        raise UsageError(f"{path} is a symbolic link to nothing", hint="remove the link or point it at a directory") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{path} exists and is not a directory", hint="point the setting at a directory, or move the file away")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o002 and not mode & stat.S_ISVTX and path not in missing:
+        raise InsecureFileError(
+            f"directory {path} has mode {mode:04o}: anybody may replace the files in it",
+            hint=f"chmod o-w {path} (the tool does not change modes of what it did not create)",
+        )
+    return path
+
+
+def check_home_dir(path: Path, *, what: str = "ZEROTRUST_HOME") -> None:
+    """An existing ``$ZEROTRUST_HOME`` must be a directory that nobody else can
+    reach (no group/other bits). It is never chmodded: a home that is 0755 or
+    0777 was made so by somebody, and the operator decides what to do."""
     path = Path(path)
     try:
-        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ZeroTrustError(f"{path} exists and is not a directory") from None
-    st = path.stat()
+        st = path.stat()
+    except FileNotFoundError:
+        if os.path.lexists(path):
+            raise UsageError(f"{what} {path} is a symbolic link to nothing", hint="remove the link or point it at a directory") from None
+        return  # created 0700 on first use
+    except NotADirectoryError:
+        raise UsageError(f"{what} {path} is not a directory: a parent of it is a file", hint=f"set {what} to a directory") from None
     if not stat.S_ISDIR(st.st_mode):
-        raise ZeroTrustError(f"{path} exists and is not a directory")
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        if st.st_uid == os.geteuid():
-            os.chmod(path, DIR_MODE)
-        else:
-            raise InsecureFileError(
-                f"directory {path} is accessible to others and not owned by you",
-                hint=f"chmod 700 {path}",
-            )
-    return path
+        raise UsageError(f"{what} {path} is not a directory", hint=f"set {what} to a directory (it is created 0700 if missing)")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise InsecureFileError(
+            f"{what} {path} has mode {mode:04o}, which lets others reach the vault and keys; refusing to use it",
+            hint=f"chmod 700 {path}",
+        )
+    if st.st_uid != os.geteuid() and os.geteuid() != 0:
+        raise InsecureFileError(f"{what} {path} is owned by uid {st.st_uid}, not by you", hint=f"use your own {what}")
 
 
 def check_private_file(path: Path, *, what: str = "file", allow_group_read: bool = False) -> os.stat_result:
@@ -54,7 +128,7 @@ def check_private_file(path: Path, *, what: str = "file", allow_group_read: bool
             hint="replace the link with the real file (mode 0600)",
         )
     if not stat.S_ISREG(st.st_mode):
-        raise InsecureFileError(f"{what} {path} is not a regular file")
+        raise InsecureFileError(f"{what} {path} is {_kind(st.st_mode)}, not a regular file")
     mode = stat.S_IMODE(st.st_mode)
     forbidden = 0o022 if allow_group_read else 0o077
     if mode & forbidden:
@@ -86,39 +160,83 @@ def read_private_file(path: Path, *, what: str = "file", max_bytes: int = 1 << 2
         os.close(fd)
 
 
+def _check_output_target(path: Path) -> None:
+    """The target of ``write_private_file``: missing, a regular file or a
+    symlink (either is replaced, never written through). A directory, a
+    device, a fifo or a socket is refused before anything is written."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        parent = path.parent
+        if not parent.is_dir():
+            raise UsageError(f"cannot write {path}: directory {parent} does not exist") from None
+        return
+    except NotADirectoryError:
+        raise UsageError(f"cannot write {path}: a parent of it is not a directory") from None
+    if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{path} is a directory; give a file name", hint=f"e.g. {path.joinpath('out')}")
+    raise UsageError(f"{path} is {_kind(st.st_mode)}; refusing to replace it", hint="write to a regular file")
+
+
 def write_private_file(path: Path, data: bytes, *, overwrite: bool = True) -> None:
     """Write ``data`` atomically to ``path`` with mode 0600.
 
-    The data goes to a new temporary file in the same directory (O_EXCL, 0600),
-    is fsynced, then renamed over the target, so a crash leaves either the old
-    file or the new one, never half of it. A symlink at ``path`` is replaced,
-    never followed.
+    The data goes to a new temporary file in the same directory, with a random
+    name, created O_CREAT|O_EXCL|O_NOFOLLOW as 0600; it is fsynced, then
+    renamed over the target, so a crash leaves either the old file or the new
+    one, never half of it. On any failure (including the rename, and
+    KeyboardInterrupt) the temporary file is unlinked: no plaintext is left
+    behind. A symlink at ``path`` is replaced, never followed; a target that
+    is a directory, a device or a fifo is refused (exit 2) before anything is
+    written.
     """
     path = Path(path)
     if not overwrite and os.path.lexists(path):
         raise ZeroTrustError(f"{path} already exists; refusing to overwrite it")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    if not overwrite:
-        # link() fails if the target appeared meanwhile: no silent overwrite.
+    _check_output_target(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _attempt in range(16):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
         try:
-            os.link(tmp, path)
+            fd = os.open(tmp, flags, FILE_MODE)
+            break
+        except FileExistsError:
+            continue
+        except PermissionError:
+            raise UsageError(f"cannot write {path}: permission denied in {path.parent}") from None
+    else:  # pragma: no cover - 16 collisions of 64 random bits
+        raise ZeroTrustError(f"cannot create a temporary file next to {path}")
+    done = False
+    try:
+        try:
+            os.fchmod(fd, FILE_MODE)  # ours: created just now, whatever the umask
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
         finally:
-            os.unlink(tmp)
-    else:
-        os.replace(tmp, path)
+            os.close(fd)
+        if not overwrite:
+            # link() fails if the target appeared meanwhile: no silent overwrite.
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise ZeroTrustError(f"{path} already exists; refusing to overwrite it") from None
+        else:
+            try:
+                os.replace(tmp, path)
+            except IsADirectoryError:  # a directory appeared meanwhile
+                raise UsageError(f"{path} is a directory; give a file name") from None
+            done = True
+    finally:
+        if not done:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
     fsync_dir(path.parent)
 
 
@@ -131,30 +249,58 @@ def fsync_dir(path: Path) -> None:
 
 
 def create_private_file(path: Path) -> int:
-    """Open (creating if needed) a 0600 file for appending, refusing symlinks."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
-    st = os.fstat(fd)
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        if st.st_uid == os.geteuid():
-            os.fchmod(fd, FILE_MODE)
-        else:
-            os.close(fd)
-            raise InsecureFileError(f"{path} is accessible to others", hint=f"chmod 600 {path}")
+    """Open a file for appending, creating it 0600 if missing; never follows a
+    symlink. An existing file is used as it is, never chmodded: it must be a
+    regular file that others cannot write (a device such as /dev/null, a fifo,
+    or a 0666 file is refused, exit 2). Callers that hold secrets check the
+    read bits themselves (``check_private_file``)."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    except FileExistsError:
+        pass
+    else:
+        os.fchmod(fd, FILE_MODE)  # ours: created just now, whatever the umask
+        return fd
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:  # removed meanwhile: try once more, creating it
+        return create_private_file(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise InsecureFileError(f"{path} is a symbolic link; refusing to follow it", hint="replace the link with the real file (mode 0600)")
+    if not stat.S_ISREG(st.st_mode):
+        # O_NONBLOCK is never reached: a fifo or device is refused before it is opened.
+        raise InsecureFileError(f"{path} is {_kind(st.st_mode)}, not a regular file; refusing to write to it",
+                                hint="point the setting at a regular file (it is created 0600 if missing)")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    st2 = os.fstat(fd)
+    mode = stat.S_IMODE(st2.st_mode)
+    if not stat.S_ISREG(st2.st_mode) or (st2.st_dev, st2.st_ino) != (st.st_dev, st.st_ino):
+        os.close(fd)
+        raise InsecureFileError(f"{path} changed while it was being opened; refusing it")
+    if mode & 0o022:
+        os.close(fd)
+        raise InsecureFileError(f"{path} has mode {mode:04o}, which lets others write it", hint=f"chmod 600 {path}")
+    os.set_blocking(fd, True)
     return fd
 
 
 def connect_private_sqlite(path: Path, *, what: str, schema: str, timeout: float = 10.0):
     """A SQLite connection (autocommit) to a small state database of ours: the
-    directory made 0700, the file created 0600 without following a planted
-    symlink, its permissions checked, ``schema`` applied (idempotent DDL)."""
+    directory created 0700 if missing, the file created 0600 without following
+    a planted symlink, its permissions checked, ``schema`` applied
+    (idempotent DDL)."""
     import sqlite3
 
     ensure_private_dir(path.parent)
     if not os.path.lexists(path):
         try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE))
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
         except FileExistsError:
             pass  # another process created it first
+        else:
+            os.fchmod(fd, FILE_MODE)
+            os.close(fd)
     check_private_file(path, what=what)
     conn = sqlite3.connect(path, isolation_level=None, timeout=timeout)
     conn.executescript(schema)

@@ -1,10 +1,17 @@
-"""Brute-force protection: failed passphrase, PIN and MFA attempts per principal.
+"""Brute-force protection: failed passphrase, PIN and MFA attempts per principal
+and per OS account.
 
 State lives in ``$ZEROTRUST_HOME/lockout.db`` (SQLite, mode 0600), so every
 process on the host sees the same counters. After ``max_failures`` failures
 within ``window_seconds`` the principal is locked out for ``base_delay_seconds``;
+the same count is kept for the OS user and host the process runs as (the
+claimed principal is whatever ``ZEROTRUST_PRINCIPAL`` says, the uid is not), and
+a lock on either refuses the attempt;
 each further lockout without a success in between doubles the delay, up to
-``max_delay_seconds``. A success clears the counters. Refusals, failures and
+``max_delay_seconds``. A success clears the principal's counters (a passphrase
+or PIN success, a secret shared by everyone, also the OS account's; an MFA
+success does not, so one's own good code cannot reset the count of guesses at
+another principal's). Refusals, failures and
 lockouts are audited; a lockout also triggers a breach notification when
 notifications are configured.
 
@@ -30,11 +37,35 @@ from zerotrust_admin.errors import ConfigError, DeniedError
 DEFAULTS = {"enabled": True, "max_failures": 5, "window_seconds": 900, "base_delay_seconds": 60, "max_delay_seconds": 3600}
 KINDS = ("passphrase", "pin", "mfa")
 
+# Counters per (scope, subject): scope "principal" is the claimed principal,
+# scope "os-user" the OS account and host the process runs as (threat model
+# P4: ZEROTRUST_PRINCIPAL is whatever the caller sets, the uid is not).
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS failures (principal TEXT NOT NULL, kind TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS failures_by_principal ON failures (principal, at);
-CREATE TABLE IF NOT EXISTS locks (principal TEXT PRIMARY KEY, until REAL NOT NULL, lockouts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS attempt_failures (scope TEXT NOT NULL, subject TEXT NOT NULL, kind TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS attempt_failures_by_subject ON attempt_failures (scope, subject, at);
+CREATE TABLE IF NOT EXISTS attempt_locks (scope TEXT NOT NULL, subject TEXT NOT NULL, until REAL NOT NULL, lockouts INTEGER NOT NULL,
+                                          PRIMARY KEY (scope, subject));
 """
+PRINCIPAL, OS_USER = "principal", "os-user"
+# Kinds whose secret is one for the whole installation (the vault passphrase,
+# the HSM PIN): a success proves it, so it clears the OS account's counter too.
+# An MFA success proves only that principal's own code and clears only it,
+# else one's own good code would reset the count of guesses at others'.
+SHARED_SECRET_KINDS = ("passphrase", "pin")
+
+
+def os_user_subject() -> str:
+    """``<uid>:<name>@<host>`` of this process: the OS account the kernel vouches for."""
+    import socket
+
+    uid = os.getuid()
+    try:
+        import pwd
+
+        name = pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        name = str(uid)
+    return f"{uid}:{name}@{socket.gethostname()}"
 
 
 @dataclass(frozen=True)
@@ -88,6 +119,7 @@ class LockState:
     recent_failures: int
     locked_until: float | None
     lockouts: int
+    locked_by: str | None = None  # "principal" or "os-user": which counter holds the lock
 
     def to_dict(self) -> dict:
         from datetime import datetime, timezone
@@ -95,13 +127,16 @@ class LockState:
         from zerotrust_admin.timeutil import rfc3339
 
         until = rfc3339(datetime.fromtimestamp(self.locked_until, timezone.utc)) if self.locked_until else None
-        return {"principal": self.principal, "recent_failures": self.recent_failures, "lockouts": self.lockouts, "locked_until": until}
+        return {"principal": self.principal, "recent_failures": self.recent_failures, "lockouts": self.lockouts, "locked_until": until,
+                "locked_by": self.locked_by}
 
 
 class Lockout:
     def __init__(self, path: Path, policy: LockoutPolicy | None = None, *, audit=None, actor=None,
-                 notify: Callable[[str, dict], None] | None = None, clock: Callable[[], float] = time.time):
+                 notify: Callable[[str, dict], None] | None = None, clock: Callable[[], float] = time.time,
+                 os_user: str | None = None):
         self.path = Path(path)
+        self.os_user = os_user or os_user_subject()
         self.policy = policy or LockoutPolicy()
         self.audit = audit
         self.actor = actor
@@ -119,52 +154,71 @@ class Lockout:
         return fsutil.connect_private_sqlite(self.path, what="lockout database", schema=_SCHEMA)
 
     # --- queries -------------------------------------------------------------
+    def _subjects(self, principal: str) -> list[tuple[str, str]]:
+        return [(PRINCIPAL, principal), (OS_USER, self.os_user)]
+
     def state(self, principal: str) -> LockState:
+        """The principal's counters; ``locked_until`` is the later of its own
+        lock and the OS account's (either one locks)."""
         now = self.clock()
         if not os.path.lexists(self.path):
             return LockState(principal, 0, None, 0)  # no failure ever recorded: nothing to read or create
         conn = self._connect()
         try:
-            count = conn.execute("SELECT COUNT(*) FROM failures WHERE principal = ? AND at > ?", (principal, now - self.policy.window_seconds)).fetchone()[0]
-            row = conn.execute("SELECT until, lockouts FROM locks WHERE principal = ?", (principal,)).fetchone()
+            count = conn.execute("SELECT COUNT(*) FROM attempt_failures WHERE scope = ? AND subject = ? AND at > ?",
+                                 (PRINCIPAL, principal, now - self.policy.window_seconds)).fetchone()[0]
+            locks = {scope: conn.execute("SELECT until, lockouts FROM attempt_locks WHERE scope = ? AND subject = ?", (scope, subject)).fetchone()
+                     for scope, subject in self._subjects(principal)}
         finally:
             conn.close()
-        until = row[0] if row and row[0] > now else None
-        return LockState(principal, count, until, row[1] if row else 0)
+        until, by = None, None
+        for scope, row in locks.items():
+            if row and row[0] > now and (until is None or row[0] > until):
+                until, by = row[0], scope
+        own = locks[PRINCIPAL]
+        return LockState(principal, count, until, own[1] if own else 0, by)
 
     def check(self, principal: str, kind: str = "passphrase") -> None:
-        """Raise DeniedError (exit 4) with a retry-after time while locked out."""
+        """Raise DeniedError (exit 4) with a retry-after time while the principal
+        or the OS account this process runs as is locked out."""
         if not self.policy.enabled:
             return
         state = self.state(principal)
         if state.locked_until is None:
             return
         retry = max(1, int(state.locked_until - self.clock() + 0.999))
-        self._audit("lockout", kind, principal, False, reason="locked_out", retry_after_seconds=retry)
+        subject = principal if state.locked_by == PRINCIPAL else f"OS user {self.os_user}"
+        self._audit("lockout", kind, principal, False, reason="locked_out", locked_by=state.locked_by, retry_after_seconds=retry)
         raise DeniedError(
-            f"{principal} is locked out after repeated failed {kind} attempts; retry after {retry} s",
+            f"{subject} is locked out after repeated failed {kind} attempts; retry after {retry} s",
             hint="wait, or have an administrator review the audit log (audit search --event auth_failure)",
         )
 
     def record_failure(self, principal: str, kind: str) -> LockState:
+        """Count one failure against the principal and against the OS account;
+        each locks on its own when it reaches ``max_failures``."""
         if not self.policy.enabled:
             return LockState(principal, 0, None, 0)
         now = self.clock()
+        counts, locked = {}, {}
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("DELETE FROM failures WHERE at <= ?", (now - self.policy.window_seconds,))
-            conn.execute("INSERT INTO failures (principal, kind, at) VALUES (?, ?, ?)", (principal, kind, now))
-            count = conn.execute("SELECT COUNT(*) FROM failures WHERE principal = ?", (principal,)).fetchone()[0]
-            row = conn.execute("SELECT until, lockouts FROM locks WHERE principal = ?", (principal,)).fetchone()
-            lockouts = row[1] if row else 0
-            until = None
-            if count >= self.policy.max_failures:
-                lockouts += 1
-                delay = min(self.policy.base_delay_seconds * (2 ** (lockouts - 1)), self.policy.max_delay_seconds)
-                until = now + delay
-                conn.execute("INSERT OR REPLACE INTO locks (principal, until, lockouts) VALUES (?, ?, ?)", (principal, until, lockouts))
-                conn.execute("DELETE FROM failures WHERE principal = ?", (principal,))
+            conn.execute("DELETE FROM attempt_failures WHERE at <= ?", (now - self.policy.window_seconds,))
+            for scope, subject in self._subjects(principal):
+                conn.execute("INSERT INTO attempt_failures (scope, subject, kind, at) VALUES (?, ?, ?, ?)", (scope, subject, kind, now))
+                count = conn.execute("SELECT COUNT(*) FROM attempt_failures WHERE scope = ? AND subject = ?", (scope, subject)).fetchone()[0]
+                row = conn.execute("SELECT until, lockouts FROM attempt_locks WHERE scope = ? AND subject = ?", (scope, subject)).fetchone()
+                lockouts = row[1] if row else 0
+                counts[scope] = (count, lockouts)
+                if count >= self.policy.max_failures:
+                    lockouts += 1
+                    delay = min(self.policy.base_delay_seconds * (2 ** (lockouts - 1)), self.policy.max_delay_seconds)
+                    conn.execute("INSERT OR REPLACE INTO attempt_locks (scope, subject, until, lockouts) VALUES (?, ?, ?, ?)",
+                                 (scope, subject, now + delay, lockouts))
+                    conn.execute("DELETE FROM attempt_failures WHERE scope = ? AND subject = ?", (scope, subject))
+                    locked[scope] = (now + delay, lockouts)
+                    counts[scope] = (count, lockouts)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -172,28 +226,42 @@ class Lockout:
             raise
         finally:
             conn.close()
-        self._audit("auth_failure", kind, principal, False, failures_in_window=count)
+        count, lockouts = counts[PRINCIPAL]
+        self._audit("auth_failure", kind, principal, False, failures_in_window=count, os_user_failures_in_window=counts[OS_USER][0])
+        until, by = None, None
+        for scope, (scope_until, _lockouts) in locked.items():
+            if until is None or scope_until > until:
+                until, by = scope_until, scope
         if until is not None:
-            details = {"failures": count, "lockouts": lockouts, "locked_seconds": int(until - now)}
+            # one record and one notification, naming every counter that locked
+            details = {"failures": counts[by][0], "lockouts": locked[by][1], "locked_seconds": int(until - now), "locked_by": sorted(locked)}
+            if OS_USER in locked:
+                details["os_user"] = self.os_user
             self._audit("lockout", kind, principal, False, level="warning", **details)
             if self.notify is not None:
                 try:
                     self.notify(principal, {"kind": kind, **details})
                 except Exception:  # a failed notification must not unlock anything
                     pass
-        return LockState(principal, count, until, lockouts)
+        return LockState(principal, count, until, lockouts, by)
 
-    def record_success(self, principal: str) -> None:
+    def record_success(self, principal: str, kind: str | None = None) -> None:
+        """Clear the principal's counters; for a shared secret (passphrase, PIN)
+        the OS account's too. An MFA success (or ``kind`` None) clears only the
+        principal's."""
         if not self.policy.enabled or not os.path.lexists(self.path):
             return
+        subjects = [(PRINCIPAL, principal)] + ([(OS_USER, self.os_user)] if kind in SHARED_SECRET_KINDS else [])
         conn = self._connect()
         try:
-            if conn.execute("SELECT 1 FROM failures WHERE principal = ? UNION ALL SELECT 1 FROM locks WHERE principal = ? LIMIT 1",
-                            (principal, principal)).fetchone() is None:
+            if not any(conn.execute("SELECT 1 FROM attempt_failures WHERE scope = ? AND subject = ? UNION ALL "
+                                    "SELECT 1 FROM attempt_locks WHERE scope = ? AND subject = ? LIMIT 1",
+                                    (scope, subject, scope, subject)).fetchone() for scope, subject in subjects):
                 return  # the common case: nothing to clear, no write
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("DELETE FROM failures WHERE principal = ?", (principal,))
-            conn.execute("DELETE FROM locks WHERE principal = ?", (principal,))
+            for scope, subject in subjects:
+                conn.execute("DELETE FROM attempt_failures WHERE scope = ? AND subject = ?", (scope, subject))
+                conn.execute("DELETE FROM attempt_locks WHERE scope = ? AND subject = ?", (scope, subject))
             conn.execute("COMMIT")
         finally:
             conn.close()
@@ -257,4 +325,4 @@ class AttemptGuard:
         self.lockout.record_failure(self.principal, self.kind)
 
     def succeeded(self) -> None:
-        self.lockout.record_success(self.principal)
+        self.lockout.record_success(self.principal, self.kind)

@@ -1,6 +1,7 @@
 """A byte string that does not print itself and can be wiped.
 
-Memory protection (docs/security-model.md): each ``Secret`` buffer is locked
+Memory protection (docs/security-model.md): the process is made non-dumpable
+(``protect_process``) before the first ``Secret`` exists; each buffer is locked
 in RAM with mlock(2) where the OS allows it, so it is not written to swap; if
 RLIMIT_MEMLOCK refuses, the tool still works and warns once. Buffers are
 zeroed by ``wipe()``, on garbage collection and at exit. ``SealedSecret`` keeps
@@ -17,6 +18,37 @@ import sys
 import threading
 
 
+_protected = False
+
+
+def protect_process() -> None:
+    """No core dumps of this process (threat model F6): RLIMIT_CORE 0 (soft and
+    hard, so nothing later raises it) and, on Linux, PR_SET_DUMPABLE 0 (no core,
+    no ptrace attach by the same uid, /proc/<pid>/mem closed). The CLI does it
+    at start; the Python API on import of ``zerotrust_kerberos`` and, for a
+    program that uses ``zerotrust_admin`` directly, when the first ``Secret``
+    is made. Idempotent and cheap after the first call; failures (another OS)
+    are ignored: it narrows what leaks, it does not guard anything."""
+    global _protected
+    if _protected:
+        return
+    _protected = True
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):
+        pass
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            PR_SET_DUMPABLE = 4
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
 class Secret:
     """Holds secret bytes in a mutable buffer.
 
@@ -28,6 +60,8 @@ class Secret:
     __slots__ = ("_buf", "_wiped", "_locked")
 
     def __init__(self, value: bytes | bytearray | str):
+        if not _protected:
+            protect_process()
         if isinstance(value, str):
             value = value.encode("utf-8")
         self._buf = bytearray(value)
@@ -255,3 +289,50 @@ class SealedSecret:
 
     def __reduce__(self):
         raise TypeError("SealedSecret objects cannot be pickled")
+
+
+_URL_START = None
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every URL's userinfo replaced by
+    ``<redacted>``: ``redis://:PASS@host`` -> ``redis://:<redacted>@host``,
+    ``https://user:pw@host/x`` -> ``https://user:<redacted>@host/x`` (threat
+    model F5). A userinfo without a colon is a user name (RFC 3986) and is
+    kept. Used wherever a configuration value or an error is shown."""
+    global _URL_START
+    if "://" not in text or "@" not in text:
+        return text
+    if _URL_START is None:
+        import re
+
+        _URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+    out = []
+    pos = 0
+    for match in _URL_START.finditer(text):
+        start = match.end()
+        if start < pos:
+            continue
+        end = start
+        while end < len(text) and text[end] not in "/?#" and not text[end].isspace() and text[end] not in "'\"<>":
+            end += 1
+        authority = text[start:end]
+        at = authority.rfind("@")
+        if at < 0 and ":" in authority:
+            # a password with an unencoded "/" or "?" (redis://:ab/cd@host):
+            # redact up to the last "@" of the token, at the price of hiding a
+            # port in the rare https://host:8443/a@b
+            token_end = end
+            while token_end < len(text) and not text[token_end].isspace() and text[token_end] not in "'\"<>":
+                token_end += 1
+            at = text.rfind("@", start, token_end) - start
+        colon = authority.find(":", 0, at) if at > 0 else -1
+        if at <= 0 or colon < 0 or authority[colon + 1:at] == "<redacted>":
+            continue
+        out.append(text[pos:start + colon + 1])
+        out.append("<redacted>")
+        pos = start + at
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)

@@ -9,10 +9,15 @@
                                secrets_provider="hashicorp", secrets_config={...})
     password = config.get_secret("redis.password")   # env override, redis.password_file, or vault:NAME
 
-See docs/python-api.md.
+Importing this package makes the process non-dumpable (RLIMIT_CORE 0,
+PR_SET_DUMPABLE 0), as the CLI does. See docs/python-api.md.
 """
 
-from zerotrust_kerberos.api import ConfigLoader, SecretManager
+from zerotrust_admin.secret import protect_process
+
+protect_process()  # no core dumps with secrets in them, as the CLI (threat model F6)
+
+from zerotrust_kerberos.api import ConfigLoader, SecretManager  # noqa: E402
 from zerotrust_admin.aws.credentials import Credentials
 from zerotrust_admin.errors import ZeroTrustError
 from zerotrust_admin.secret import Secret

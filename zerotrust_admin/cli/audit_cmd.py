@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from zerotrust_admin.cli.common import JsonOpt, app_context
-from zerotrust_admin.cli.output import emit_json, emit_json_line, table
+from zerotrust_admin.cli.output import emit_json, emit_json_line, table, tsv_line
 from zerotrust_admin.errors import IntegrityError
 
 app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
@@ -35,7 +35,7 @@ def tail(
     records = log.tail(lines)
     if app_ctx.json or follow:
         for r in records:
-            emit_json_line(r) if app_ctx.json else sys.stdout.write("\t".join(map(str, _row(r))) + "\n")
+            emit_json_line(r) if app_ctx.json else sys.stdout.write(tsv_line(_row(r)))
     else:
         table(None, COLUMNS, (_row(r) for r in records), highlight=lambda row: "red" if row[-1] == "NO" else None)
     if follow:
@@ -50,7 +50,7 @@ def _follow(log, last_seq: int, as_json: bool) -> None:
             for r in log.records():
                 if r.get("seq", 0) > last_seq:
                     last_seq = r["seq"]
-                    emit_json_line(r) if as_json else sys.stdout.write("\t".join(map(str, _row(r))) + "\n")
+                    emit_json_line(r) if as_json else sys.stdout.write(tsv_line(_row(r)))
             sys.stdout.flush()
     except KeyboardInterrupt:
         return
@@ -116,7 +116,7 @@ def search(
         table(None, COLUMNS, (_row(r) for r in matches), highlight=lambda row: "red" if row[-1] == "NO" else None)
     else:
         for r in matches:
-            sys.stdout.write("\t".join(map(str, _row(r))) + "\n")
+            sys.stdout.write(tsv_line(_row(r)))
     sys.stdout.flush()
     if stats.unreadable_lines:
         print(f"warning: {len(stats.unreadable_lines)} unreadable line(s) skipped (first: line {stats.unreadable_lines[0]}); run: zerotrust-admin audit verify", file=sys.stderr)

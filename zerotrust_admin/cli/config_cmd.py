@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from zerotrust_admin.cli.common import JsonOpt, app_context
-from zerotrust_admin.cli.output import emit_json
+from zerotrust_admin.cli.output import emit_json, escape_text
 
 app = typer.Typer(help="Validate and show the configuration.", no_args_is_help=True)
 
@@ -33,7 +33,7 @@ def check(
         else:
             print(f"{len(report.problems)} problem(s) in {where}:")
             for p in report.problems:
-                print(f"  {p.severity}: {p.message}" + (f"\n      fix: {p.hint}" if p.hint else ""))
+                print(f"  {p.severity}: {escape_text(p.message)}" + (f"\n      fix: {escape_text(p.hint)}" if p.hint else ""))
         for var in report.env_overrides:
             print(f"  note: overridden by environment variable {var}")
         if connection and connect_error is None:
@@ -48,19 +48,25 @@ def _connect(app_ctx) -> tuple[dict, Exception | None]:
     """(connection report, error to raise after printing the config report)."""
     from zerotrust_admin.errors import ZeroTrustError
     from zerotrust_admin.providers import check_connection
+    from zerotrust_admin.secret import redact_url
 
     try:
-        return check_connection(app_ctx.provider()), None
+        connection = check_connection(app_ctx.provider())
     except ZeroTrustError as exc:
-        return {"provider": app_ctx.config.provider, "ok": False, "error": exc.message, "exit_code": exc.exit_code}, exc
+        return {"provider": app_ctx.config.provider, "ok": False, "error": redact_url(exc.message), "exit_code": exc.exit_code}, exc
+    if connection.get("endpoint"):
+        connection["endpoint"] = redact_url(str(connection["endpoint"]))
+    return connection, None
 
 
 def _print_connection(c: dict) -> None:
-    who = f" as {c['identity']}" if c.get("identity") else ""
-    print(f"{'OK' if not c['problems'] else 'PROBLEMS'}: {c['provider']} provider at {c.get('endpoint', '')}{who}: "
+    from zerotrust_admin.secret import redact_url
+
+    who = f" as {escape_text(str(c['identity']))}" if c.get("identity") else ""
+    print(f"{'OK' if not c['problems'] else 'PROBLEMS'}: {c['provider']} provider at {escape_text(redact_url(str(c.get('endpoint', ''))))}{who}: "
           f"login + probe {c['connect_ms']:.0f} ms, round trip {c['latency_ms']:.0f} ms")
     for problem in c["problems"]:
-        print(f"  permission: {problem}")
+        print(f"  permission: {escape_text(str(problem))}")
 
 
 @app.command("show")

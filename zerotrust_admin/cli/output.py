@@ -12,6 +12,34 @@ from typing import Iterable, Sequence
 
 PROG = "zerotrust-admin"
 
+# C0 controls, DEL, C1 controls, and the backslash itself (so that an escaped
+# "\x1b" can be told from the four characters a principal might contain).
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]}
+_CONTROL.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x5C: "\\\\"})
+# Unicode controls that reorder or hide text on a terminal (Trojan Source).
+_CONTROL.update({c: f"\\u{c:04x}" for c in [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]})
+
+_CONTROL_DIAG = {c: v for c, v in _CONTROL.items() if c != 0x5C}  # messages: a backslash stays one
+
+
+def escape_text(value: object) -> str:
+    """``value`` as text safe for a terminal or one TSV field (threat model F2):
+    control characters (C0 incl. tab and newline, DEL, C1, ESC sequences and
+    bidi overrides) are shown escaped, ``\\x1b``, ``\\t``, ``\\n``; a
+    backslash is doubled. Every text renderer runs data it did not write
+    (principals, resources, secret names, metadata) through this; --json
+    output needs nothing more (JSON escapes controls itself)."""
+    text = "" if value is None else str(value)
+    if text.isprintable() and "\\" not in text:
+        return text  # the common case, no copy
+    return text.translate(_CONTROL)
+
+
+def tsv_line(cells: Iterable[object]) -> str:
+    """One tab-separated line of escaped fields, newline-terminated: a field
+    can neither start a new line nor add a column."""
+    return "\t".join(escape_text(c) for c in cells) + "\n"
+
 
 def emit_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
@@ -22,37 +50,51 @@ def emit_json_line(obj) -> None:
     sys.stdout.write(json.dumps(obj, separators=(",", ":"), default=str) + "\n")
 
 
+def _diagnostic(text: str) -> str:
+    """A message for stderr: URL passwords redacted (F5), controls escaped (F2),
+    line breaks the message itself contains kept."""
+    from zerotrust_admin.secret import redact_url
+
+    text = redact_url(text)
+    if text.isprintable() or text.replace("\n", "").isprintable():
+        return text
+    return "\n".join(line.translate(_CONTROL_DIAG) for line in text.split("\n"))
+
+
 def info(message: str, *, quiet: bool = False) -> None:
     if not quiet:
-        sys.stderr.write(message + "\n")
+        sys.stderr.write(_diagnostic(message) + "\n")
 
 
 def warn(message: str) -> None:
-    sys.stderr.write(f"{PROG}: warning: {message}\n")
+    sys.stderr.write(f"{PROG}: warning: {_diagnostic(message)}\n")
 
 
 def error_line(message: str, hint: str | None = None) -> None:
-    sys.stderr.write(f"{PROG}: error: {message}\n")
+    sys.stderr.write(f"{PROG}: error: {_diagnostic(message)}\n")
     if hint:
-        sys.stderr.write(f"  hint: {hint}\n")
+        sys.stderr.write(f"  hint: {_diagnostic(hint)}\n")
     sys.stderr.flush()
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]], *, highlight=None) -> None:
-    rows = [["" if c is None else str(c) for c in row] for row in rows]
+    """Rows as a rich table on a terminal, else as TSV lines; every cell escaped
+    (``escape_text``) and, on a terminal, never read as rich markup."""
+    rows = [[escape_text(c) for c in row] for row in rows]
     if not sys.stdout.isatty():
         for row in rows:
             sys.stdout.write("\t".join(row) + "\n")
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(title=title, header_style="bold")
     for col in columns:
         t.add_column(col)
     for row in rows:
         style = highlight(row) if highlight else None
-        t.add_row(*row, style=style)
+        t.add_row(*(Text(cell) for cell in row), style=style)
     Console().print(t)
 
 

@@ -16,14 +16,20 @@ from urllib.parse import urlparse
 from zerotrust_admin.config import schema as S
 from zerotrust_admin.config.loader import (
     Config,
+    check_audit_path,
+    default_home,
     find_config_file,
     interpolate,
     load_config,
     parse_yaml,
+    read_config_text,
+    refused_overrides,
     type_errors,
     unknown_keys,
 )
 from zerotrust_admin.errors import ConfigError, ZeroTrustError
+from zerotrust_admin.fsutil import check_home_dir
+from zerotrust_admin.secret import redact_url
 
 AEAD_MARKERS = ("GCM", "CHACHA20", "CCM")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -36,6 +42,11 @@ class Problem:
     key: str
     message: str
     hint: str = ""
+
+    def __post_init__(self) -> None:
+        # A message may quote a configured URL: never with its password (F5).
+        self.message = redact_url(self.message)
+        self.hint = redact_url(self.hint)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,17 +71,22 @@ def check_config(explicit=None, environ=None) -> CheckReport:
     problems: list[Problem] = []
     path = find_config_file(explicit, env)
     raw: dict = {}
+    for var, dotted in refused_overrides(env):
+        problems.append(Problem("error", var, f"environment variable {var} would override {dotted}, a security setting that only the config file may set",
+                                f"unset {var}"))
+        env.pop(var)
+    try:
+        check_home_dir(default_home(env))
+    except ZeroTrustError as exc:
+        problems.append(Problem("error", "ZEROTRUST_HOME", exc.message, exc.hint or ""))
     if path is not None:
         mode = stat.S_IMODE(os.stat(path).st_mode)
         if mode & 0o077:
             problems.append(Problem("error", "(file)", f"config file {path} has mode {mode:04o}: readable or writable by group/others", f"chmod 600 {path}"))
         try:
-            raw = parse_yaml(Path(path).read_text(encoding="utf-8"), f"config file {path}")
+            raw = parse_yaml(read_config_text(path), f"config file {path}")
         except ConfigError as exc:
             problems.append(Problem("error", "(file)", exc.message, exc.hint or ""))
-            return CheckReport(str(path), problems, [])
-        except UnicodeDecodeError:
-            problems.append(Problem("error", "(file)", f"config file {path} is not UTF-8 text"))
             return CheckReport(str(path), problems, [])
     for key, suggestion in unknown_keys(raw):
         problems.append(Problem("error", key, f"unknown config key {key!r}", f"did you mean {suggestion!r}?" if suggestion else "remove it or check the documentation"))
@@ -85,6 +101,10 @@ def check_config(explicit=None, environ=None) -> CheckReport:
     except ZeroTrustError as exc:
         problems.append(Problem("error", "(load)", exc.message, exc.hint or ""))
         return CheckReport(str(path) if path else None, problems, [])
+    try:
+        check_audit_path(config.data)
+    except ZeroTrustError as exc:
+        problems.append(Problem("error", "audit.path", exc.message, exc.hint or ""))
     for message in type_errors(config.data):
         problems.append(Problem("error", message.split(" ", 1)[0], message))
     provider = str(config.get("secrets.provider") or "local").lower()
@@ -156,6 +176,13 @@ def walk_config(node, prefix=""):
 def _plaintext_secrets(raw: dict) -> list[Problem]:
     found = []
     for dotted, key, value in walk_config(raw):
+        if isinstance(value, str) and "${" not in value and redact_url(value) != value:
+            found.append(Problem(
+                "error", dotted, f"{dotted} holds a password inside a URL in the config file",
+                f"move the password to {key}_file or a password key (mode 0600 file), an environment variable (${{VAR}}) or the vault (vault:NAME)"
+                if key != "url" else "put the password in the section's password_file (mode 0600), or write ${VAR} in the URL",
+            ))
+            continue
         if key in S.SECRET_KEYS and isinstance(value, (str, int)) and value not in ("", None):
             text = str(value)
             if "${" in text or text.startswith("vault:"):

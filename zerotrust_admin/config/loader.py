@@ -20,7 +20,7 @@ from typing import Callable
 from zerotrust_admin import fsutil
 from zerotrust_admin.config import schema as S
 from zerotrust_admin.errors import ConfigError, InsecureFileError, NotFoundError
-from zerotrust_admin.secret import Secret
+from zerotrust_admin.secret import Secret, redact_url
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 SYSTEM_CONFIG = Path("/etc/zerotrust/config.yaml")
@@ -58,12 +58,58 @@ def find_config_file(explicit: str | os.PathLike | None = None, environ=None) ->
     return None
 
 
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: a real config is a few KiB
+MAX_CONFIG_DEPTH = 32  # nesting of mappings and lists
+
+
+def _refuse_aliases_and_depth(yaml, loader, text: str, where: str) -> None:
+    """Walk the parser's events (nothing is constructed yet): an anchor or an
+    alias is refused, naming its line, before any expansion can happen
+    (threat model F4: nested aliases make a 499-byte file take 1 GB), and so
+    is nesting deeper than MAX_CONFIG_DEPTH."""
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        line = event.start_mark.line + 1 if event.start_mark is not None else "?"
+        if isinstance(event, yaml.AliasEvent):
+            raise ConfigError(f"{where} uses a YAML alias (*{event.anchor}) at line {line}; aliases and anchors are not allowed in the config",
+                              hint="write the value out in full where it is needed")
+        if getattr(event, "anchor", None) is not None:
+            raise ConfigError(f"{where} defines a YAML anchor (&{event.anchor}) at line {line}; aliases and anchors are not allowed in the config",
+                              hint="write the value out in full where it is needed")
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_CONFIG_DEPTH:
+                raise ConfigError(f"{where} nests deeper than {MAX_CONFIG_DEPTH} levels at line {line}", hint="flatten the configuration")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+def read_config_text(path: Path) -> str:
+    """The config file's text, read at most MAX_CONFIG_BYTES (+1) bytes, so a
+    huge file or a device is refused instead of read whole."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes", hint="a configuration is a few KiB; check the path")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+
+
 def parse_yaml(text: str, where: str) -> dict:
     import yaml
 
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where} is larger than {MAX_CONFIG_BYTES} bytes", hint="a configuration is a few KiB; check the path")
+    # The C loader (libyaml) is ~8x faster; it parses the same safe subset.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        # The C loader (libyaml) is ~8x faster; it parses the same safe subset.
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # nosec B506 - a safe loader
+        _refuse_aliases_and_depth(yaml, loader, text, where)
+        data = yaml.load(text, Loader=loader)  # nosec B506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -145,8 +191,27 @@ def _schema_at(path: list[str]):
     return node
 
 
-def env_overrides(environ) -> list[tuple[list[str], str, str]]:
-    """[(path, value, variable)] from ZEROTRUST_<SECTION>_<KEY> variables."""
+def protected_setting(path: list[str]) -> str | None:
+    """The protected prefix (``"audit"``, ``"encryption.hsm"``) a key path falls
+    under, or None: those settings come from the config file only (P1)."""
+    dotted = ".".join(path)
+    for prefix in S.ENV_PROTECTED:
+        if dotted == prefix or dotted.startswith(prefix + "."):
+            return prefix
+    return None
+
+
+def refused_overrides(environ) -> list[tuple[str, str]]:
+    """[(variable, dotted key)] for every ZEROTRUST_<SECTION>_<KEY> variable that
+    would change a protected setting. Set at all (even empty) is refused: an
+    empty ``ZEROTRUST_ACCESS_POLICIES`` would drop every policy."""
+    return [(var, ".".join(path)) for path, _value, var in env_overrides(environ, include_protected=True)
+            if protected_setting(path) is not None]
+
+
+def env_overrides(environ, *, include_protected: bool = False) -> list[tuple[list[str], str, str]]:
+    """[(path, value, variable)] from ZEROTRUST_<SECTION>_<KEY> variables
+    (without the protected ones unless asked: those are refused, never applied)."""
     found = []
     for var, value in environ.items():
         if not var.startswith("ZEROTRUST_") or var in S.NON_CONFIG_ENV:
@@ -156,7 +221,8 @@ def env_overrides(environ) -> list[tuple[list[str], str, str]]:
         if section not in S.SCHEMA or len(words) < 2:
             continue
         path = _split_known([section], words[1:])
-        found.append((path, value, var))
+        if include_protected or protected_setting(path) is None:
+            found.append((path, value, var))
     return found
 
 
@@ -181,14 +247,14 @@ def _coerce(value: str, node, var: str):
         try:
             return int(value)
         except ValueError:
-            raise ConfigError(f"{var}={value!r} is not an integer") from None
+            raise ConfigError(f"{var} is not an integer") from None
     if node == S.BOOL:
         lowered = value.lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
         if lowered in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"{var}={value!r} is not a boolean", hint="use true or false")
+        raise ConfigError(f"{var} is not a boolean", hint="use true or false")
     if node is S.LIST:
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
@@ -287,6 +353,27 @@ class Config:
         return redact(self.data)
 
 
+def check_audit_path(data: dict) -> None:
+    """``audit.path``, when it exists, must be a regular file: a device
+    (``/dev/null``), a fifo, a directory or a symlink is refused before
+    anything is written next to it (threat model F3)."""
+    configured = dotted_get(data, "audit.path")
+    if not configured or not isinstance(configured, str):
+        return
+    path = Path(configured).expanduser()
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # created 0600 on first use (or refused then, naming the parent)
+    if stat.S_ISREG(st.st_mode):
+        return
+    kind = ("a symbolic link" if stat.S_ISLNK(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode)
+            else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a fifo" if stat.S_ISFIFO(st.st_mode)
+            else "not a regular file")
+    raise ConfigError(f"audit.path {path} is {kind}; the audit log must be a regular file",
+                      hint="point audit.path at a file (it is created 0600 if missing)")
+
+
 def read_secret_file(path: Path, key: str) -> bytes:
     try:
         data = fsutil.read_private_file(path, what=f"{key} file")
@@ -304,24 +391,26 @@ def redact(value, key: str = ""):
         return [redact(v, key) for v in value]
     if key in S.SECRET_KEYS and value not in (None, "") and not (isinstance(value, str) and value.startswith("vault:")):
         return "<redacted>"
+    if isinstance(value, str):
+        return redact_url(value)  # redis://:PASS@host (F5)
     return value
 
 
 def load_config(explicit: str | os.PathLike | None = None, environ=None, *, validate: bool = True) -> Config:
     env = dict(os.environ if environ is None else environ)
+    refused = refused_overrides(env)
+    if refused:
+        var, dotted = refused[0]
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        raise ConfigError(f"environment variable {var}{more} would override {dotted}, a security setting that only the config file may set",
+                          hint=f"unset {var}; see 'Environment overrides' in docs/configuration.md")
     path = find_config_file(explicit, env)
     raw: dict = {}
     if path is not None:
         st = os.stat(path)
         if stat.S_IMODE(st.st_mode) & 0o022:
             raise InsecureFileError(f"config file {path} is writable by group or others", hint=f"chmod 600 {path}")
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError(f"config file {path} is not UTF-8 text") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-        raw = parse_yaml(text, f"config file {path}")
+        raw = parse_yaml(read_config_text(path), f"config file {path}")
     if validate:
         unknown = unknown_keys(raw)
         if unknown:
@@ -349,6 +438,10 @@ def load_config(explicit: str | os.PathLike | None = None, environ=None, *, vali
         provider = str(data.get("secrets", {}).get("provider") or "local").lower()
         if S.PROVIDER_ALIASES.get(provider, provider) not in S.PROVIDERS:
             raise ConfigError(f"secrets.provider {provider!r} is not one of {', '.join(S.PROVIDERS)}")
-    config = Config(data, path=path, raw=raw, environ=env, home=default_home(env))
+    home = default_home(env)
+    if validate:
+        fsutil.check_home_dir(home)
+        check_audit_path(data)
+    config = Config(data, path=path, raw=raw, environ=env, home=home)
     config.env_applied = applied
     return config

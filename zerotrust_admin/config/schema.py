@@ -87,3 +87,12 @@ SECRET_KEYS = {
 NON_CONFIG_ENV = {"ZEROTRUST_HOME", "ZEROTRUST_CONFIG", "ZEROTRUST_DEBUG", "ZEROTRUST_PRINCIPAL", "ZEROTRUST_PASSPHRASE"}
 NON_CONFIG_ENV |= {"ZEROTRUST_HSM_PIN", "ZEROTRUST_BACKUP_PASSPHRASE"}  # HSM PIN, backup passphrase (docs/hsm.md, docs/backup.md)
 NON_CONFIG_ENV |= {"ZEROTRUST_OTP", "ZEROTRUST_NO_MLOCK"}  # MFA code for scripts, mlock off (docs/security-model.md)
+
+# Settings the environment may not override (threat model P1): the access
+# policies, the audit trail and every security control, and where the master
+# key comes from (the key-source endpoints and modules, threat model V1). A
+# ZEROTRUST_<SECTION>_<KEY> variable for any key below these is an error naming
+# it. The secret provider's own endpoint (secrets.config.url) stays overridable:
+# the provider already honours VAULT_ADDR, and the operator's own token goes
+# with it.
+ENV_PROTECTED = ("access", "audit", "security", "encryption.hsm", "encryption.transit")

@@ -1,0 +1,431 @@
+"""Threat-model rows P1, P4, F1, F2 (rendering), F3, F4, F5, F6: files,
+configuration and output. Each test runs the real CLI (or a real Python
+process importing the API) and does what the attacker in docs/threat-model.md
+would: sets environment variables, cycles the claimed principal, points output
+and audit paths at directories, devices and fifos, writes alias bombs, plants
+control characters in audit records."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import resource
+import select
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+NO_TEMPS = ".tmp"
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def one_error_line(result) -> None:
+    assert "Traceback" not in result.err and "internal error" not in result.err, result.err
+    assert result.err.count("error:") == 1, result.err
+
+
+# --- P1: security settings are not overridable from the environment ----------------------------
+DENY_ALL = "access:\n  policies:\n    - {principals: ['*'], secrets: ['*'], actions: ['*'], effect: deny}\n"
+
+
+def test_p1_empty_access_policies_variable_does_not_drop_a_deny_rule(cli, initialized, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", DENY_ALL)
+    env = {"ZEROTRUST_CONFIG": str(cfg)}
+    assert cli("vault", "put", "app/x", input=b"v", env=env).code == 4  # the rule holds
+    result = cli("vault", "put", "app/x", input=b"v", env={**env, "ZEROTRUST_ACCESS_POLICIES": ""})
+    assert result.code == 2, result.err
+    one_error_line(result)
+    assert "ZEROTRUST_ACCESS_POLICIES" in result.err and "access.policies" in result.err
+
+
+@pytest.mark.parametrize("var,value,key", [
+    ("ZEROTRUST_AUDIT_SINKS", "file", "audit.sinks"),
+    ("ZEROTRUST_AUDIT_PATH", "/tmp/zt-p1-elsewhere.log", "audit.path"),
+    ("ZEROTRUST_SECURITY_LOCKOUT", "", "security.lockout"),
+    ("ZEROTRUST_SECURITY_MFA_REQUIRED_FOR", "", "security.mfa"),
+    ("ZEROTRUST_ENCRYPTION_HSM_CONFIG_MODULE", "/tmp/evil.so", "encryption.hsm.config"),
+    ("ZEROTRUST_ENCRYPTION_TRANSIT_URL", "https://evil.example", "encryption.transit"),
+])
+def test_p1_protected_settings_refused_naming_the_variable(cli, initialized, var, value, key):
+    log = initialized / "audit.log"
+    before = log.read_bytes()
+    result = cli("vault", "list", env={var: value})
+    assert result.code == 2, result.err
+    one_error_line(result)
+    assert var in result.err and key in result.err
+    assert not Path("/tmp/zt-p1-elsewhere.log").exists()
+    assert log.read_bytes() == before  # refused before anything ran
+
+
+def test_p1_config_check_reports_a_protected_override_and_keeps_the_documented_ones(cli, initialized):
+    documented = {"ZEROTRUST_REDIS_PASSWORD": "pw-from-env", "ZEROTRUST_AWS_SECRET_KEY": "aws-from-env",
+                  "ZEROTRUST_ENCRYPTION_ROTATION_MASTER_DAYS": "30", "ZEROTRUST_SECRETS_CONFIG_MOUNT_PATH": "kv2"}
+    result = cli("config", "check", "--json", env={"ZEROTRUST_AUDIT_SINKS": "file", **documented})
+    assert result.code == 1, result.err
+    doc = json.loads(result.out)
+    assert [p["key"] for p in doc["problems"]] == ["ZEROTRUST_AUDIT_SINKS"]
+    assert sorted(doc["env_overrides"]) == sorted(documented)
+    shown = cli("config", "show", "--json", env=documented)
+    assert shown.code == 0, shown.err
+    config = json.loads(shown.out)["config"]
+    assert config["encryption"]["rotation"]["master_days"] == 30 and config["redis"]["password"] == "<redacted>"
+
+
+# --- P4: lockout per OS user and host as well as per claimed principal -----------------------
+def test_p4_cycling_the_claimed_principal_still_locks_out(cli, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", "security:\n  lockout: {max_failures: 3, window_seconds: 600, base_delay_seconds: 300}\n")
+    env = {"ZEROTRUST_CONFIG": str(cfg), "ZEROTRUST_PASSPHRASE": "correct horse battery staple"}
+    assert cli("init", "--passphrase", env=env).code == 0
+    wrong = {**env, "ZEROTRUST_PASSPHRASE": "wrong passphrase, twelve+"}
+    for i in range(3):
+        result = cli("vault", "list", env={**wrong, "ZEROTRUST_PRINCIPAL": f"guess{i}@EXAMPLE.COM"})
+        assert result.code == 4 and "does not open the vault" in result.err, result.err
+    # A fresh principal, and even the right passphrase: the OS account is locked.
+    fresh = cli("vault", "list", env={**env, "ZEROTRUST_PRINCIPAL": "fresh@EXAMPLE.COM"})
+    assert fresh.code == 4, fresh.err
+    one_error_line(fresh)
+    assert "locked out" in fresh.err and "OS user" in fresh.err and "retry after" in fresh.err
+
+
+def test_p4_an_own_mfa_success_does_not_reset_the_os_count(tmp_path):
+    """The count of guesses at other principals' TOTP codes survives the
+    attacker's good code for their own principal (real lockout database)."""
+    from zerotrust_admin.errors import DeniedError
+    from zerotrust_admin.lockout import Lockout, LockoutPolicy
+
+    lock = Lockout(tmp_path / "lockout.db", LockoutPolicy(max_failures=3, window_seconds=600, base_delay_seconds=60))
+    for victim in ("v1@EXAMPLE.COM", "v2@EXAMPLE.COM"):
+        lock.record_failure(victim, "mfa")
+        lock.record_success("mallory@EXAMPLE.COM")  # own code: clears only mallory's counter
+    lock.record_failure("v3@EXAMPLE.COM", "mfa")
+    with pytest.raises(DeniedError, match="OS user"):
+        lock.check("v4@EXAMPLE.COM", "mfa")
+
+
+# --- F1: no plaintext temp file left behind; unpredictable temp names ---------------------------
+def _listing(*dirs: Path) -> dict:
+    return {str(d): sorted(p.name for p in d.iterdir()) for d in dirs}
+
+
+def test_f1_get_to_a_directory_leaves_nothing(cli, initialized, tmp_path):
+    assert cli("vault", "put", "app/x", input=b"TOP-SECRET-F1").code == 0
+    out = tmp_path / "outdir"
+    out.mkdir()
+    before = _listing(tmp_path, out)
+    result = cli("vault", "get", "app/x", "-o", str(out))
+    assert result.code == 2, result.err
+    one_error_line(result)
+    assert "is a directory" in result.err
+    assert _listing(tmp_path, out) == before
+    assert b"TOP-SECRET-F1" not in b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "home" not in p.parts)
+
+
+def test_f1_export_to_a_directory_leaves_nothing(cli, initialized, tmp_path):
+    assert cli("vault", "put", "app/x", input=b"TOP-SECRET-F1").code == 0
+    out = tmp_path / "exportdir"
+    out.mkdir()
+    before = _listing(tmp_path, out)
+    result = cli("vault", "export", "-o", str(out), "--yes")
+    assert result.code == 2, result.err
+    one_error_line(result)
+    assert _listing(tmp_path, out) == before
+
+
+def test_f1_a_planted_temp_name_does_not_block_or_capture_the_write(cli, initialized, tmp_path, zt_env):
+    """The attacker predicts the temp file name (it was .<name>.<pid>.tmp) and
+    plants it first, as a link to a file of theirs: the write must neither fail
+    nor go through it."""
+    assert cli("vault", "put", "app/x", input=b"TOP-SECRET-F1").code == 0
+    out = tmp_path / "out.bin"
+    trap = tmp_path / "attacker-file"
+    trap.write_bytes(b"")
+
+    def plant():  # runs in the child, after fork, before exec: same pid as the CLI
+        os.symlink(trap, tmp_path / f".out.bin.{os.getpid()}.tmp")
+
+    proc = subprocess.run([sys.executable, "-m", "zerotrust_admin", "vault", "get", "app/x", "-o", str(out)],
+                          env=zt_env, cwd=str(ROOT), capture_output=True, preexec_fn=plant, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes() == b"TOP-SECRET-F1" and stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert trap.read_bytes() == b""
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(NO_TEMPS) and not p.is_symlink()]
+    assert leftovers == []
+
+
+def test_f1_interrupted_write_unlinks_its_temp_file(tmp_path, monkeypatch):
+    """KeyboardInterrupt (Ctrl-C) at the rename: no plaintext left."""
+    from zerotrust_admin import fsutil
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fsutil.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fsutil.write_private_file(tmp_path / "out", b"TOP-SECRET-F1")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- F2: control characters are escaped in text output ------------------------------------------
+EVIL_USER = "mallory\x1b]0;pwned\x07\x1b[2J\tfake\n9999\t2026-01-01\troot@EXAMPLE.COM\x9b31m"
+
+
+def _plant_record(home: Path, user: str) -> None:
+    """An audit record with control characters (from an older version, a
+    Kerberos ccache principal, a resource name a provider returned)."""
+    code = ("import sys; from pathlib import Path; from zerotrust_admin.audit.log import Actor, AuditLog; "
+            "AuditLog(Path(sys.argv[1])).append(event='secret_access', action='read', resource='vault:app/\\x1b[31mx', "
+            "success=True, actor=Actor(user=sys.argv[2], source_ip='192.0.2.1', host='h'))")
+    subprocess.run([sys.executable, "-c", code, str(home / "audit.log"), user], check=True, cwd=str(ROOT), timeout=60)
+
+
+def _check_tsv(out: bytes, records: int) -> None:
+    lines = out.decode().splitlines()
+    assert len(lines) == records, lines
+    for line in lines:
+        assert len(line.split("\t")) == 7, line
+    for byte in (b"\x1b", b"\x07", b"\xc2\x9b", b"\x9b"):
+        assert byte not in out
+    assert "mallory\\x1b]0;pwned\\x07\\x1b[2J\\tfake\\n9999" in out.decode()
+
+
+def test_f2_audit_tail_and_search_escape_controls_in_tsv(cli, initialized):
+    _plant_record(initialized, EVIL_USER)
+    total = len((initialized / "audit.log").read_text().splitlines())
+    tail = cli("audit", "tail", "-n", "100")
+    assert tail.code == 0, tail.err
+    _check_tsv(tail.out, total)
+    search = cli("audit", "search", "--user", EVIL_USER)
+    assert search.code == 0, search.err
+    _check_tsv(search.out, 1)
+    as_json = cli("audit", "tail", "-n", "1", "--json")
+    assert json.loads(as_json.out)["user"] == EVIL_USER  # JSON keeps the value, JSON-escaped
+    assert b"\x1b" not in as_json.out
+
+
+def test_f2_terminal_table_shows_controls_escaped(initialized, zt_env):
+    """On a terminal (rich table): the principal's escape sequences arrive as
+    text, and rich markup in a value is not interpreted."""
+    _plant_record(initialized, "mallory\x1b[2J[bold red]X[/]")
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the CLI on a pseudo-terminal
+        os.chdir(ROOT)
+        os.execve(sys.executable, [sys.executable, "-m", "zerotrust_admin", "audit", "tail", "-n", "1"], {**zt_env, "COLUMNS": "300"})
+    chunks, deadline = [], time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    os.waitpid(pid, 0)
+    out = b"".join(chunks)
+    assert b"mallory\\x1b[2J[bold red]X[/]" in out, out
+    assert b"\x1b[2J" not in out
+
+
+# --- F3: modes change only on what the tool created -------------------------------------------
+def _modes(*paths: Path) -> dict:
+    return {str(p): (stat.S_IFMT(os.lstat(p).st_mode), stat.S_IMODE(os.lstat(p).st_mode)) for p in paths}
+
+
+def test_f3_audit_log_in_a_shared_directory_leaves_the_directory_alone(cli, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    cfg = write_config(tmp_path / "c.yaml", f"audit:\n  path: {shared / 'zerotrust.log'}\n")
+    env = {"ZEROTRUST_CONFIG": str(cfg)}
+    assert cli("init", env=env).code == 0
+    assert cli("vault", "put", "a/b", input=b"v", env=env).code == 0
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    for created in shared.iterdir():
+        assert stat.S_IMODE(created.lstat().st_mode) == 0o600, created
+
+
+def test_f3_audit_path_fifo_is_refused_and_left_unchanged(cli, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    fifo = shared / "audit.fifo"
+    os.mkfifo(fifo)
+    fifo.chmod(0o666)
+    before = _modes(shared, fifo)
+    cfg = write_config(tmp_path / "c.yaml", f"audit:\n  path: {fifo}\n")
+    result = cli("init", env={"ZEROTRUST_CONFIG": str(cfg)}, timeout=30)
+    assert result.code == 2, result.err
+    one_error_line(result)
+    assert "fifo" in result.err
+    assert _modes(shared, fifo) == before
+    assert sorted(p.name for p in shared.iterdir()) == ["audit.fifo"]
+
+
+def test_f3_audit_path_dev_null_leaves_dev_unchanged(cli, tmp_path):
+    dev, null = Path("/dev"), Path("/dev/null")
+    before = _modes(dev, null)
+    names = set(os.listdir(dev))
+    cfg = write_config(tmp_path / "c.yaml", "audit:\n  path: /dev/null\n")
+    try:
+        result = cli("init", env={"ZEROTRUST_CONFIG": str(cfg)}, timeout=30)
+        assert result.code == 2, result.err
+        one_error_line(result)
+        assert "device" in result.err
+        assert _modes(dev, null) == before
+        assert set(os.listdir(dev)) - names == set()
+    finally:  # never leave the machine broken, even on the old code
+        for path, (_fmt, mode) in before.items():
+            if stat.S_IMODE(os.lstat(path).st_mode) != mode:
+                os.chmod(path, mode)
+        for name in set(os.listdir(dev)) - names:
+            if name in ("audit.key", "null.head"):
+                os.unlink(dev / name)
+
+
+def test_f3_output_file_fifo_is_refused_not_replaced(cli, initialized, tmp_path):
+    assert cli("vault", "put", "a/b", input=b"v").code == 0
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    fifo.chmod(0o644)
+    result = cli("vault", "get", "a/b", "-o", str(fifo), timeout=30)
+    assert result.code == 2, result.err
+    one_error_line(result)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and stat.S_IMODE(os.lstat(fifo).st_mode) == 0o644
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o755])
+def test_f3_a_home_others_can_reach_is_refused_not_chmodded(cli, zt_env, mode):
+    home = Path(zt_env["ZEROTRUST_HOME"])
+    home.mkdir()
+    home.chmod(mode)
+    result = cli("init")
+    assert result.code == 2, result.err
+    one_error_line(result)
+    assert f"chmod 700 {home}" in result.err
+    assert stat.S_IMODE(home.stat().st_mode) == mode
+    assert list(home.iterdir()) == []
+
+
+def test_f3_home_that_is_a_file_is_one_clear_line(cli, zt_env):
+    home = Path(zt_env["ZEROTRUST_HOME"])
+    home.write_text("not a directory")
+    for args in (("init",), ("vault", "list")):
+        result = cli(*args)
+        assert result.code == 2, result.err
+        one_error_line(result)
+        assert "not a directory" in result.err
+
+
+# --- F4: YAML anchors and aliases, size and depth ---------------------------------------------
+def test_f4_an_alias_is_refused_naming_the_line(cli, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", "aws:\n  region: &r eu-west-1\n  roles: [*r]\n")
+    result = cli("--config", str(cfg), "config", "show")
+    assert result.code == 2, result.err
+    one_error_line(result)
+    assert "line 2" in result.err and "anchor" in result.err
+
+
+BOMB = "a: &a ['x','x','x','x','x','x','x','x','x']\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]\n"
+    for i in range(8))
+
+
+def test_f4_alias_bomb_is_refused_fast_and_small(zt_env, tmp_path):
+    assert len(BOMB) < 600
+    cfg = write_config(tmp_path / "bomb.yaml", "secrets:\n  config:\n" + "".join("    " + line + "\n" for line in BOMB.splitlines()))
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "zerotrust_admin", "--config", str(cfg), "config", "check"], env=zt_env,
+                          cwd=str(ROOT), capture_output=True, preexec_fn=limit_memory, timeout=60)
+    assert time.monotonic() - started < 10
+    assert proc.returncode in (1, 2), proc.stderr  # config check reports it; nothing expanded
+    assert b"alias" in proc.stdout + proc.stderr or b"anchor" in proc.stdout + proc.stderr
+    assert b"MemoryError" not in proc.stderr
+
+
+def test_f4_size_and_depth_are_bounded(cli, tmp_path):
+    big = write_config(tmp_path / "big.yaml", "# padding\n" * (1 << 17) + "aws: {region: eu-west-1}\n")  # 1.3 MiB
+    result = cli("--config", str(big), "config", "show")
+    assert result.code == 2 and "larger than" in result.err, result.err
+    deep = write_config(tmp_path / "deep.yaml", "secrets:\n  config:\n    a: " + "[" * 100 + "]" * 100 + "\n")
+    result = cli("--config", str(deep), "config", "show")
+    assert result.code == 2 and "deeper than" in result.err, result.err
+
+
+# --- F5: URL userinfo passwords are redacted wherever config values are shown -----------------
+URL_CONFIG = ("redis:\n  url: 'redis://:RedisPass-F5@127.0.0.1:6379/0'\n"
+              "secrets:\n  provider: hashicorp\n  config: {url: 'https://ops:VaultPass-F5@127.0.0.1:1/', token: '${VAULT_TOKEN}'}\n")
+
+
+def test_f5_config_show_and_check_redact_url_passwords(cli, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", URL_CONFIG)
+    env = {"VAULT_TOKEN": "tok", "ZEROTRUST_SESSIONS_BACKEND": "redis"}
+    results = [cli("--config", str(cfg), "config", *args, env=env) for args in (("show",), ("show", "--json"), ("check",), ("check", "--json"))]
+    for result in results:
+        for secret in ("RedisPass-F5", "VaultPass-F5"):
+            assert secret not in result.text and secret not in result.err, (result.text, result.err)
+    assert results[0].code == 0 and "redis://:<redacted>@127.0.0.1:6379/0" in results[0].text
+    doc = json.loads(results[1].out)
+    assert doc["config"]["secrets"]["config"]["url"] == "https://ops:<redacted>@127.0.0.1:1/"
+    check = json.loads(results[3].out)
+    assert {"redis.url", "secrets.config.url"} <= {p["key"] for p in check["problems"]}  # a password in the file is a finding
+
+
+def test_f5_errors_naming_a_url_redact_its_password(cli, initialized, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", URL_CONFIG)
+    result = cli("--config", str(cfg), "vault", "list", env={"VAULT_TOKEN": "tok"})
+    assert result.code != 0
+    assert "VaultPass-F5" not in result.err and "RedisPass-F5" not in result.err
+
+
+# --- F6: the Python API is not dumpable --------------------------------------------------------
+PROBE = """
+import ctypes, resource, sys
+libc = ctypes.CDLL(None)
+def state():
+    limits = [l for l in open('/proc/self/limits') if l.startswith('Max core file size')][0].split()
+    return [libc.prctl(3, 0, 0, 0, 0), resource.getrlimit(resource.RLIMIT_CORE)[0], limits[4]]
+before = state()
+{action}
+print(before, state())
+"""
+
+
+def _probe(action: str) -> tuple[list, list]:
+    def unlimited_cores():
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+    proc = subprocess.run([sys.executable, "-c", PROBE.replace("{action}", action)], capture_output=True, cwd=str(ROOT),
+                          preexec_fn=unlimited_cores, timeout=60, env={**os.environ, "ZEROTRUST_HOME": "/nonexistent-zt"})
+    assert proc.returncode == 0, proc.stderr
+    before, after = eval(proc.stdout.decode().replace("] [", "], ["))  # noqa: S307 - our own probe's output
+    return before, after
+
+
+def test_f6_importing_the_api_disables_core_dumps():
+    before, after = _probe("import zerotrust_kerberos")
+    assert before == [1, resource.RLIM_INFINITY, "unlimited"]
+    assert after == [0, 0, "0"]
+
+
+def test_f6_the_first_secret_disables_core_dumps_for_zerotrust_admin_users():
+    before, after = _probe("import zerotrust_admin.secret as s; s.Secret(b'value')")
+    assert before == [1, resource.RLIM_INFINITY, "unlimited"]
+    assert after == [0, 0, "0"]
