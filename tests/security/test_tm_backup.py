@@ -419,4 +419,9 @@ def test_b3_oversized_header_chunk_and_record_lengths_fail_before_allocating(cli
         assert result.code == 5, (what, result.err)
         assert result.err.count("error:") == 1 and "internal error" not in result.err, (what, result.err)
         assert time.monotonic() - started < 2.0, what
+    # Records outside the payload schema (here in an unsigned file the operator chose to accept): exit 5, not a crash.
+    for records in ([{"type": "secret", "name": "x"}] * 2, [{"type": "version", "name": "../x", "version": "1"}] * 2):
+        forge_unsigned_v1(recipient, records, bad)
+        result = cli("vault", "restore", str(bad), "--allow-unsigned", *args, env=host2)
+        assert result.code == 5 and "internal error" not in result.err, result.err
     assert names_in(zt_env, host2) == []

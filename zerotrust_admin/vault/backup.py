@@ -655,10 +655,7 @@ def _records(rd: _Reader, head: BackupHeader, cek: bytes) -> Iterator[dict]:
                     raise _damaged("record counts do not match")
                 ended = True
                 continue
-            if head.version >= 2:
-                _check_record(rec, seen)
-            elif kind not in ("secret", "version"):
-                raise _damaged("a record has an unknown type")
+            _check_record(rec, seen)  # format 1 wrote the same record schema
             counts[kind + "s"] += 1
             if counts["secrets"] + counts["versions"] > MAX_RECORDS:
                 raise _damaged(f"more than {MAX_RECORDS} records")
