@@ -137,11 +137,13 @@ def test_m1_enrolling_someone_else_without_the_mfa_action_is_refused(cli, initia
     assert enrol_records(initialized, BOB) == [(MALLORY, False, "not_allowed")]
 
 
-def test_m1_a_wildcard_rule_grants_the_mfa_action_and_access_check_says_so(cli, tmp_path):
-    """``actions: ["*"]`` includes mfa (documented); with no policies, mfa is denied by default."""
-    assert cli("access", "check", "-p", ADMIN, "-a", "mfa", f"mfa/{ALICE}").code == 4
+def test_m1_a_wildcard_rule_grants_the_mfa_action(cli, initialized, tmp_path):
+    """``actions: ["*"]`` includes mfa (documented): such a principal is an MFA administrator."""
     env = write_config(tmp_path, policies({"principals": [ADMIN], "secrets": ["*"], "actions": ["*"], "effect": "allow"}))
     assert cli("access", "check", "-p", ADMIN, "-a", "mfa", f"mfa/{ALICE}", env=env).code == 0
+    made = cli("mfa", "enroll", "--principal", ALICE, "--json", env={**env, "ZEROTRUST_PRINCIPAL": ADMIN})
+    assert made.code == 0, made.err
+    assert enrol_records(initialized, ALICE) == [(ADMIN, True, "policy")]
 
 
 def test_m1_principal_with_control_characters_is_refused(cli, initialized, tmp_path):

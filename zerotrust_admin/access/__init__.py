@@ -17,11 +17,6 @@ RESERVED_PREFIX = "_zerotrust/"
 """Names the tool keeps for itself (MFA seeds). Operators cannot read, write or
 delete them through the normal commands, whatever the policies say."""
 
-EXPLICIT_ONLY = ("mfa",)
-"""Actions the single-host default ("no policies: everything is allowed") does
-not cover: enrolling or resetting someone else's MFA, or your own without a
-current code (threat-model row M1), needs a configured rule that allows it."""
-
 _LAZY = {"ACTIONS": "policy", "Rule": "policy", "load_policies": "policy", "evaluate": "engine"}
 
 
@@ -47,9 +42,6 @@ def decide(config, principal: str, action: str, resource: str, source_ip: str | 
     if resource.startswith(RESERVED_PREFIX) and action in ("read", "write", "delete"):
         return Decision(False, None, f"{RESERVED_PREFIX}* is reserved for zerotrust-admin's own records")
     if not _configured(config):
-        if action in EXPLICIT_ONLY:
-            return Decision(False, None, f"no access rule allows it (the {action} action is never allowed by default, "
-                                         "not even with no access policies configured)")
         return Decision(True, None, "no access policies are configured (everything is allowed)")
     from zerotrust_admin.access.engine import evaluate
     from zerotrust_admin.access.policy import load_policies
@@ -57,7 +49,7 @@ def decide(config, principal: str, action: str, resource: str, source_ip: str | 
     return evaluate(load_policies(config), principal, action, resource, source_ip)
 
 
-def authorize(config, actor, action: str, resource: str, audit=None, **details) -> Decision:
+def authorize(config, actor, action: str, resource: str, audit=None, *, explicit: bool = False, **details) -> Decision:
     """Allow or raise DeniedError (exit 4); a denial is audited first.
 
     ``actor`` is an ``audit.log.Actor`` (user, source_ip). The audit record of
@@ -65,8 +57,22 @@ def authorize(config, actor, action: str, resource: str, audit=None, **details) 
     records refusals, so that every denial leaves a trace even when nothing else
     runs. ``details`` go into that record (e.g. a bulk operation's counts; never
     a value).
+
+    ``explicit``: the single-host default (no policies configured: everything
+    allowed) does not count, only a configured rule that allows it; for what
+    must never be open by default, such as enrolling someone else's MFA
+    (threat-model row M1).
     """
-    return _enforce(decide(config, actor.user, action, resource, actor.source_ip), actor, action, resource, audit, details)
+    decision = decide(config, actor.user, action, resource, actor.source_ip)
+    if explicit and decision.allowed and decision.rule_index is None:
+        decision = Decision(False, None, "no access rule allows it (this needs an explicit rule, even with no access policies configured)")
+    return _enforce(decision, actor, action, resource, audit, details)
+
+
+def explicitly_allowed(config, principal: str, action: str, resource: str, source_ip: str | None = None) -> bool:
+    """Allowed by a configured rule, not by the no-policies default (not audited)."""
+    decision = decide(config, principal, action, resource, source_ip)
+    return decision.allowed and decision.rule_index is not None
 
 
 def _enforce(decision: Decision, actor, action: str, resource: str, audit, details: dict) -> Decision:
@@ -102,4 +108,4 @@ def explain(config, principal: str, action: str, resource: str, source_ip: str |
             **decision.to_dict(), "rule": rule, "rules_configured": len(rules)}
 
 
-__all__ = ["ACTIONS", "Decision", "RESERVED_PREFIX", "Rule", "authorize", "decide", "evaluate", "explain", "load_policies"]
+__all__ = ["ACTIONS", "Decision", "RESERVED_PREFIX", "Rule", "authorize", "decide", "explicitly_allowed", "evaluate", "explain", "load_policies"]

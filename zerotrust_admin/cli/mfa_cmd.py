@@ -61,6 +61,10 @@ def enroll(
     if sys.stdout.isatty() and not _qr(result.uri):
         warn("install 'segno' to see a QR code; add the URI below to your authenticator instead")
     print(result.uri)
+    if result.principal != app_ctx.actor.user:
+        info(f"Enrolled {result.principal}: hand this URI to {result.principal} over a channel you trust (it is their second factor); "
+             "they check it with: zerotrust-admin mfa verify", quiet=app_ctx.quiet)
+        return
     info(f"Enrolled {result.principal}: scan the QR code or add the URI to an authenticator app, then check it with: zerotrust-admin mfa verify", quiet=app_ctx.quiet)
 
 

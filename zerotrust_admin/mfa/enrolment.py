@@ -8,9 +8,10 @@ Replacing a principal's seed is as good as holding its second factor, so:
   unused code of the current seed (lockout and replay rules as for any code),
   or a configured access rule that allows you the ``mfa`` action on
   ``mfa/<you>``. With no access policies configured, only the code will do:
-  ``mfa`` is never allowed by default (``access.EXPLICIT_ONLY``).
+  the "no policies: everything is allowed" default never counts here.
 * Enrolling or resetting **someone else** (``--principal P``) always needs a
-  configured rule that allows the ``mfa`` action on ``mfa/P``.
+  configured rule that allows the ``mfa`` action on ``mfa/P`` (with no
+  policies at all, nobody may).
 
 Every attempt writes one ``event=mfa, action=enroll`` record (success or
 failure with its reason); a policy refusal also writes ``access_denied`` and a
@@ -58,9 +59,11 @@ class Plan:
 
 
 def _policy_allows(config, actor, target: str) -> bool:
-    from zerotrust_admin.access import decide
+    """A configured rule allows ``mfa`` on ``mfa/<target>``: the no-policies
+    default ("everything is allowed") never counts here."""
+    from zerotrust_admin.access import explicitly_allowed
 
-    return decide(config, actor.user, ACTION, resource(target), actor.source_ip).allowed
+    return explicitly_allowed(config, actor.user, ACTION, resource(target), actor.source_ip)
 
 
 def plan(config, store, actor, target: str | None, *, replace: bool) -> Plan:
@@ -113,7 +116,7 @@ def _authorize(config, store, actor, audit, target: str, *, replace: bool, code_
 
     if target != actor.user:
         try:
-            authorize(config, actor, ACTION, resource(target), audit, operation="mfa_enroll")
+            authorize(config, actor, ACTION, resource(target), audit, explicit=True, operation="mfa_enroll")
         except DeniedError as exc:
             raise _reason(exc, "not_allowed") from None
         return "policy"
