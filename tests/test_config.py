@@ -324,3 +324,26 @@ def test_config_show_redacts_secrets_and_names_overrides(cli, tmp_path):
     for result in (shown, text):
         for secret in ("env-secret-value", "tok-secret-value", "file-secret-value"):
             assert secret not in result.text and secret not in result.err
+
+
+# --- URL passwords and YAML limits (threat model F4, F5; the CLI tests are in tests/security/test_tm_files.py)
+@pytest.mark.parametrize("text,shown", [
+    ("redis://:PASS@h:6379/0", "redis://:<redacted>@h:6379/0"),
+    ("https://user:pw@host/x", "https://user:<redacted>@host/x"),
+    ("rediss://u:p%40x@h?x=1", "rediss://u:<redacted>@h?x=1"),
+    ("redis://:ab/cd@host", "redis://:<redacted>@host"),  # an unencoded "/" in the password
+    ("see https://a:b@h1 and redis://:c@h2", "see https://a:<redacted>@h1 and redis://:<redacted>@h2"),
+    ("ssh://git@host", "ssh://git@host"),  # a user name alone is kept
+    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+])
+def test_redact_url(text, shown):
+    from zerotrust_admin.secret import redact_url
+
+    assert redact_url(text) == shown
+
+
+def test_anchor_merge_key_and_alias_in_a_list_are_refused(tmp_path, env):
+    for text, line in (("base: &b {region: x}\naws:\n  <<: *b\n", 1), ("aws:\n  roles:\n    - a\n    - *nothing\n", 4)):
+        cfg = write(tmp_path / "a.yaml", text)
+        with pytest.raises(ConfigError, match=f"line {line}"):
+            load_config(cfg, env)

@@ -53,20 +53,20 @@ def test_p1_empty_access_policies_variable_does_not_drop_a_deny_rule(cli, initia
 
 @pytest.mark.parametrize("var,value,key", [
     ("ZEROTRUST_AUDIT_SINKS", "file", "audit.sinks"),
-    ("ZEROTRUST_AUDIT_PATH", "/tmp/zt-p1-elsewhere.log", "audit.path"),
+    ("ZEROTRUST_AUDIT_PATH", "{tmp}/elsewhere.log", "audit.path"),
     ("ZEROTRUST_SECURITY_LOCKOUT", "", "security.lockout"),
     ("ZEROTRUST_SECURITY_MFA_REQUIRED_FOR", "", "security.mfa"),
     ("ZEROTRUST_ENCRYPTION_HSM_CONFIG_MODULE", "/tmp/evil.so", "encryption.hsm.config"),
     ("ZEROTRUST_ENCRYPTION_TRANSIT_URL", "https://evil.example", "encryption.transit"),
 ])
-def test_p1_protected_settings_refused_naming_the_variable(cli, initialized, var, value, key):
+def test_p1_protected_settings_refused_naming_the_variable(cli, initialized, tmp_path, var, value, key):
     log = initialized / "audit.log"
     before = log.read_bytes()
-    result = cli("vault", "list", env={var: value})
+    result = cli("vault", "list", env={var: value.replace("{tmp}", str(tmp_path))})
     assert result.code == 2, result.err
     one_error_line(result)
     assert var in result.err and key in result.err
-    assert not Path("/tmp/zt-p1-elsewhere.log").exists()
+    assert not (tmp_path / "elsewhere.log").exists()
     assert log.read_bytes() == before  # refused before anything ran
 
 
