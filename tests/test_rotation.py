@@ -104,27 +104,55 @@ def test_dry_run_shows_plan_and_changes_nothing(cli, initialized):
 
 
 def test_overdue_master_key_is_flagged_and_rotated_by_the_scheduled_run(cli, initialized, zt_env):
+    """Key times are authenticated (an edited master_created is refused, below), so
+    the clock moves instead: two days on with master_days 1, the scheduled run
+    (no flags) finds the master key overdue and rotates it, nothing else."""
+    from zerotrust_admin.rotation.run import rotate_keys
+    from zerotrust_admin.rotation.schedule import Policy
+    from zerotrust_admin.rotation.status import key_status
+    from zerotrust_admin.timeutil import utcnow
+
     expected = fill(zt_env, 20)
-    old_created = "2020-01-01T00:00:00.000000Z"
+    later = utcnow() + timedelta(days=2)
+    vault, config, kctx = open_vault(zt_env)
+    try:
+        config.data.setdefault("encryption", {})["rotation"] = {"master_days": 1, "dek_days": 3650, "session_hours": 24}
+        policy = Policy.from_config(config.data)
+        master = next(k for k in key_status(vault, policy, now=later) if k["kind"] == "master")
+        assert master["overdue"] is True and master["state"] == "overdue"
+        old_id = master["id"]
+        report = rotate_keys(vault, config, kctx, now=later)
+        assert [r["kind"] for r in report["rotated"]] == ["master"]
+        assert report["rotated"][0]["reason"] == "due"
+        master = next(k for k in key_status(vault, policy) if k["kind"] == "master")
+        assert master["id"] != old_id and master["overdue"] is False
+    finally:
+        vault.close()
+    check_all(zt_env, expected)
+    status = cli_json(cli, "keys", "status")
+    assert next(k for k in status["keys"] if k["kind"] == "master")["overdue"] is False
+
+
+def test_rotation_decides_on_authenticated_key_times_only(cli, initialized, zt_env):
+    """A master or data key 'created' moved into the future would make rotate-keys say
+    "not due" forever: an edited time does not authenticate, so keys status and
+    rotate-keys refuse (exit 5) instead of deciding on it."""
     import sqlite3
 
-    conn = sqlite3.connect(initialized / "vault.db")
-    conn.execute("UPDATE meta SET value = ? WHERE key = 'master_created'", (old_created,))
-    conn.commit()
-    conn.close()
-    status = cli_json(cli, "keys", "status")
-    master = next(k for k in status["keys"] if k["kind"] == "master")
-    assert master["overdue"] is True and master["state"] == "overdue" and status["overdue"] == 1
-    table = cli("keys", "status")
-    assert "OVERDUE" in table.text
-    old_id = master["id"]
-    report = cli_json(cli, "rotate-keys")
-    assert [r["kind"] for r in report["rotated"]] == ["master"]
-    assert report["rotated"][0]["reason"] == "due"
-    status = cli_json(cli, "keys", "status")
-    master = next(k for k in status["keys"] if k["kind"] == "master")
-    assert master["id"] != old_id and master["overdue"] is False
-    check_all(zt_env, expected)
+    for sql in ("UPDATE meta SET value = '2099-01-01T00:00:00.000000Z' WHERE key = 'master_created'",
+                "UPDATE deks SET created = '2099-01-01T00:00:00.000000Z'"):
+        conn = sqlite3.connect(initialized / "vault.db")
+        genuine = {"meta": conn.execute("SELECT key, value FROM meta").fetchall(), "deks": conn.execute("SELECT id, created FROM deks").fetchall()}
+        conn.execute(sql)
+        conn.commit()
+        for argv in (("keys", "status"), ("rotate-keys", "--dry-run"), ("rotate-keys",)):
+            r = cli(*argv)
+            assert r.code == 5, (sql, argv, r.code, r.err)
+        conn.executemany("UPDATE meta SET value = ? WHERE key = ?", [(v, k) for k, v in genuine["meta"]])
+        conn.executemany("UPDATE deks SET created = ? WHERE id = ?", [(c, i) for i, c in genuine["deks"]])
+        conn.commit()
+        conn.close()
+        assert cli("keys", "status").code == 0
 
 
 def test_keys_status_lists_every_key(cli, initialized, zt_env):
