@@ -139,7 +139,13 @@ def test_migrate_key_file_to_hsm_and_back(cli, zt_env, softhsm):  # noqa: F811
     home = Path(zt_env["ZEROTRUST_HOME"])
     expected = fill(zt_env, 40, versions=2)
     cli_json(cli, "rotate-keys", "--session")
+    # The vault will open only with a configured HSM (threat-model V1): a block not enabled is refused up front.
+    write_config(zt_env, softhsm.config_block().replace("enabled: true", "enabled: false"))
+    refused = cli("keys", "migrate", "--to", "hsm", "--yes")
+    assert refused.code == 2 and "does not enable it" in refused.err, refused.err
+    assert meta(home)["master_source"] == "keyfile" and softhsm.secret_keys() == []
     write_config(zt_env, softhsm.config_block())
+    check_all(zt_env, expected)  # the key-file vault opens while the configuration already describes the HSM
     dry = cli_json(cli, "keys", "migrate", "--to", "hsm", "--dry-run")
     assert dry["from"] == "keyfile" and dry["to"] == "pkcs11" and (home / "master.key").exists()
     assert cli("keys", "migrate", "--to", "hsm").code == 2  # needs --yes without a terminal

@@ -19,6 +19,12 @@ by the next one (``recover``), and the vault always opens:
 A crash before B leaves the old key in force (``recover`` deletes the
 uncommitted new key); a crash after B leaves the new key in force
 (``recover`` destroys the old one).
+
+The ``master_pending``/``master_retiring`` records choose nothing outside the
+configuration (threat-model V1): a token key is looked up under the configured
+token and label (the record must agree with them) and only its key id comes
+from the record; a key file to unlink must be the configured ``master.key`` or
+``master.key.previous``.
 """
 
 from __future__ import annotations
@@ -153,6 +159,14 @@ def normalize_target(target: str) -> str:
     return kind
 
 
+def require_configured_target(ctx: KeySourceContext, kind: str) -> None:
+    """A vault opens only with a source the configuration enables (threat-model V1):
+    moving the master key to the HSM or transit needs that block first."""
+    if kind in ("pkcs11", "transit") and kind not in configured_remote(ctx):
+        block = "encryption.hsm (enabled: true)" if kind == "pkcs11" else "encryption.transit (enabled: true)"
+        raise UsageError(f"cannot move the master key to {kind}: the configuration does not enable it", hint=f"configure {block}, then re-run")
+
+
 def change_master(vault, ctx: KeySourceContext, *, target: str | None = None, checkpoint: Checkpoint | None = None) -> dict:
     """Rotate the master key (``target`` None: a new key of the same kind) or
     migrate it to another kind. The caller holds the rotation lock."""
@@ -170,10 +184,8 @@ def change_master(vault, ctx: KeySourceContext, *, target: str | None = None, ch
         retiring["path"] = str(previous_path(ctx) if kind == "keyfile" else key_file_path(ctx))
     elif current_kind == "pkcs11":
         retiring["params"] = {k: v for k, v in json.loads(meta["master_params"]).items() if k != "key_id"}
-    if kind != current_kind and kind in ("pkcs11", "transit") and kind not in configured_remote(ctx):
-        # The vault will open only with a configured source (threat-model V1): enable it first.
-        block = "encryption.hsm (enabled: true)" if kind == "pkcs11" else "encryption.transit (enabled: true)"
-        raise UsageError(f"cannot move the master key to {kind}: the configuration does not enable it", hint=f"configure {block}, then re-run")
+    if kind != current_kind:
+        require_configured_target(ctx, kind)
     new_id = pyrandom.token_hex(8)
     if kind == "keyfile":
         source, params = _new_keyfile(vault, ctx, new_id, current_kind, checkpoint)

@@ -112,6 +112,7 @@ def migrate_master(vault, config, kctx, *, to: str, dry_run: bool = False, check
         raise UsageError(f"the vault's master key is already a {target} key")
     if current in UNROTATABLE_SOURCES:
         raise UsageError(f"cannot migrate: {UNROTATABLE_SOURCES[current]}")
+    master_rotation.require_configured_target(kctx, target)
     if dry_run:
         if target == "pkcs11":
             from zerotrust_admin.keys.pkcs11 import hsm_settings
