@@ -83,21 +83,24 @@ def test_sigkill_vault_restore(initialized, zt_env, tmp_path):
     target = dict(env)
     killed = 0
     schedule = None
+    # The backup is signed by the source installation; each target is a fresh
+    # installation with its own key, so it is told which signer to trust.
+    signer = ["--signer", str(Path(env["ZEROTRUST_HOME"]) / "signing.pub")]
     for attempt in range(KILLS):
         target_home = tmp_path / f"restore-{attempt}"
         target.update(ZEROTRUST_HOME=str(target_home), XDG_CONFIG_HOME=str(tmp_path / f"cfg-{attempt}"))
         timed_run(target, ["init"])
         if schedule is None:
-            runtime = warm_runtime(target, ["vault", "restore", str(backup), "--dry-run"]) * 1.3
+            runtime = warm_runtime(target, ["vault", "restore", str(backup), "--dry-run", *signer]) * 1.3
             schedule = KillSchedule(rng, runtime, KILLS)
         delay = schedule.runtime * rng.uniform(0.3, 1.1)
-        was_killed, code = schedule.run(target, ["vault", "restore", str(backup)], delay)
+        was_killed, code = schedule.run(target, ["vault", "restore", str(backup), *signer], delay)
         killed += was_killed
         with open_vault(target) as vault:
             count = len(vault._query_list("", True))
         assert count in (0, len(expected)), f"half-restored vault: {count} secrets"
         if count == 0:
-            timed_run(target, ["vault", "restore", str(backup)])  # the re-run completes the job
+            timed_run(target, ["vault", "restore", str(backup), *signer])  # the re-run completes the job
         _check(target, expected)
     print(f"RELIABILITY vault-restore kills={killed} runs={KILLS}")
     assert killed >= KILLS // 3

@@ -200,7 +200,10 @@ def fuzz_backup(tmp_path_factory):
     out = home / "vault.ztb"
     bk.create_backup(vault, out, bk.RecipientKek(bk.parse_public(public)))
     vault.close()
-    return out.read_bytes(), bk.load_identity(home / "identity.key")
+    from zerotrust_admin.signing import own_public_key
+
+    # The signer is trusted, so mutations reach every layer behind the signature check too.
+    return out.read_bytes(), bk.load_identity(home / "identity.key"), own_public_key(None, home)
 
 
 @FUZZ
@@ -210,7 +213,7 @@ def test_backup_reader(tmp_path_factory, fuzz_backup, data):
     hierarchy (exit 5 for damage), never a partial result or another exception."""
     from zerotrust_admin.vault import backup as bk
 
-    pristine, identity = fuzz_backup
+    pristine, identity, trusted = fuzz_backup
     kind = data.draw(st.sampled_from(["flip", "truncate", "insert", "garbage"]))
     blob = bytearray(pristine)
     if kind == "flip":
@@ -226,5 +229,5 @@ def test_backup_reader(tmp_path_factory, fuzz_backup, data):
     path = tmp_path_factory.mktemp("bk") / "mutated.ztb"
     path.write_bytes(bytes(blob))
     with pytest.raises(ZeroTrustError) as caught:
-        bk.verify_backup(path, identity=identity)
+        bk.verify_backup(path, identity=identity, trusted=trusted)
     assert caught.value.exit_code in (2, 4, 5), (kind, caught.value.exit_code, caught.value.message)
