@@ -32,22 +32,36 @@ _M = 0xFFFFFFFF
 _BLOCK = struct.Struct(">16L")
 
 
-def _compress(h: list[int], block: bytes) -> None:
-    w = list(_BLOCK.unpack(block))
+def _compress(h: list[int], block: bytes, _K=_K, _M=_M, unpack=_BLOCK.unpack) -> None:
+    w = list(unpack(block))
+    append = w.append
     for i in range(16, 64):
-        x, y = w[i - 15], w[i - 2]
-        s0 = ((x >> 7) | (x << 25)) ^ ((x >> 18) | (x << 14)) ^ (x >> 3)
-        s1 = ((y >> 17) | (y << 15)) ^ ((y >> 19) | (y << 13)) ^ (y >> 10)
-        w.append((w[i - 16] + s0 + w[i - 7] + s1) & _M)
+        x = w[i - 15]
+        y = w[i - 2]
+        append((w[i - 16] + w[i - 7]
+                + ((((x >> 7) | (x << 25)) ^ ((x >> 18) | (x << 14)) ^ (x >> 3)) & _M)
+                + ((((y >> 17) | (y << 15)) ^ ((y >> 19) | (y << 13)) ^ (y >> 10)) & _M)) & _M)
     a, b, c, d, e, f, g, hh = h
-    for i in range(64):
-        s1 = ((e >> 6) | (e << 26)) ^ ((e >> 11) | (e << 21)) ^ ((e >> 25) | (e << 7))
-        t1 = (hh + (s1 & _M) + ((e & f) ^ (~e & g)) + _K[i] + w[i]) & _M
-        s0 = ((a >> 2) | (a << 30)) ^ ((a >> 13) | (a << 19)) ^ ((a >> 22) | (a << 10))
-        t2 = ((s0 & _M) + ((a & b) ^ (a & c) ^ (b & c))) & _M
-        hh, g, f, e, d, c, b, a = g, f, e, (d + t1) & _M, c, b, a, (t1 + t2) & _M
-    for i, v in enumerate((a, b, c, d, e, f, g, hh)):
-        h[i] = (h[i] + v) & _M
+    for k, wi in zip(_K, w):
+        t1 = (hh + ((((e >> 6) | (e << 26)) ^ ((e >> 11) | (e << 21)) ^ ((e >> 25) | (e << 7))) & _M)
+              + ((e & f) ^ (~e & g)) + k + wi) & _M
+        t2 = (((((a >> 2) | (a << 30)) ^ ((a >> 13) | (a << 19)) ^ ((a >> 22) | (a << 10))) & _M) + ((a & b) ^ (a & c) ^ (b & c))) & _M
+        hh = g
+        g = f
+        f = e
+        e = (d + t1) & _M
+        d = c
+        c = b
+        b = a
+        a = (t1 + t2) & _M
+    h[0] = (h[0] + a) & _M
+    h[1] = (h[1] + b) & _M
+    h[2] = (h[2] + c) & _M
+    h[3] = (h[3] + d) & _M
+    h[4] = (h[4] + e) & _M
+    h[5] = (h[5] + f) & _M
+    h[6] = (h[6] + g) & _M
+    h[7] = (h[7] + hh) & _M
 
 
 _BULK = 1 << 14
