@@ -76,3 +76,33 @@ def test_unreachable_vault_is_unavailable_not_a_wrong_key(tmp_path):
     source = source_class("transit").open(ctx, {"key_id": "k"})
     with pytest.raises(UnavailableError):
         source.unwrap(blob, b"aad")
+
+
+def test_the_vault_http_client_sits_below_keys_and_providers():
+    """No import circle: keys/ never imports providers/ (not even lazily), and
+    vaultapi/ (the Vault HTTP client both use) imports none of keys/, providers/, vault/."""
+    import ast
+    from pathlib import Path
+
+    import zerotrust_admin
+
+    root = Path(zerotrust_admin.__file__).parent
+
+    def imports(package: str) -> dict[str, set[str]]:
+        found = {}
+        for path in sorted((root / package).glob("*.py")):
+            names = set()
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names.add(node.module)
+                elif isinstance(node, ast.Import):
+                    names.update(alias.name for alias in node.names)
+            found[f"{package}/{path.name}"] = {n for n in names if n.startswith("zerotrust_admin.")}
+        return found
+
+    for module, names in imports("keys").items():
+        assert not {n for n in names if n.startswith("zerotrust_admin.providers")}, module
+    for module, names in imports("vaultapi").items():
+        assert not {n for n in names if n.split(".")[1] in ("keys", "providers", "vault")}, module
+    assert any(n.startswith("zerotrust_admin.vaultapi") for n in imports("providers")["providers/hashicorp.py"])
+    assert not (root / "providers" / "vaulthttp.py").exists()
