@@ -1,7 +1,11 @@
 """Master key sources behind one interface (SOPS-style: a master key only wraps
 and unwraps data keys; it never sees a secret).
 
-Adding a source is one module plus one line in ``_REGISTRY``.
+Adding a source is one module plus one line in ``_REGISTRY``. A source class
+with an endpoint provides ``configured_location(ctx) -> dict | None`` (what the
+configuration says, None when it is not enabled) and records exactly that dict
+at ``create``: a vault opens only when the two agree (keys/configured.py,
+threat-model V1). A registered kind without it is refused on open.
 """
 
 from __future__ import annotations
