@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.servers import http_capture  # noqa: F401  (fixture)
+from tests.servers import http_capture, openbao  # noqa: F401  (fixtures)
 from zerotrust_admin.mfa import totp
 
 ALICE = "alice@EXAMPLE.COM"
@@ -280,3 +280,33 @@ def test_p3_a_sensitive_secret_is_compared_only_with_an_mfa_code(cli, initialize
     assert with_code.code == 0, with_code.err
     assert json.loads(with_code.out) == {"created": 0, "updated": 0, "unchanged": 1}
     assert history(cli, "app/root", p3_env) == [1, 2]
+
+
+def test_p3_external_provider_write_only_import_reads_nothing(cli, initialized, tmp_path, openbao):  # noqa: F811
+    """The same rule for the providers' shared import (providers/base.py), against a real OpenBao:
+    a write-only principal's import never reads the stored value."""
+    import os
+
+    secret_id = tmp_path / "bao-secret-id"
+    secret_id.write_text(openbao.new_secret_id() + "\n")
+    secret_id.chmod(0o600)
+    config = policies(
+        {"principals": [ALICE], "secrets": ["p3/*"], "actions": ["read", "write"], "effect": "allow"},
+        {"principals": [MALLORY], "secrets": ["p3/*"], "actions": ["write"], "effect": "allow"},
+    )
+    config["secrets"] = {"provider": "hashicorp", "config": {"url": openbao.url, "mount_path": openbao.MOUNT, "role_id": openbao.role_id,
+                                                            "secret_id_file": str(secret_id), "timeout": 5}}
+    env = write_config(tmp_path, config)
+    name = f"p3/{os.urandom(4).hex()}"
+    assert cli("vault", "put", name, input=b"guess-me", env=env).code == 0
+    path = import_file(tmp_path, {name: "guess-me"})
+    blind = cli("vault", "import", path, "--json", env={**env, "ZEROTRUST_PRINCIPAL": MALLORY})
+    assert blind.code == 0, blind.err
+    assert json.loads(blind.out) == {"created": 0, "updated": 1, "unchanged": 0}
+    reader = cli("vault", "import", path, "--json", env=env)
+    assert reader.code == 0 and json.loads(reader.out) == {"created": 0, "updated": 0, "unchanged": 1}, reader.err
+    assert history(cli, name, env) == [1, 2]
+    imports = [(r["user"], (r.get("details") or {}).get("compared")) for r in records(initialized) if r["action"] == "import"]
+    assert imports == [(MALLORY, False), (ALICE, True)]
+    reads = [r for r in records(initialized) if r["action"] == "read" and r["resource"] == name]
+    assert reads == []  # nothing was read on the importers' behalf through the audited path
