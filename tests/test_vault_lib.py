@@ -196,6 +196,17 @@ def test_import_many_is_idempotent(vault):
     assert value_of(vault, "env/B") == b"22"
 
 
+def test_import_many_without_compare_never_reads_and_writes_every_item(vault, monkeypatch):
+    vault.import_many([("env/A", b"1"), ("env/B", b"2")])
+    # A write-only caller must learn nothing: no current value is read at all.
+    monkeypatch.setattr(type(vault), "_read", lambda *a, **k: pytest.fail("compare=False read a current value"))
+    result = vault.import_many([("env/A", b"1"), ("env/B", b"other"), ("env/C", b"3")], compare=False)
+    assert result.to_dict() == {"created": 1, "updated": 2, "unchanged": 0}
+    monkeypatch.undo()
+    assert [h.version for h in vault.history("env/A")] == [1, 2]  # the same value, written again as a new version
+    assert value_of(vault, "env/B") == b"other"
+
+
 def test_import_many_validates_everything_before_writing(vault):
     vault.put("env/A", b"old")
     with pytest.raises(UsageError):
