@@ -34,13 +34,14 @@ def resource(principal: str) -> str:
 
 
 def check_principal(principal: str) -> str:
-    """A principal named on the command line: non-empty, at most 256 characters,
-    no control characters (they would reach terminals and the audit log)."""
+    """A principal named with ``--principal``: the same rule as every claimed
+    identity (``identity.check_principal``: printable, never echoed when not),
+    and at most 256 characters."""
+    from zerotrust_admin.identity import check_principal as check
+
     if not isinstance(principal, str) or not principal.strip() or len(principal) > MAX_PRINCIPAL:
         raise UsageError("--principal must be a principal name such as alice@EXAMPLE.COM (1-256 characters)")
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in principal):
-        raise UsageError("--principal holds control characters; refused", hint="give a principal such as alice@EXAMPLE.COM")
-    return principal
+    return check(principal, "--principal")
 
 
 @dataclass
