@@ -358,3 +358,48 @@ def test_v4_anchor_confirms_the_vault_generation_under_mac_and_signature(cli, zt
     (home / "audit.log.head").write_text(json.dumps(head) + "\n")
     res = cli("vault", "get", "app/s0")
     assert res.code == 5 and "does not authenticate" in res.err and res.out == b""
+
+
+# --- V8 and V9: what the signed checkpoints still give ------------------------------
+def test_v8_consistent_replay_of_vault_and_log_is_caught_only_by_the_witness(cli, zt_env, tmp_path, udp_collector):
+    port, got = udp_collector
+    assert cli("init").code == 0
+    _write_config(zt_env, f"audit:\n  sinks: [file, syslog]\n  syslog: {{address: 'udp://127.0.0.1:{port}'}}\n")
+    assert cli("vault", "put", "app/token", input=b"old-token").code == 0
+    home = _home(zt_env)
+    older = tmp_path / "older"
+    older.mkdir()
+    for name in (*AUDIT_FILES, "vault.db"):
+        shutil.copy2(home / name, older / name)
+    assert cli("vault", "put", "app/token", input=b"rotated-token").code == 0
+    assert cli("vault", "delete", "app/token", "--yes").code == 0
+    for name in (*AUDIT_FILES, "vault.db"):  # every file replayed to one consistent older state
+        shutil.copy2(older / name, home / name)
+    _write_config(zt_env, "audit:\n  sinks: [file]\n")  # the attacker's replay happens with the collector out of reach
+    assert cli("vault", "get", "app/token").out == b"old-token"  # out of scope locally, as the row says
+    assert cli("audit", "verify").code == 0
+    witness = tmp_path / "siem.log"
+    witness.write_bytes(b"\n".join(got) + b"\n")
+    res = cli("audit", "verify", "--witness", str(witness))
+    assert res.code == 5 and "rewritten or truncated after checkpoint" in res.err
+
+
+def test_v9_master_key_and_audit_key_holder_cannot_rewrite_signed_history(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env, puts=2)
+    pinned = _pin(cli, tmp_path)
+    assert cli("vault", "get", "app/s0").code == 0  # the read the insider wants to hide (record 4)
+    assert cli("vault", "put", "app/after", input=b"x").code == 0
+    key = base64.b64decode((home / "audit.key").read_bytes().strip())
+    lines = (home / "audit.log").read_bytes().splitlines(keepends=True)
+    kept = [line for line in lines if json.loads(line).get("action") != "read"]
+    assert len(kept) == len(lines) - 1
+    (home / "audit.log").write_bytes(b"".join(kept))
+
+    def renumber(rec, counter=iter(range(1, 100))):
+        rec["seq"] = next(counter)
+
+    _rechain(home / "audit.log", key, renumber)
+    res = cli("--json", "audit", "verify", "--public-key", str(pinned))
+    assert res.code == 5
+    doc = json.loads(res.out)
+    assert doc["public_key"]["last_good"]["seq"] == 3  # init and two puts: the history before the hidden read
