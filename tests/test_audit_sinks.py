@@ -170,3 +170,29 @@ def test_header_fields_are_sanitised():
               "user": "u", "success": True, "level": "info"}
     m = RFC5424.match(format_rfc5424(record, b"{}", app_name="zerotrust admin"))
     assert m and m["host"] == b"my_host" and m["app"] == b"zerotrust_admin" and len(m["msgid"]) == 32
+
+
+def test_checkpoint_follows_each_record_as_its_own_rfc5424_message(cli, zt_env, udp_listener):
+    from zerotrust_admin.audit.checkpoint import parse_witness_line
+
+    port, sock = udp_listener
+    assert cli("init").code == 0
+    _write_config(zt_env, f"audit:\n  sinks: [syslog]\n  syslog: {{address: 'udp://127.0.0.1:{port}'}}\n")
+    assert cli("vault", "put", "db/password", input=b"v").code == 0
+    record, checkpoint = sock.recv(65536), sock.recv(65536)
+    assert RFC5424.match(record)["msgid"] == b"secret_access"
+    m = RFC5424.match(checkpoint)
+    assert m and m["msgid"] == b"audit_checkpoint" and int(m["pri"]) == 10 * 8 + 5  # authpriv.notice
+    shipped = json.loads(m["msg"])
+    home = Path(zt_env["ZEROTRUST_HOME"])
+    assert shipped == json.loads((home / "audit.log.checkpoints").read_bytes().splitlines()[-1])
+    assert shipped["seq"] == _audit_records(home)[-1]["seq"] and f'offset="{shipped["offset"]}"'.encode() in m["sd"]
+    assert parse_witness_line(checkpoint) == shipped and parse_witness_line(record) is None
+
+
+def test_webhook_sink_refuses_plain_http_off_loopback():
+    assert build_sinks({"sinks": ["webhook"], "webhook": {"url": "http://127.0.0.1:9/x"}}).sinks[0].name == "webhook"
+    with pytest.raises(UsageError):
+        build_sinks({"sinks": ["webhook"], "webhook": {"url": "http://siem.example.com/x"}})
+    with pytest.raises(UsageError):
+        build_sinks({"sinks": ["webhook"], "webhook": {}})

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import softhsm  # noqa: F401  (fixture: a real SoftHSM2 token)
+
 AUDIT_FILES = ("audit.log", "audit.log.head", "audit.log.checkpoints")
 
 
@@ -131,6 +133,25 @@ def test_a1_rechained_log_with_the_audit_key_fails_public_key_verify(cli, zt_env
     text = cli("audit", "verify", "--public-key", str(pinned), env={"ZEROTRUST_HOME": str(copy)})
     assert text.code == 5 and "record 3 was modified: the last good checkpoint is record 2" in text.err
     assert not (copy / "audit.key").exists()
+
+
+def test_a1_checkpoints_signed_inside_the_hsm_verify_with_the_public_key(cli, zt_env, tmp_path, softhsm):  # noqa: F811
+    """security.signing.source: pkcs11: an EC_EDWARDS key on the token signs (CKM_EDDSA); no signing.key file exists."""
+    zt_env.update(softhsm.env)
+    _write_config(zt_env, softhsm.config_block() + "security:\n  signing: {source: pkcs11, key_label: zt-signing}\n")
+    assert cli("init").code == 0
+    assert cli("vault", "put", "app/x", input=b"x").code == 0
+    home = _home(zt_env)
+    assert not (home / "signing.key").exists()
+    out = softhsm.probe("print(sorted((o.label, o.object_class.name) for o in session.get_objects({Attribute.KEY_TYPE: KeyType.EC_EDWARDS})))\n")
+    assert out.strip() == "[('zt-signing', 'PRIVATE_KEY'), ('zt-signing', 'PUBLIC_KEY')]"
+    assert softhsm.probe("k = next(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: 'zt-signing'}))\n"
+                         "print(k[Attribute.SENSITIVE], k[Attribute.EXTRACTABLE])\n").strip() == "True False"
+    pinned = _pin(cli, tmp_path)
+    assert cli("audit", "verify").code == 0
+    copy = _auditor_copy(home, tmp_path / "auditor", with_key=False)
+    res = cli("audit", "verify", "--public-key", str(pinned), env={"ZEROTRUST_HOME": str(copy)})
+    assert res.code == 0, res.err
 
 
 # --- A2 ---------------------------------------------------------------------------
