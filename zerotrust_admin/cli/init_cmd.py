@@ -20,6 +20,8 @@ def init(
 
     app = app_context(ctx, json)
     result = initialize(app.config, app.key_context(), want_passphrase=passphrase, audit=app.audit, actor=app.actor, config_explicit=bool(app.config_path))
+    signing = app.audit.signer.public_key(create=True)  # made with the first audit record; auditors pin its public half
+    result["signing_key_id"] = signing.key_id
     if app.json:
         emit_json(result)
         return
@@ -29,3 +31,5 @@ def init(
         info(f"Wrote example config {result['config_written']}", quiet=app.quiet)
     if result.get("master_key_file"):
         info("Back up the master key file now: without it the vault cannot be opened.", quiet=app.quiet)
+    info(f"Audit checkpoints are signed by key {signing.key_id}; give auditors its public key: zerotrust-admin keys public-key --output signing.pub",
+         quiet=app.quiet)
