@@ -467,3 +467,36 @@ def test_resumable_sha256_matches_hashlib_across_saved_states():
         resumed = ResumableSHA256.from_state(json.loads(json.dumps(first.state())))
         resumed.update(data[cut:])  # >= 16 KiB goes through libcrypto when it is there; both paths must agree
         assert resumed.hexdigest() == hashlib.sha256(data).hexdigest(), cut
+
+
+def test_log_from_before_checkpoints_is_signed_by_its_first_new_append(tmp_path):
+    """An installation upgraded from before signed checkpoints: unsigned head, no
+    signing key. The first append hashes the old log once and signs it; from
+    then on an unsigned head is refused."""
+    from zerotrust_admin.audit.checkpoint import read_checkpoints, verify_public
+    from zerotrust_admin.audit.log import Actor, canonical
+    from zerotrust_admin.errors import IntegrityError
+    from zerotrust_admin.signing import PublicKey
+
+    log = AuditLog(tmp_path / "audit.log")
+    actor = Actor("a@B", "127.0.0.1", "h")
+    for n in range(3):
+        log.append(event="secret_access", action="read", resource=f"r{n}", success=True, actor=actor)
+    last = log.tail(1)[0]
+    for name in ("signing.key", "signing.pub", "audit.log.checkpoints"):
+        (tmp_path / name).unlink()
+    (tmp_path / "audit.log.head").write_bytes(canonical({"seq": last["seq"], "hash": last["hash"]}) + b"\n")  # the old format
+    old = AuditLog(tmp_path / "audit.log").verify()
+    assert old.ok and any("not signed" in w for w in old.warnings)
+
+    AuditLog(tmp_path / "audit.log").append(event="secret_access", action="read", resource="after", success=True, actor=actor)
+    head = json.loads((tmp_path / "audit.log.head").read_bytes())
+    assert head["v"] == 1 and head["seq"] == 4 and (tmp_path / "signing.key").exists()
+    assert AuditLog(tmp_path / "audit.log").verify().ok
+    public = PublicKey.from_file(tmp_path / "signing.pub")
+    assert verify_public(tmp_path / "audit.log", head, read_checkpoints(tmp_path / "audit.log.checkpoints"), public).ok
+
+    (tmp_path / "audit.log.head").write_bytes(canonical({"seq": 4, "hash": head["hash"]}) + b"\n")  # a downgrade now
+    assert not AuditLog(tmp_path / "audit.log").verify().ok
+    with pytest.raises(IntegrityError, match="not signed"):
+        AuditLog(tmp_path / "audit.log").append(event="secret_access", action="read", resource="x", success=True, actor=actor)
