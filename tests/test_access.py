@@ -201,3 +201,17 @@ def test_config_check_reports_a_malformed_policy(cli, tmp_path):
     assert result.code == 1
     problems = {p["key"]: p["message"] for p in json.loads(result.out)["problems"]}
     assert "access.policies[0]" in problems["access.policies"] and "security.mfa" in problems
+
+
+def test_explicit_authorization_ignores_the_no_policies_default(tmp_path):
+    """authorize(explicit=True) (mfa enroll for someone else): only a configured rule allows."""
+    audit = AuditLog(tmp_path / "audit.log")
+    actor = Actor(user="admin@EXAMPLE.COM", source_ip="10.9.9.9", host="h")
+    assert authorize({}, actor, "mfa", "mfa/bob@EXAMPLE.COM", audit).allowed  # the default, for every other caller
+    with pytest.raises(DeniedError) as err:
+        authorize({}, actor, "mfa", "mfa/bob@EXAMPLE.COM", audit, explicit=True)
+    assert "no access rule allows it" in err.value.message
+    (record,) = list(audit.records())
+    assert (record["event"], record["action"], record["resource"]) == ("access_denied", "mfa", "mfa/bob@EXAMPLE.COM")
+    rule = {"principals": ["admin@EXAMPLE.COM"], "resources": ["mfa/*"], "actions": ["mfa"], "effect": "allow"}
+    assert authorize({"access": {"policies": [rule]}}, actor, "mfa", "mfa/bob@EXAMPLE.COM", audit, explicit=True).rule_index == 0
