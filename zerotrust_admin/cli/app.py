@@ -56,6 +56,7 @@ app.add_typer(keys_cmd.app, name="keys")
 app.command("rotate-keys", help=rotate_cmd.rotate_keys.__doc__)(rotate_cmd.rotate_keys)
 from zerotrust_admin.cli import compliance_cmd  # noqa: E402
 app.command("compliance-report", help=compliance_cmd.compliance_report.__doc__)(compliance_cmd.compliance_report)
+app.add_typer(compliance_cmd.app, name="compliance")
 from zerotrust_admin.cli import credentials_cmd, revoke_credentials_cmd  # noqa: E402
 app.add_typer(credentials_cmd.app, name="credentials")
 app.command("revoke-credentials", help=revoke_credentials_cmd.revoke_credentials.__doc__)(revoke_credentials_cmd.revoke_credentials)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -13,9 +15,10 @@ from zerotrust_admin.cli.output import emit_json, info
 def compliance_report(
     ctx: typer.Context,
     standard: Annotated[str, typer.Option("--standard", "-s", help="soc2, pci-dss (pci), hipaa, gdpr, fedramp or all.")],
-    output: Annotated[str, typer.Option("--output", "-o", help="Report file; the format follows the extension: .pdf, .json or .md.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Report file; the format follows the extension: .pdf, .json, .md or .oscal.json (OSCAL Assessment Results). With --bundle: a new directory.")],
     period: Annotated[str, typer.Option("--period", help="How far back the evidence goes (90d, 12w, 365d).")] = "90d",
     fail_on_findings: Annotated[bool, typer.Option("--fail-on-findings", help="Exit 10 when any control fails (for CI and cron).")] = False,
+    bundle: Annotated[bool, typer.Option("--bundle", help="Write a signed evidence bundle: --output is a new directory holding the PDF, JSON, Markdown, OSCAL, the raw evidence and a signed manifest (check it with: compliance verify).")] = False,
     json: JsonOpt = False,
 ) -> None:
     """Collect evidence from the live system and map it to a standard's requirements.
@@ -26,7 +29,13 @@ def compliance_report(
 
     app_ctx = app_context(ctx, json)
     app_ctx.authorize("report", f"compliance/{standard}")
-    report, path = run_report(app_ctx.config, standard, output, period=period, audit=app_ctx.audit, actor=app_ctx.actor)
+    if bundle:
+        from zerotrust_admin.compliance.bundle import run_bundle
+
+        report, _manifest, path = run_bundle(app_ctx.config, app_ctx.config.home, standard, output, period=period,
+                                             audit=app_ctx.audit, actor=app_ctx.actor)
+    else:
+        report, path = run_report(app_ctx.config, standard, output, period=period, audit=app_ctx.audit, actor=app_ctx.actor)
     summary = {"output": str(path), "overall": report["overall"], "failing_controls": report["failing_controls"],
                "standards": {s["id"]: {"overall": s["overall"], **{k: s["score"][k] for k in ("pass", "fail", "warning", "manual", "not_evaluated", "not_applicable", "percent")}}
                              for s in report["standards"]}}
@@ -36,7 +45,44 @@ def compliance_report(
         for sid, s in summary["standards"].items():
             print(f"{sid}: {s['overall'].upper()} (pass {s['pass']}, fail {s['fail']}, warning {s['warning']}, manual {s['manual']}, "
                   f"not evaluated {s['not_evaluated']}; {s['percent']}%)")
-        info(f"report written to {path}", quiet=app_ctx.quiet)
+        info(f"{'signed evidence bundle' if bundle else 'report'} written to {path}", quiet=app_ctx.quiet)
     if fail_on_findings and report["failing_controls"]:
         info(f"failing controls: {', '.join(report['failing_controls'])}", quiet=app_ctx.quiet)
         raise typer.Exit(10)
+
+
+app = typer.Typer(help="Compliance evidence: check signed evidence bundles.", no_args_is_help=True)
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    bundle: Annotated[str, typer.Argument(help="The bundle directory compliance-report --bundle wrote.")],
+    public_key: Annotated[Optional[Path], typer.Option("--public-key", metavar="FILE", help="Trust this signing public key (the signing.pub the auditor pinned) instead of this installation's own.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Check a signed evidence bundle: the manifest's signature, then every file's SHA-256; exit 5 on any change, missing or added file."""
+    from zerotrust_admin.compliance.bundle import verify_bundle
+    from zerotrust_admin.errors import IntegrityError
+    from zerotrust_admin.signing import PublicKey, own_public_key
+
+    app_ctx = app_context(ctx, json)
+    trusted = PublicKey.from_file(public_key) if public_key else own_public_key(app_ctx.config, app_ctx.config.home)
+    verdict = verify_bundle(bundle, trusted)
+    if app_ctx.json:
+        emit_json(verdict.to_dict())
+        if not verdict.ok:
+            raise typer.Exit(5)
+        return
+    if not verdict.ok:
+        for f in verdict.files:
+            if f["verdict"] != "valid":
+                print(f"{f['verdict']}: {f['name']}", file=sys.stderr)
+        raise IntegrityError(f"evidence bundle {bundle} is not intact: {verdict.problems[0]}",
+                             hint="the bundle was changed after it was signed, or signed by a key you do not trust")
+    m = verdict.manifest or {}
+    print(f"bundle {bundle}: signature valid (key {verdict.key_id}), {len(verdict.files)} files intact")
+    print(f"standards: {', '.join(m.get('standards') or [])}; period {m['period']['start']} to {m['period']['end']}; created {m.get('created')}")
+    if m.get("source_date_epoch") is not None:
+        print(f"note: the report time was fixed by SOURCE_DATE_EPOCH={m['source_date_epoch']}")
+    print(f"evidence sha256: {m.get('evidence_sha256')}")

@@ -13,11 +13,12 @@ from importlib import resources
 from pathlib import Path
 
 from zerotrust_admin.compliance.controls import CHECKS, STATUS_RANK
+from zerotrust_admin.compliance.schema import SCHEMA_VERSION, as_json_values, evidence_sha256
 from zerotrust_admin.errors import AuditError, UsageError, ZeroTrustError
 
 STANDARDS = ("soc2", "pci-dss", "hipaa", "gdpr", "fedramp")
 ALIASES = {"pci": "pci-dss", "pcidss": "pci-dss", "pci_dss": "pci-dss", "soc-2": "soc2", "soc": "soc2", "fedramp-moderate": "fedramp"}
-FORMATS = (".pdf", ".json", ".md")
+FORMATS = (".pdf", ".json", ".md", ".oscal.json")
 
 
 def resolve_standards(name: str) -> list[str]:
@@ -48,10 +49,10 @@ def report_now(environ=None) -> datetime:
 
 
 def output_format(path: str | os.PathLike) -> str:
-    """The report format (``.pdf``, ``.json``, ``.md``) from the output file's extension."""
-    ext = Path(path).suffix.lower()
+    """The report format (``.pdf``, ``.json``, ``.md``, ``.oscal.json``) from the output file's extension."""
+    ext = ".oscal.json" if Path(path).name.lower().endswith(".oscal.json") else Path(path).suffix.lower()
     if ext not in FORMATS:
-        raise UsageError(f"cannot tell the report format from {Path(path).name!r}", hint="use an output file ending in .pdf, .json or .md")
+        raise UsageError(f"cannot tell the report format from {Path(path).name!r}", hint="use an output file ending in .pdf, .json or .md (or .oscal.json for OSCAL Assessment Results)")
     return ext
 
 
@@ -141,8 +142,13 @@ def build_report(config, standard: str, *, period: timedelta = timedelta(days=90
     else:
         overall = "pass"
     audit = evidence["audit"]
-    evidence_digest = hashlib.sha256(json.dumps(evidence, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    # The evidence members as the JSON report holds them, so that the hash is
+    # recomputable from the file alone (compliance/schema.py, docs/compliance-schema.json).
+    hashed = {"anomalies": as_json_values({k: evidence["anomalies"].get(k) for k in ("since", "until", "baseline_start", "stats", "notes", "findings")}),
+              "evidence": as_json_values({k: v for k, v in evidence.items() if k != "anomalies"})}
+    evidence_digest = evidence_sha256(hashed)
     return {
+        "schema_version": SCHEMA_VERSION,
         "report": {
             "title": "Secrets management compliance report",
             "standards": sids, "standard_names": [s["name"] for s in standards],
@@ -155,8 +161,8 @@ def build_report(config, standard: str, *, period: timedelta = timedelta(days=90
         "standards": standards,
         "key_ages": ctx.key_ages or [],
         "activity": audit.get("per_day", []),
-        "anomalies": {k: evidence["anomalies"].get(k) for k in ("since", "until", "baseline_start", "stats", "notes", "findings")},
-        "evidence": {k: v for k, v in evidence.items() if k != "anomalies"},
+        "anomalies": hashed["anomalies"],
+        "evidence": hashed["evidence"],
         "hashes": {
             "config_sha256": evidence["config"].get("config_sha256"),
             "config_file_sha256": evidence["config"].get("file_sha256"),
@@ -169,6 +175,10 @@ def build_report(config, standard: str, *, period: timedelta = timedelta(days=90
 
 
 def render(report: dict, ext: str) -> bytes:
+    if ext == ".oscal.json":
+        from zerotrust_admin.compliance.oscal import render_oscal
+
+        return render_oscal(report)
     if ext == ".json":
         return (json.dumps(report, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
     if ext == ".md":
