@@ -168,8 +168,11 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
             except WrongKeyError:
                 vault._audit("secret_access", "unlock", str(path), False, error="wrong_master_key")
                 raise
+            # The floor is read BEFORE the vault: a concurrent writer confirms its
+            # generation only after its COMMIT, so the vault read next is at least as new.
+            floor = vault._floor()
             if version == fmt.FORMAT_V1:
-                vault._check_floor(0)
+                vault._check_floor(0, floor)
                 upgrade_v1(vault)
             with _db_errors(path):
                 conn.execute("BEGIN")
@@ -178,17 +181,19 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
                     generation = vault._verify_state(conn, vault._meta)
                 finally:
                     conn.execute("COMMIT")
-            vault._check_floor(generation)
+            vault._check_floor(generation, floor)
         except BaseException:
             vault.close()
             raise
         return vault
 
-    def _check_floor(self, generation: int) -> None:
-        """V4: a vault older than the generation the audit log confirmed was replaced by an older copy."""
+    def _floor(self) -> int:
         if self.audit is None:
-            return  # library use without an audit log: no floor (docs/vault-format.md)
-        floor = self.audit.vault_floor(self.vault_id)
+            return 0  # library use without an audit log: no floor (docs/vault-format.md)
+        return self.audit.vault_floor(self.vault_id)
+
+    def _check_floor(self, generation: int, floor: int) -> None:
+        """V4: a vault older than the generation the audit log confirmed was replaced by an older copy."""
         if generation < floor:
             raise IntegrityError(f"the vault is at generation {generation} but the audit log confirmed generation {floor}: "
                                  f"{self.path.name} was replaced by an older copy", hint="restore the latest vault backup; see docs/vault-format.md")
