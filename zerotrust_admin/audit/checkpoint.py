@@ -216,13 +216,16 @@ class PublicVerifyResult:
                 "ranges": self.ranges, "not_covered": self.not_covered, "problem": self.problem, "warnings": self.warnings}
 
 
-def _count_lines_after(path: Path, offset: int) -> tuple[int, bool]:
-    """(complete lines after ``offset``, a fragment without "\\n" at the end)."""
+def _count_lines_after(path: Path, offset: int, end: int | None = None) -> tuple[int, bool]:
+    """(complete lines between ``offset`` and ``end``, a fragment without "\\n" at the end)."""
     n = 0
     last = b""
     with open(path, "rb") as fh:
         fh.seek(offset)
-        while chunk := fh.read(_READ):
+        remaining = None if end is None else max(0, end - offset)
+        while chunk := fh.read(_READ if remaining is None else min(_READ, remaining)):
+            if remaining is not None:
+                remaining -= len(chunk)
             n += chunk.count(b"\n")
             last = chunk
     return n, bool(last) and not last.endswith(b"\n")
@@ -245,7 +248,7 @@ def last_checkpoint(path: Path) -> dict | None:
     return None
 
 
-def verify_public(log_path: Path, anchor: dict | None, checkpoints, public) -> PublicVerifyResult:
+def verify_public(log_path: Path, anchor: dict | None, checkpoints, public, *, newest: dict | None = None, size: int | None = None) -> PublicVerifyResult:
     """``audit verify --public-key``: no secret needed. The newest checkpoint
     (the anchor or the checkpoints file's last line, whichever is later) must
     be signed by ``public`` and its SHA-256 must match the log's first
@@ -254,7 +257,8 @@ def verify_public(log_path: Path, anchor: dict | None, checkpoints, public) -> P
     result = PublicVerifyResult(False, public.key_id)
     load_all = checkpoints if callable(checkpoints) else (lambda: checkpoints)
     # The happy path needs only the newest checkpoint: the anchor or the file's last line.
-    newest = last_checkpoint(checkpoints) if isinstance(checkpoints, Path) else None
+    if newest is None and isinstance(checkpoints, Path):
+        newest = last_checkpoint(checkpoints)
     if isinstance(checkpoints, Path):
         path = checkpoints
         load_all = lambda: read_checkpoints(path)  # noqa: E731
@@ -286,7 +290,7 @@ def verify_public(log_path: Path, anchor: dict | None, checkpoints, public) -> P
     if digests.get(latest["offset"]) == latest["sha256"]:
         result.last_good = latest
         result.ranges = [{"from_seq": 1, "to_seq": latest["seq"], "verdict": "valid"}]
-        after, torn = _count_lines_after(log_path, latest["offset"])
+        after, torn = _count_lines_after(log_path, latest["offset"], size)
         result.not_covered = after
         if after:
             result.ranges.append({"from_seq": latest["seq"] + 1, "to_seq": latest["seq"] + after, "verdict": "not yet covered"})

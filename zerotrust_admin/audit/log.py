@@ -260,6 +260,10 @@ class AuditLog:
         """The generation the authenticated anchor confirmed for ``vault_id`` (0 if
         none). Raises IntegrityError when the anchor does not authenticate, was
         removed, or no longer matches the log's tail."""
+        with self.shared_lock():  # no writer between its record and its anchor while we compare them
+            return self._vault_floor(vault_id)
+
+    def _vault_floor(self, vault_id: str) -> int:
         from zerotrust_admin.audit.checkpoint import anchor_mac_ok
 
         anchor = self._read_anchor()
@@ -278,6 +282,28 @@ class AuditLog:
             raise self._anchor_error(problem)
         value = (anchor.get("vaults") or {}).get(vault_id, 0)
         return int(value) if isinstance(value, int) else 0
+
+    def shared_lock(self):
+        """A shared flock on the log (writers hold it exclusively from their record
+        to their anchor): what is read under it is one consistent instant."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def held():
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except FileNotFoundError:
+                yield
+                return
+            except OSError as exc:
+                raise AuditError(f"cannot open the audit log {self.path}: {exc.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                yield
+            finally:
+                os.close(fd)
+
+        return held()
 
     def confirm_vault(self, vault_id: str, generation: int) -> None:
         """Record, after the vault's COMMIT, that ``vault_id`` is at ``generation``:
@@ -376,18 +402,19 @@ class AuditLog:
         offset and the SHA-256 of the log up to that offset."""
         exists = os.path.lexists(self.path)
         key = self._load_key(create=False) if exists else None
-        # Read the anchor BEFORE the log: writers may append while we read, so
-        # the log can only be longer than the anchor says, never legitimately shorter.
-        head = self._read_head()
+        # The anchor and the log's size at one instant (under the shared lock);
+        # records appended while we read are after that size and not read.
+        with self.shared_lock():
+            head = self._read_head()
+            size = os.path.getsize(self.path) if exists else 0
         chain = _Chain(head.get("seq", 0) if head is not None else 0)
         hashing = None
         if exists:
             fsutil.check_private_file(self.path, what="audit log", allow_group_read=True)
             mac = hmac_sha256_states(key, HASH_PREFIX)
             with open(self.path, "rb") as raw_fh:
-                fh = raw_fh
-                if head is not None and isinstance(head.get("offset"), int):
-                    fh = hashing = _HashingReader(raw_fh, head["offset"])
+                limit = head["offset"] if head is not None and isinstance(head.get("offset"), int) else 0
+                fh = hashing = _HashingReader(raw_fh, limit, stop=size)
                 for first, block, complete in _blocks(fh):
                     i = 0
                     while i < len(block):
@@ -534,12 +561,16 @@ _READ_SIZE = 1 << 20  # 1 MiB reads: a few hundred syscalls for a million record
 class _HashingReader:
     """A file's ``read`` that also feeds SHA-256 with the first ``limit`` bytes (the anchor's offset)."""
 
-    __slots__ = ("_fh", "_limit", "_h", "pos")
+    __slots__ = ("_fh", "_limit", "_stop", "_h", "pos")
 
-    def __init__(self, fh, limit: int):
-        self._fh, self._limit, self._h, self.pos = fh, limit, hashlib.sha256(), 0
+    def __init__(self, fh, limit: int, stop: int | None = None):
+        self._fh, self._limit, self._stop, self._h, self.pos = fh, limit, stop, hashlib.sha256(), 0
 
     def read(self, n: int) -> bytes:
+        if self._stop is not None:
+            n = max(0, min(n, self._stop - self.pos))
+            if n == 0:
+                return b""
         chunk = self._fh.read(n)
         if self.pos < self._limit:
             self._h.update(chunk[: self._limit - self.pos])

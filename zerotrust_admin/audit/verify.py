@@ -109,8 +109,13 @@ def run_verify(log, *, public_key: Path | None = None, witness: Path | None = No
     if public_key is not None:
         trusted = PublicKey.from_file(public_key)
         report = VerifyReport("public-key")
-        anchor = _read_json_file(log.head_path)
-        report.public = verify_public(log.path, anchor, log.checkpoints_path, trusted)
+        from zerotrust_admin.audit.checkpoint import last_checkpoint
+
+        with log.shared_lock():  # the anchor, the newest checkpoint and the log's size at one instant
+            anchor = _read_json_file(log.head_path)
+            newest = last_checkpoint(log.checkpoints_path)
+            size = os.path.getsize(log.path) if os.path.lexists(log.path) else 0
+        report.public = verify_public(log.path, anchor, log.checkpoints_path, trusted, newest=newest, size=size)
     else:
         report = VerifyReport("chain")
         report.chain = log.verify()
