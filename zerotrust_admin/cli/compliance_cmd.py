@@ -18,6 +18,7 @@ def compliance_report(
     output: Annotated[str, typer.Option("--output", "-o", help="Report file; the format follows the extension: .pdf, .json, .md or .oscal.json (OSCAL Assessment Results). With --bundle: a new directory.")],
     period: Annotated[str, typer.Option("--period", help="How far back the evidence goes (90d, 12w, 365d).")] = "90d",
     fail_on_findings: Annotated[bool, typer.Option("--fail-on-findings", help="Exit 10 when any control fails (for CI and cron).")] = False,
+    compare: Annotated[Optional[Path], typer.Option("--compare", metavar="PREVIOUS.json", help="Show what changed, requirement by requirement, since an earlier JSON report.")] = None,
     bundle: Annotated[bool, typer.Option("--bundle", help="Write a signed evidence bundle: --output is a new directory holding the PDF, JSON, Markdown, OSCAL, the raw evidence and a signed manifest (check it with: compliance verify).")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -35,7 +36,7 @@ def compliance_report(
         report, _manifest, path = run_bundle(app_ctx.config, app_ctx.config.home, standard, output, period=period,
                                              audit=app_ctx.audit, actor=app_ctx.actor)
     else:
-        report, path = run_report(app_ctx.config, standard, output, period=period, audit=app_ctx.audit, actor=app_ctx.actor)
+        report, path = run_report(app_ctx.config, standard, output, period=period, audit=app_ctx.audit, actor=app_ctx.actor, compare=compare)
     summary = {"output": str(path), "overall": report["overall"], "failing_controls": report["failing_controls"],
                "standards": {s["id"]: {"overall": s["overall"], **{k: s["score"][k] for k in ("pass", "fail", "warning", "manual", "not_evaluated", "not_applicable", "percent")}}
                              for s in report["standards"]}}
@@ -51,7 +52,7 @@ def compliance_report(
         raise typer.Exit(10)
 
 
-app = typer.Typer(help="Compliance evidence: check signed evidence bundles.", no_args_is_help=True)
+app = typer.Typer(help="Compliance evidence: check signed evidence bundles; declare scope, record attestations and accepted risks.", no_args_is_help=True)
 
 
 @app.command("verify")
@@ -86,3 +87,90 @@ def verify(
     if m.get("source_date_epoch") is not None:
         print(f"note: the report time was fixed by SOURCE_DATE_EPOCH={m['source_date_epoch']}")
     print(f"evidence sha256: {m.get('evidence_sha256')}")
+
+
+def _yes_no(value: Optional[str], name: str) -> Optional[bool]:
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v in ("yes", "y", "true", "in"):
+        return True
+    if v in ("no", "n", "false", "out"):
+        return False
+    from zerotrust_admin.errors import UsageError
+
+    raise UsageError(f"--{name} {value!r}: say yes or no")
+
+
+@app.command("scope")
+def scope(
+    ctx: typer.Context,
+    cardholder_data: Annotated[Optional[str], typer.Option("--cardholder-data", help="yes/no: the vault stores card numbers (PCI DSS 3.5.1, 10.2.1.1).")] = None,
+    phi: Annotated[Optional[str], typer.Option("--phi", help="yes/no: the vault holds ePHI.")] = None,
+    personal_data: Annotated[Optional[str], typer.Option("--personal-data", help="yes/no: personal data (SOC 2 P-series, GDPR Art. 34(3)(a)).")] = None,
+    availability: Annotated[Optional[str], typer.Option("--availability", help="yes/no: Availability criteria in scope (SOC 2 A1.x).")] = None,
+    note: Annotated[str, typer.Option("--note", help="Why (cited in the report).")] = "",
+    json: JsonOpt = False,
+) -> None:
+    """Declare what is in scope; recorded in the audit log. Out of scope (or never declared) makes the tied requirements N/A, citing the declaration."""
+    from zerotrust_admin.compliance.declarations import record_scope
+
+    app_ctx = app_context(ctx, json)
+    app_ctx.authorize("report", "compliance/scope")
+    given = {"cardholder_data": _yes_no(cardholder_data, "cardholder-data"), "phi": _yes_no(phi, "phi"),
+             "personal_data": _yes_no(personal_data, "personal-data"), "availability": _yes_no(availability, "availability")}
+    record = record_scope(app_ctx.audit, app_ctx.actor, {k: v for k, v in given.items() if v is not None}, note)
+    if app_ctx.json:
+        emit_json({"seq": record["seq"], "scope": record["details"]["scope"]})
+        return
+    for k, v in record["details"]["scope"].items():
+        print(f"{k.replace('_', ' ')}: {'in scope' if v else 'out of scope'}")
+    info(f"recorded as audit record {record['seq']}", quiet=app_ctx.quiet)
+
+
+@app.command("attest")
+def attest(
+    ctx: typer.Context,
+    requirement: Annotated[str, typer.Argument(help="The requirement ID as the report prints it (12.10.1, CC7.4, IA-5d).")],
+    file: Annotated[Path, typer.Option("--file", metavar="DOC", help="The document the reviewer signed off (its SHA-256 is recorded, not its content).")],
+    reviewer: Annotated[str, typer.Option("--reviewer", metavar="NAME", help="Who reviewed it.")],
+    expires: Annotated[str, typer.Option("--expires", metavar="YYYY-MM-DD", help="When it must be reviewed again; after that the requirement is a WARNING.")],
+    standard: Annotated[Optional[str], typer.Option("--standard", "-s", help="Only for this standard (default: every standard with that ID).")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Record that a process or document requirement was reviewed: the report cites it (reviewer, date, SHA-256, expiry) instead of MANUAL."""
+    from zerotrust_admin.compliance.declarations import record_attestation
+
+    app_ctx = app_context(ctx, json)
+    app_ctx.authorize("report", f"compliance/requirement/{requirement}")
+    record = record_attestation(app_ctx.audit, app_ctx.actor, requirement, file, reviewer, expires, standard)
+    d = record["details"]
+    if app_ctx.json:
+        emit_json({"seq": record["seq"], **d})
+        return
+    print(f"{d['requirement']}: attested by {d['reviewer']}, {d['document']} sha256 {d['document_sha256']}, expires {d['expires'][:10]}")
+    info(f"recorded as audit record {record['seq']}", quiet=app_ctx.quiet)
+
+
+@app.command("accept-risk")
+def accept_risk(
+    ctx: typer.Context,
+    requirement: Annotated[str, typer.Argument(help="The requirement ID whose finding is accepted.")],
+    owner: Annotated[str, typer.Option("--owner", metavar="NAME", help="Who owns the risk.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is accepted (no secrets: it is written to the audit log).")],
+    expires: Annotated[str, typer.Option("--expires", metavar="YYYY-MM-DD", help="When the acceptance lapses.")],
+    standard: Annotated[Optional[str], typer.Option("--standard", "-s", help="Only for this standard (default: every standard with that ID).")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Record an accepted risk. The requirement keeps its status; the report lists the exception on its own page."""
+    from zerotrust_admin.compliance.declarations import record_exception
+
+    app_ctx = app_context(ctx, json)
+    app_ctx.authorize("report", f"compliance/requirement/{requirement}")
+    record = record_exception(app_ctx.audit, app_ctx.actor, requirement, owner, reason, expires, standard)
+    d = record["details"]
+    if app_ctx.json:
+        emit_json({"seq": record["seq"], **d})
+        return
+    print(f"{d['requirement']}: risk accepted by {d['owner']} until {d['expires'][:10]}")
+    info(f"recorded as audit record {record['seq']}", quiet=app_ctx.quiet)

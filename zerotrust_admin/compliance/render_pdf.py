@@ -33,7 +33,8 @@ def render_pdf(report: dict, invariant: bool | None = None) -> bytes:
         invariant = bool(os.environ.get("SOURCE_DATE_EPOCH"))
     r = report["report"]
     styles = getSampleStyleSheet()
-    base = ParagraphStyle("body", parent=styles["BodyText"], fontName="Helvetica", fontSize=9, leading=11.5)
+    # splitLongWords=0: a word (an e-mail address, a key id) is never broken mid-word
+    base = ParagraphStyle("body", parent=styles["BodyText"], fontName="Helvetica", fontSize=9, leading=11.5, splitLongWords=0)
     small = ParagraphStyle("small", parent=base, fontSize=7.5, leading=9)
     h1 = ParagraphStyle("h1", parent=styles["Heading1"], fontName="Helvetica-Bold", fontSize=16, leading=20, spaceBefore=4, spaceAfter=8,
                         textColor=colors.HexColor("#1a237e"))
@@ -43,6 +44,7 @@ def render_pdf(report: dict, invariant: bool | None = None) -> bytes:
     cover_title = ParagraphStyle("ct", parent=h1, fontSize=24, leading=30, alignment=TA_CENTER, textColor=colors.HexColor("#1a237e"))
     cover_sub = ParagraphStyle("cs", parent=base, fontSize=13, leading=17, alignment=TA_CENTER)
     mono = ParagraphStyle("mono", parent=small, fontName="Courier", fontSize=7.5, leading=9)
+    tiny = ParagraphStyle("tiny", parent=small, fontSize=6.8, leading=8.2, textColor=colors.HexColor("#455a64"))
 
     def esc(text) -> str:
         return (str(text if text not in (None, "") else "-").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
@@ -109,6 +111,8 @@ def render_pdf(report: dict, invariant: bool | None = None) -> bytes:
     cover_rows = [["Standard(s)", ", ".join(f"{s['name']} ({s['version']})" for s in report["standards"])],
                   ["Period", f"{r['period']['start']} to {r['period']['end']} ({r['period']['days']:g} days)"],
                   ["System", r["system"]], ["Host", r["host"]], ["Operator", r["operator"] or "-"], ["Generated", r["generated"]]]
+    if (r.get("time_source") or {}).get("note"):
+        cover_rows.append(["Report time", r["time_source"]["note"]])
     t = Table([[P(a, base), P(b, base)] for a, b in cover_rows], colWidths=[35 * mm, W - 35 * mm])
     t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#c5cae9")), ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#e8eaf6")),
                            ("VALIGN", (0, 0), (-1, -1), "TOP")]))
@@ -130,8 +134,9 @@ def render_pdf(report: dict, invariant: bool | None = None) -> bytes:
     # --- executive summary ------------------------------------------------------------------
     story.append(heading("Executive summary"))
     story.append(P(f"This report collects evidence from the live system on host {r['host']} and maps it to the requirements of "
-                   f"{', '.join(r['standard_names'])}. Each of the controls C1-C13 is an automated check; requirements are scored by the worst "
-                   "status of the controls mapped to them. Thresholds such as 90/30/1-day key rotation, 1-hour STS credentials and TLS 1.2 "
+                   f"{', '.join(r['standard_names'])}. Each requirement is decided by the checks written for it (its own finding, naming the key, "
+                   "rule or record range judged); process and document requirements are MANUAL until a reviewer's attestation is recorded. "
+                   "The C1-C13 matrix below summarises the same evidence by control. Thresholds such as 90/30/1-day key rotation, 1-hour STS credentials and TLS 1.2 "
                    "with AEAD suites are the organisation's own policy, stricter than the standards: a pass means the system meets the "
                    "defined policy; the standard's own figure is cited where it has one."))
     story.append(Spacer(1, 4 * mm))
@@ -155,6 +160,35 @@ def render_pdf(report: dict, invariant: bool | None = None) -> bytes:
     t = Table(rows, colWidths=[14 * mm, W - 14 * mm - col * ncol] + [col] * ncol, repeatRows=1)
     t.setStyle(_grid(colors))
     story += [t]
+
+    # --- top findings: a one-page narrative ----------------------------------------------
+    from zerotrust_admin.compliance.summary import declarations, exceptions, top_findings
+
+    story.append(PageBreak())
+    story.append(heading("Top findings"))
+    top = top_findings(report)
+    if not top:
+        story.append(P("No failing or warning finding."))
+    for i, g in enumerate(top, 1):
+        refs = ", ".join(g["requirements"][:8]) + (f" and {len(g['requirements']) - 8} more" if len(g["requirements"]) > 8 else "")
+        text = (f'<b>{i}.</b> <font color="{COLORS[g["status"]]}"><b>{LABEL[g["status"]]}</b></font> {esc(g["finding"])} '
+                f'<font color="#455a64">({esc(refs)})</font>')
+        if g["remediation"]:
+            text += f'<br/><i>Remediation: {esc(g["remediation"])}</i>'
+        story += [Paragraph(text, base), Spacer(1, 2 * mm)]
+    comp = report.get("comparison")
+    if comp:
+        story.append(heading("Changes since the previous report", 1))
+        story.append(P(f"Previous report {comp['previous_file']} generated {comp['previous_generated']} (overall {comp['previous_overall']}); "
+                       f"{comp['unchanged']} requirement(s) unchanged, {len(comp['changes'])} changed."))
+        if comp["changes"]:
+            rows = [["Standard", "Requirement", "Before", "Now"]]
+            for c in comp["changes"][:80]:
+                rows.append([P(c["standard"], small), P(c["requirement"], small),
+                             badge(c["before"]) if c["before"] in LABEL else P(c["before"], small), badge(c["after"]) if c["after"] in LABEL else P(c["after"], small)])
+            t = Table(rows, colWidths=[45 * mm, 45 * mm, 30 * mm, 30 * mm], repeatRows=1)
+            t.setStyle(_grid(colors))
+            story.append(t)
 
     # --- charts: key ages, activity --------------------------------------------------------------
     story.append(PageBreak())
@@ -204,15 +238,33 @@ def render_pdf(report: dict, invariant: bool | None = None) -> bytes:
         if s.get("note"):
             story.append(P(s["note"], small))
         story.append(Spacer(1, 3 * mm))
-        rows = [["Requirement", "Title", "Ctrl", "Status", "Evidence / remediation"]]
-        for q in s["requirements"]:
-            text = esc(q["evidence"])
-            if q["remediation"]:
-                text += f'<br/><font color="{COLORS["fail"]}">Remediation: {esc(q["remediation"])}</font>'
-            rows.append([P(q["id"], small), P(q["title"], small), P(", ".join(q["controls"]) or "-", small), badge(q["status"]), Paragraph(text, small)])
-        t = Table(rows, colWidths=[24 * mm, 45 * mm, 13 * mm, 18 * mm, W - 100 * mm], repeatRows=1)
-        t.setStyle(_grid(colors))
-        story.append(t)
+        by_id = {q["id"]: q for q in s["requirements"]}
+        for section in s.get("sections") or [{"id": "", "title": "Requirements", "requirements": list(by_id)}]:
+            story.append(CondPageBreak(30 * mm))
+            story.append(Paragraph(esc(f"{section['id']} {section['title']}".strip()), h3))
+            rows = [["Requirement", "Status", "Finding and evidence"]]
+            for rid in section["requirements"]:
+                q = by_id[rid]
+                cell = [Paragraph(f"<b>{esc(q['title'])}</b>", small)]
+                multi = len(q.get("findings") or []) > 1
+                if not q.get("findings"):
+                    cell.append(P(q["finding"], small))
+                for f in q.get("findings") or []:
+                    lead = f'<font color="{COLORS[f["status"]]}"><b>{LABEL[f["status"]]}</b></font> ' if multi else ""
+                    cell.append(Paragraph(lead + esc(f["finding"]), small))
+                    for e in f["evidence"]:
+                        cell.append(Paragraph("&#8226; " + esc(e), tiny))
+                if q.get("exception"):
+                    e = q["exception"]
+                    cell.append(Paragraph(f'<font color="{COLORS["manual"]}">Accepted risk: owner {esc(e["owner"])}, until {esc(e["expires"][:10])}'
+                                          f'{" (EXPIRED)" if e["expired"] else ""}: {esc(e["reason"])}</font>', small))
+                if q.get("remediation"):
+                    cell.append(Paragraph(f'<font color="{COLORS["fail"]}">Remediation: {esc(q["remediation"])}</font>', small))
+                ctrl = ", ".join(q.get("controls") or [])
+                rows.append([[P(q["id"], small), Paragraph(esc(ctrl), tiny)], badge(q["status"]), cell])
+            t = Table(rows, colWidths=[27 * mm, 19 * mm, W - 46 * mm], repeatRows=1)
+            t.setStyle(_grid(colors))
+            story.append(t)
         story.append(heading(f"{s['name']}: control detail", 1))
         for c in s["controls"]:
             block = [Paragraph(f'{esc(c["id"])} {esc(c["title"])}: <font color="{COLORS[c["status"]]}">{LABEL[c["status"]]}</font>', h3),
@@ -231,6 +283,38 @@ def render_pdf(report: dict, invariant: bool | None = None) -> bytes:
             story.append(CondPageBreak(40 * mm))
             story.append(KeepTogether(block[:4]))
             story += block[4:]
+
+    # --- accepted risks, scope and attestations -----------------------------------------------------
+    story.append(PageBreak())
+    story.append(heading("Accepted risks (exceptions)"))
+    exc = exceptions(report)
+    if exc:
+        story.append(P("An accepted risk never changes a requirement's status: the row keeps its finding, and the risk is listed here."))
+        rows = [["Standard", "Req.", "Status", "Owner", "Reason", "Expires", "Recorded"]]
+        for e in exc:
+            rows.append([P(e["standard"], small), P(e["requirement"], small), badge(e["status"]), P(e["owner"], small), P(e["reason"], small),
+                         P(e["expires"][:10] + (" EXPIRED" if e["expired"] else ""), small), P(f"{e['user']}, {e['timestamp']}, record {e['seq']}", small)])
+        t = Table(rows, colWidths=[22 * mm, 18 * mm, 18 * mm, 25 * mm, W - 146 * mm, 23 * mm, 40 * mm], repeatRows=1)
+        t.setStyle(_grid(colors))
+        story.append(t)
+    else:
+        story.append(P("No accepted risk is recorded (compliance accept-risk)."))
+    story.append(heading("Scope and attestations"))
+    decl = declarations(report)
+    if decl["scope"]:
+        for name, d in decl["scope"].items():
+            story.append(P(f"{name.replace('_', ' ')}: {'in scope' if d['in_scope'] else 'out of scope'}, declared by {d['user']} at {d['timestamp']} "
+                           f"(audit record {d['seq']})" + (f": {d['note']}" if d.get("note") else "")))
+    else:
+        story.append(P("No scope declaration (compliance scope): requirements tied to cardholder data, PHI, personal data or availability are N/A."))
+    if decl["attestations"]:
+        rows = [["Requirement", "Reviewer", "Document (SHA-256)", "Expires", "Recorded"]]
+        for a in decl["attestations"]:
+            rows.append([P(a["requirement"] + (f" ({a['standard']})" if a.get("standard") else ""), small), P(a["reviewer"], small),
+                         Paragraph(esc(a["document"]) + "<br/>" + esc(a["sha256"]), mono), P(str(a["expires"])[:10], small), P(f"{a['user']}, record {a['seq']}", small)])
+        t = Table(rows, colWidths=[24 * mm, 28 * mm, W - 112 * mm, 20 * mm, 40 * mm], repeatRows=1)
+        t.setStyle(_grid(colors))
+        story.append(t)
 
     # --- appendix -------------------------------------------------------------------------------------
     story.append(PageBreak())
@@ -313,8 +397,10 @@ def _key_chart(keys, width, Drawing, Rect, String, Line, colors):
         age = k["age_days"] or 0
         overdue = age > k["policy_days"]
         d.add(String(0, y + 2, k["key"][:34], fontName="Helvetica", fontSize=7.5))
-        d.add(Rect(label_w, y, max(1, usable * age / scale_max), bar_h, fillColor=colors.HexColor(COLORS["fail"] if overdue else COLORS["pass"]), strokeColor=None))
         px = label_w + usable * k["policy_days"] / scale_max
+        # the policy's span as a light track, so that a new key's short bar is seen against it
+        d.add(Rect(label_w, y, px - label_w, bar_h, fillColor=colors.HexColor("#e8f5e9"), strokeColor=colors.HexColor("#a5d6a7"), strokeWidth=0.4))
+        d.add(Rect(label_w, y, max(3, usable * age / scale_max), bar_h, fillColor=colors.HexColor(COLORS["fail"] if overdue else COLORS["pass"]), strokeColor=None))
         d.add(Line(px, y - 2, px, y + bar_h + 2, strokeColor=colors.HexColor("#212121"), strokeWidth=1.5))
         d.add(String(label_w + usable + 4, y + 2, f"{age:g}/{k['policy_days']:g} d", fontName="Helvetica", fontSize=7))
         y -= bar_h + gap

@@ -48,6 +48,36 @@ def report_now(environ=None) -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
+BACKDATE_TOLERANCE = timedelta(days=1)
+
+
+def report_clock(environ=None, wall: datetime | None = None) -> tuple[datetime, dict]:
+    """The time the evidence is evaluated at, and how it was chosen.
+
+    ``SOURCE_DATE_EPOCH`` fixes the report time (byte-identical output for
+    the same state) and is always disclosed. It may not move the report into
+    the past: when it lies more than a day before the system clock, the
+    evidence is evaluated at the system clock (key ages, cadences and expiry
+    dates are never judged at a backdated time) and the report says so."""
+    env = os.environ if environ is None else environ
+    wall = wall or datetime.now(timezone.utc).replace(microsecond=0)
+    if not env.get("SOURCE_DATE_EPOCH"):
+        return wall, {"source": "system clock", "source_date_epoch": None, "note": None}
+    fixed = report_now(env)
+    epoch = int(env["SOURCE_DATE_EPOCH"])
+    stamp = fixed.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if wall - fixed > BACKDATE_TOLERANCE:
+        days = int((wall - fixed).total_seconds() // 86400)
+        return wall, {"source": "system clock", "source_date_epoch": epoch,
+                      "note": (f"SOURCE_DATE_EPOCH={epoch} ({stamp}) is {days} days before the system clock: it was not used; "
+                               f"the evidence was evaluated at the system clock's time")}
+    ahead = int((fixed - wall).total_seconds() // 86400)
+    note = f"report time fixed by SOURCE_DATE_EPOCH={epoch} ({stamp})"
+    if ahead >= 1:
+        note += f", {ahead} day(s) after the system clock"
+    return fixed, {"source": "SOURCE_DATE_EPOCH", "source_date_epoch": epoch, "note": note}
+
+
 def output_format(path: str | os.PathLike) -> str:
     """The report format (``.pdf``, ``.json``, ``.md``, ``.oscal.json``) from the output file's extension."""
     ext = ".oscal.json" if Path(path).name.lower().endswith(".oscal.json") else Path(path).suffix.lower()
@@ -75,6 +105,8 @@ class _Ctx:
     config: object
     now: datetime
     key_ages: list | None = None
+    start: datetime | None = None
+    rctx: object = None
 
 
 def _requirement_status(statuses: list[str]) -> str:
@@ -84,28 +116,29 @@ def _requirement_status(statuses: list[str]) -> str:
     return max(relevant, key=lambda s: STATUS_RANK[s])
 
 
+def standard_requirements(std: dict) -> list[tuple[dict, dict]]:
+    """(section, requirement) pairs of a standard's data file, sorted by
+    section and requirement ID (natural order: 10.2.1.2 before 10.2.1.10)."""
+    from zerotrust_admin.compliance.requirements import natural_key
+
+    pairs = [(section, req) for section in std["sections"] for req in section["requirements"]]
+    return sorted(pairs, key=lambda p: (natural_key(p[0]["id"]), natural_key(p[1]["id"])))
+
+
 def evaluate_standard(std: dict, evidence: dict, ctx: _Ctx) -> dict:
+    from zerotrust_admin.compliance.requirements import Context, evaluate_requirement
+
+    ctx.rctx = Context(evidence, ctx.now, ctx.start or ctx.now - timedelta(days=90), std, ctx.config)
     controls = []
+    by_control: dict[str, list[str]] = {}
+    for section, req in standard_requirements(std):
+        for cid in req.get("controls", []):
+            by_control.setdefault(cid, []).append(req["id"])
     for check in CHECKS:
         result = check(evidence, std, ctx).to_dict()
-        result["requirements"] = std["controls"].get(result["id"], [])
+        result["requirements"] = [{"id": rid} for rid in by_control.get(result["id"], [])]
         controls.append(result)
-    by_id = {c["id"]: c for c in controls}
-    reqs: dict[str, dict] = {}
-    for cid, items in std["controls"].items():
-        for item in items:
-            entry = reqs.setdefault(item["id"], {"id": item["id"], "title": item["title"], "controls": [], "statuses": []})
-            entry["controls"].append(cid)
-            entry["statuses"].append(by_id[cid]["status"])
-    requirements = []
-    for entry in reqs.values():
-        status = _requirement_status(entry.pop("statuses"))
-        remediation = "; ".join(dict.fromkeys(by_id[c]["remediation"] for c in entry["controls"] if by_id[c]["remediation"] and by_id[c]["status"] in ("fail", "warning")))
-        evidence_line = "; ".join(f"{c}: {by_id[c]['summary']}" for c in entry["controls"])
-        requirements.append({**entry, "status": status, "evidence": evidence_line, "remediation": remediation})
-    for item in std.get("manual", []):
-        requirements.append({"id": item["id"], "title": item["title"], "controls": [], "status": "manual",
-                             "evidence": f"auditor to review: {item['look_at']}", "remediation": ""})
+    requirements = [evaluate_requirement(ctx.rctx, section, req) for section, req in standard_requirements(std)]
     counts = {s: 0 for s in ("pass", "warning", "fail", "manual", "not_evaluated", "not_applicable")}
     for r in requirements:
         counts[r["status"]] += 1
@@ -116,7 +149,12 @@ def evaluate_standard(std: dict, evidence: dict, ctx: _Ctx) -> dict:
         overall = "pass with warnings"
     else:
         overall = "pass"
-    return {"id": std["id"], "name": std["name"], "version": std["version"], "note": std.get("note", ""),
+    sections = []
+    for r in requirements:
+        if not sections or sections[-1]["id"] != r["section"]:
+            sections.append({"id": r["section"], "title": r["section_title"], "requirements": []})
+        sections[-1]["requirements"].append(r["id"])
+    return {"id": std["id"], "name": std["name"], "version": std["version"], "note": std.get("note", ""), "sections": sections,
             "retention": std.get("retention_note"), "review": std.get("review_note"), "overall": overall,
             "score": {**counts, "requirements": len(requirements), "scored": scored,
                       "percent": round(100.0 * counts["pass"] / scored, 1) if scored else 100.0},
@@ -124,15 +162,18 @@ def evaluate_standard(std: dict, evidence: dict, ctx: _Ctx) -> dict:
 
 
 def build_report(config, standard: str, *, period: timedelta = timedelta(days=90), now: datetime | None = None,
-                 operator: str = "", host: str | None = None) -> dict:
+                 operator: str = "", host: str | None = None, previous: dict | None = None, previous_name: str = "") -> dict:
     from zerotrust_admin import __version__
     from zerotrust_admin.compliance.evidence import collect_all
 
     sids = resolve_standards(standard)
-    now = now or report_now()
+    if now is None:
+        now, clock = report_clock()
+    else:
+        clock = {"source": "given by the caller", "source_date_epoch": None, "note": None}
     start = now - period
     evidence = collect_all(config, now, start)
-    ctx = _Ctx(config, now)
+    ctx = _Ctx(config, now, start=start)
     standards = [evaluate_standard(load_standard(sid), evidence, ctx) for sid in sids]
     failing = sorted({c["id"] for s in standards for c in s["controls"] if c["status"] == "fail"}, key=lambda x: int(x[1:]))
     if any(s["overall"] == "fail" for s in standards):
@@ -147,13 +188,13 @@ def build_report(config, standard: str, *, period: timedelta = timedelta(days=90
     hashed = {"anomalies": as_json_values({k: evidence["anomalies"].get(k) for k in ("since", "until", "baseline_start", "stats", "notes", "findings")}),
               "evidence": as_json_values({k: v for k, v in evidence.items() if k != "anomalies"})}
     evidence_digest = evidence_sha256(hashed)
-    return {
+    result = {
         "schema_version": SCHEMA_VERSION,
         "report": {
             "title": "Secrets management compliance report",
             "standards": sids, "standard_names": [s["name"] for s in standards],
             "period": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "end": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "days": round(period.total_seconds() / 86400, 2)},
-            "generated": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "host": host or socket.gethostname(), "operator": operator,
+            "generated": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "time_source": clock, "host": host or socket.gethostname(), "operator": operator,
             "system": "zerotrust-admin " + __version__ + " (ZeroTrustKerberosLink secrets)",
         },
         "overall": overall,
@@ -172,6 +213,11 @@ def build_report(config, standard: str, *, period: timedelta = timedelta(days=90
             "evidence_sha256": evidence_digest,
         },
     }
+    if previous is not None:
+        from zerotrust_admin.compliance.summary import compare
+
+        result["comparison"] = compare(previous, result, previous_name)
+    return result
 
 
 def render(report: dict, ext: str) -> bytes:
@@ -190,13 +236,20 @@ def render(report: dict, ext: str) -> bytes:
     return render_pdf(report)
 
 
-def write_report(config, standard: str, output: str | os.PathLike, *, period: timedelta, operator: str = "", now: datetime | None = None) -> tuple[dict, Path]:
+def write_report(config, standard: str, output: str | os.PathLike, *, period: timedelta, operator: str = "", now: datetime | None = None,
+                 compare: str | os.PathLike | None = None) -> tuple[dict, Path]:
     """Check the output path, build, render and write the report atomically (0600)."""
     from zerotrust_admin import fsutil
 
     sids = resolve_standards(standard)  # exit 2 before any work
     out, ext = check_output(output)
-    report = build_report(config, ",".join(sids) if len(sids) == 1 else "all", period=period, now=now, operator=operator)
+    previous = None
+    if compare is not None:
+        from zerotrust_admin.compliance.summary import load_previous
+
+        previous = load_previous(compare)  # exit 2 before any work
+    report = build_report(config, ",".join(sids) if len(sids) == 1 else "all", period=period, now=now, operator=operator,
+                          previous=previous, previous_name=Path(compare).name if compare is not None else "")
     data = render(report, ext)
     try:
         fsutil.write_private_file(out, data)
@@ -210,7 +263,7 @@ AUDIT_ACTION = "report"  # the access-policy action that guards compliance-repor
 
 
 def run_report(config, standard: str, output: str | os.PathLike, *, period: str, audit, actor,
-               now: datetime | None = None) -> tuple[dict, Path]:
+               now: datetime | None = None, compare: str | os.PathLike | None = None) -> tuple[dict, Path]:
     """``compliance-report``: write the report, then one ``compliance_report``
     audit record for the run, success or failure.
 
@@ -233,7 +286,7 @@ def run_report(config, standard: str, output: str | os.PathLike, *, period: str,
     resource = "compliance/" + (sids[0] if len(sids) == 1 else "all")
     asked = {"standards": sids, "format": fmt, "period": period, "output": str(Path(output).expanduser().absolute())}
     try:
-        report, out = write_report(config, standard, output, period=span, operator=actor.user, now=now)
+        report, out = write_report(config, standard, output, period=span, operator=actor.user, now=now, compare=compare)
         digest = _file_sha256(out)
     except Exception as exc:
         if not isinstance(exc, (UsageError, AuditError)):
@@ -246,7 +299,7 @@ def run_report(config, standard: str, output: str | os.PathLike, *, period: str,
         audit.append(event=AUDIT_EVENT, action=AUDIT_ACTION, resource=resource, success=True, actor=actor, **asked,
                      period_start=report["report"]["period"]["start"], period_end=report["report"]["period"]["end"],
                      overall=report["overall"], counts=counts, report_sha256=digest)
-    except AuditError:
+    except Exception:  # AuditError, or the writer refusing a rewritten log (IntegrityError): no unaudited report is left
         out.unlink(missing_ok=True)
         raise
     return report, out
