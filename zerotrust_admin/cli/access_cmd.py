@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from zerotrust_admin.cli.common import JsonOpt, app_context
-from zerotrust_admin.cli.output import emit_json, table
+from zerotrust_admin.cli.output import emit_json, escape_text, table
 
 app = typer.Typer(help="Explain and list access policies (access.policies).", no_args_is_help=True)
 
@@ -42,9 +42,9 @@ def check(
         emit_json(result)
     else:
         verdict = "ALLOW" if result["allowed"] else "DENY"
-        print(f"{verdict}: {who} {action} {name} from {where}")
-        print(f"  {result['reason']}")
-        print(f"  identity: {identity['assurance']} ({identity['detail']})")
+        print(f"{verdict}: {escape_text(who)} {action} {escape_text(name)} from {escape_text(where)}")
+        print(f"  {escape_text(result['reason'])}")
+        print(f"  identity: {identity['assurance']} ({escape_text(identity['detail'])})")
         print(f"  source address: {'claimed (from ' + origin + ')' if origin != 'host' else 'this host'}")
     if not result["allowed"]:
         raise typer.Exit(4)

@@ -13,21 +13,12 @@ from zerotrust_admin.errors import ZeroTrustError
 
 
 def harden_process() -> None:
-    """Files 0600/dirs 0700 whatever the caller's umask; no core dumps of secrets."""
+    """Files 0600/dirs 0700 whatever the caller's umask; no core dumps of secrets
+    (the same protection the Python API applies: secret.protect_process)."""
     os.umask(0o077)
-    try:
-        import resource
+    from zerotrust_admin.secret import protect_process
 
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    except (ImportError, ValueError, OSError):
-        pass
-    try:
-        import ctypes
-
-        PR_SET_DUMPABLE = 4
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    protect_process()
 
 
 def _click_exceptions():

@@ -9,7 +9,7 @@ import typer
 
 from zerotrust_admin.cli.common import DryRunOpt, JsonOpt, YesOpt, app_context
 from zerotrust_admin.cli.otp_input import code_source
-from zerotrust_admin.cli.output import confirm, emit_json, info, warn
+from zerotrust_admin.cli.output import confirm, emit_json, escape_text, info, warn
 
 app = typer.Typer(help="Multi-factor authentication (TOTP) for sensitive secrets.", no_args_is_help=True)
 
@@ -82,7 +82,7 @@ def status(ctx: typer.Context, json: JsonOpt = False) -> None:
     if app_ctx.json:
         emit_json(result)
         return
-    print(f"principal: {principal}")
+    print(f"principal: {escape_text(principal)}")
     print(f"enrolled:  {'yes, since ' + str(result['enrolled_at']) if result['enrolled'] else 'no (run: zerotrust-admin mfa enroll)'}")
     lock = result["lockout"]
     print(f"lockout:   {'locked until ' + lock['locked_until'] if lock['locked_until'] else 'none'} ({lock['recent_failures']} recent failure(s))")
