@@ -51,6 +51,10 @@ def report_now(environ=None) -> datetime:
 BACKDATE_TOLERANCE = timedelta(days=1)
 
 
+def _wall_clock() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
 def report_clock(environ=None, wall: datetime | None = None) -> tuple[datetime, dict]:
     """The time the evidence is evaluated at, and how it was chosen.
 
@@ -60,7 +64,7 @@ def report_clock(environ=None, wall: datetime | None = None) -> tuple[datetime, 
     evidence is evaluated at the system clock (key ages, cadences and expiry
     dates are never judged at a backdated time) and the report says so."""
     env = os.environ if environ is None else environ
-    wall = wall or datetime.now(timezone.utc).replace(microsecond=0)
+    wall = wall or _wall_clock()
     if not env.get("SOURCE_DATE_EPOCH"):
         return wall, {"source": "system clock", "source_date_epoch": None, "note": None}
     fixed = report_now(env)
