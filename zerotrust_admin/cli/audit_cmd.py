@@ -165,3 +165,26 @@ def anomalies(
               highlight=lambda row: "red" if row[0] == "high" else None)
     for d in deliveries:
         print(f"notified {d['channel']}: {'ok' if d['ok'] else 'FAILED: ' + str(d.get('error'))}", file=sys.stderr)
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    format: Annotated[str, typer.Option("--format", "-f", help="ocsf: one OCSF 1.7.0 event per line (API Activity, Authentication, Account Change); json: the records as they are.")] = "ocsf",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Write to this file (0600, atomically) instead of stdout.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Stream the audit log to a SIEM format, one JSON object per line, in constant memory (no chain check: run audit verify)."""
+    from zerotrust_admin import __version__
+    from zerotrust_admin.audit.ocsf import export_log
+    from zerotrust_admin.errors import UsageError
+
+    app_ctx = app_context(ctx, json)
+    if format not in ("ocsf", "json"):
+        raise UsageError(f"--format {format!r} is not one of ocsf, json")
+    count = export_log(app_ctx.audit, format, output, product_version=__version__)
+    if output is not None:
+        if app_ctx.json:
+            emit_json({"output": str(output), "format": format, "records": count})
+        else:
+            print(f"exported {count} records as {format} to {output}", file=sys.stderr)
