@@ -325,3 +325,80 @@ def test_n1_loopback_http_is_the_only_exception(cli, zt_env, listener):
     for bad in ("http://10.0.0.1:8200", "http://[::ffff:127.0.0.1]:8200", "http://0.0.0.0:8200", "vault.example.com:8200", "https://"):
         with pytest.raises(UsageError):
             check_url(bad, "x.url")
+
+
+# --- N2 (the Vault API only): huge or malformed bodies from a hostile endpoint ---------
+class Hostile:
+    """A loopback 'Vault' that answers every request with ``status`` and ``body``;
+    ``declared`` overrides Content-Length; ``stream`` sends that many bytes chunked."""
+
+    def __init__(self, body: bytes = b"", status: int = 200, declared: int | None = None, stream: int = 0):
+        self.requests = 0
+        hostile = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self):
+                hostile.requests += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    if stream:
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        chunk = b"A" * (1 << 20)
+                        for _ in range(stream // len(chunk)):
+                            self.wfile.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                        self.wfile.write(b"0\r\n\r\n")
+                    else:
+                        self.send_header("Content-Length", str(declared if declared is not None else len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = do_PUT = do_LIST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+HOSTILE = {
+    "declared-100MiB": dict(body=b"{}", declared=100 << 20),
+    "streamed-24MiB": dict(stream=24 << 20),
+    "not-json": dict(body=b"<html>hello</html>"),
+    "json-not-object": dict(body=b"[1, 2, 3]"),
+    "wrong-types": dict(body=b'{"data": {"data": [1], "metadata": "x"}, "auth": "nope"}'),
+}
+
+
+@pytest.mark.parametrize("answer", list(HOSTILE), ids=list(HOSTILE))
+def test_n2_hostile_vault_bodies_are_refused_exit_6(cli, zt_env, answer):
+    server = Hostile(**HOSTILE[answer])
+    try:
+        write_config(zt_env, f"secrets:\n  provider: hashicorp\n  config: {{url: '{server.url}', mount_path: kv, token: {TOKEN}, timeout: 5}}\n")
+        # the stdlib read path, the hvac path (an older version), and hvac's LIST
+        for argv in (("vault", "get", "app/key"), ("vault", "get", "app/key", "--version", "1"), ("vault", "list")):
+            r = cli(*argv, timeout=60)
+            assert r.code == 6, (answer, argv, r.code, r.err)
+            assert "refused" in r.err and "Traceback" not in r.err, r.err
+        assert server.requests
+        # the transit key source: init asks for the key and gets the same answers
+        write_config(zt_env, transit_block(server.url))
+        r = cli("init", timeout=60)
+        assert r.code == 6, (answer, r.code, r.err)
+    finally:
+        server.close()

@@ -98,10 +98,19 @@ class TransitKeySource:
             raise
 
     # --- KeySource ---------------------------------------------------------------
+    def _parsed(self):
+        from zerotrust_admin.vaultapi.client import parsed
+
+        return parsed(WHAT, self.url)
+
     def wrap(self, plaintext: bytes, aad: bytes) -> bytes:
         resp = self._call(lambda: self.client.write(f"{self.mount}/encrypt/{self.key_name}", plaintext=base64.b64encode(plaintext).decode(),
                                                     associated_data=base64.b64encode(aad).decode()))
-        return resp["data"]["ciphertext"].encode("ascii")
+        with self._parsed():
+            ciphertext = resp["data"]["ciphertext"]
+            if not isinstance(ciphertext, str) or not ciphertext.startswith("vault:v"):
+                raise ValueError("not a transit ciphertext")
+            return ciphertext.encode("ascii")
 
     def unwrap(self, blob: bytes, aad: bytes) -> bytes:
         try:
@@ -112,7 +121,8 @@ class TransitKeySource:
             raise UnwrapFailed()
         resp = self._call(lambda: self.client.write(f"{self.mount}/decrypt/{self.key_name}", ciphertext=text,
                                                     associated_data=base64.b64encode(aad).decode()), unwrap=True)
-        return base64.b64decode(resp["data"]["plaintext"])
+        with self._parsed():
+            return base64.b64decode(resp["data"]["plaintext"], validate=True)
 
     def rewrap(self, blob: bytes, aad: bytes) -> bytes:
         """The same data key wrapped under the newest transit key version.
@@ -140,10 +150,12 @@ class TransitKeySource:
 
     # --- provider-side key rotation (rotate-keys / keys status) ----------------------------
     def provider_key_status(self) -> dict:
-        data = self._call(lambda: self.client.secrets.transit.read_key(name=self.key_name, mount_point=self.mount))["data"]
-        versions = data.get("keys") or {}
-        latest = int(data.get("latest_version") or 0)
-        created = versions.get(str(latest))
+        resp = self._call(lambda: self.client.secrets.transit.read_key(name=self.key_name, mount_point=self.mount))
+        with self._parsed():
+            data = resp["data"]
+            versions = data.get("keys") or {}
+            latest = int(data.get("latest_version") or 0)
+            created = versions.get(str(latest))
         if isinstance(created, dict):
             created = created.get("creation_time")
         elif isinstance(created, int):

@@ -125,16 +125,17 @@ class HashicorpProvider(ProviderBase):
         light = self._light_client() if version is None else None
         if light is not None:
             status, payload = light.read_current(self.mount, name)
-            data = payload.get("data") or {}
-            meta = data.get("metadata") or {}
-            if status == 404:
-                if meta.get("deletion_time"):
-                    raise deleted(name)
-                raise not_found(name)
-            value = _decode(data.get("data") or {}, name)
-            custom = meta.get("custom_metadata") or {}
-            self.last_read_sensitive = custom.get(META_SENSITIVE) == "true"  # MFA check without a metadata call (access/guard.py)
-            return Secret(value), version_info(name, int(meta.get("version") or 0), meta.get("created_time", ""), "", len(value), _user_meta(custom), True)
+            with vaultapi_client.parsed(WHAT, self.url):  # N2: a mistyped field is a malformed response (exit 6)
+                data = payload.get("data") or {}
+                meta = data.get("metadata") or {}
+                if status == 404:
+                    if meta.get("deletion_time"):
+                        raise deleted(name)
+                    raise not_found(name)
+                value = _decode(data.get("data") or {}, name)
+                custom = meta.get("custom_metadata") or {}
+                self.last_read_sensitive = custom.get(META_SENSITIVE) == "true"  # MFA check without a metadata call (access/guard.py)
+                return Secret(value), version_info(name, int(meta.get("version") or 0), meta.get("created_time", ""), "", len(value), _user_meta(custom), True)
         import hvac.exceptions as hx
 
         try:
@@ -146,11 +147,12 @@ class HashicorpProvider(ProviderBase):
             raise
         except hx.InvalidPath:  # pragma: no cover - mapped above
             raise not_found(name, version) from None
-        data = resp["data"]["data"] or {}
-        meta = resp["data"]["metadata"] or {}
-        value = _decode(data, name)
-        got = int(meta.get("version") or 0)
-        custom = meta.get("custom_metadata") or {}
+        with vaultapi_client.parsed(WHAT, self.url):
+            data = resp["data"]["data"] or {}
+            meta = resp["data"]["metadata"] or {}
+            value = _decode(data, name)
+            got = int(meta.get("version") or 0)
+            custom = meta.get("custom_metadata") or {}
         current = True
         if version is not None:
             head = self._metadata(name)

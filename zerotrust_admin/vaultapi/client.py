@@ -9,6 +9,19 @@ from zerotrust_admin.errors import BusyError, ConfigError, DeniedError, NotFound
 from zerotrust_admin.vaultapi.settings import VaultSettings
 
 LOGIN_REFUSED = "refused our credentials (AppRole role_id/secret_id or token)"
+# The largest response body accepted from Vault (threat-model N2): a secret value
+# is at most 1 MiB (base64 in JSON: ~1.4 MiB); a LIST of many names stays far
+# below this. A bigger body is refused while it is read, never buffered whole.
+MAX_BODY = 16 << 20
+
+
+class ResponseRefused(UnavailableError):
+    """Vault answered with a body over MAX_BODY or one that is not the JSON object the API defines (exit 6)."""
+
+
+def refused_body(what: str, endpoint: str, why: str) -> ResponseRefused:
+    return ResponseRefused(f"{what} at {endpoint} answered with {why}; refused",
+                           hint="is the URL really a Vault/OpenBao server? check it and the network path to it")
 
 
 class CheckAndSetFailed(BusyError):
@@ -75,6 +88,58 @@ def api_errors(what: str, url: str, ca_file: str | None, timeout: float, *, name
         raise unavailable(what, url, "failing (server error)", where=where) from None
     except hx.VaultError:
         raise unavailable(what, url, "returning an unexpected error", where=where) from None
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        # A body that is not JSON (requests' JSONDecodeError is a ValueError) or
+        # lacks the fields the API defines.
+        raise refused_body(what, url, "a malformed response") from None
+    except rx.RequestException:
+        raise unavailable(what, url, "returning an unexpected error", where=where) from None
+
+
+@contextmanager
+def parsed(what: str, url: str):
+    """Reading fields out of a Vault response: a missing or mistyped field is a
+    malformed response (exit 6), never an internal error."""
+    try:
+        yield
+    except ZeroTrustError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        raise refused_body(what, url, "a malformed response") from None
+
+
+def capped_session(settings: VaultSettings, what: str, url: str):
+    """A requests.Session for hvac: the TLS policy for https, no redirects
+    followed by the caller, and every response body read with a cap (N2)."""
+    import requests
+
+    if url.startswith("https://") and settings.tls_verify():
+        from zerotrust_admin.tlspolicy import requests_session
+
+        session = requests_session(settings.tls_policy())  # TLS 1.2+, AEAD suites only (docs/security-model.md)
+    else:
+        session = requests.Session()
+
+    def cap(response, *args, **kwargs):
+        # Runs before requests reads the body (Session.send dispatches hooks first).
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY:
+            response.close()
+            raise refused_body(what, url, f"a body of {int(declared)} bytes (the limit is {MAX_BODY})")
+        body = response.raw.read(MAX_BODY + 1, decode_content=True) if response.raw is not None else b""
+        if len(body) > MAX_BODY:
+            response.close()
+            raise refused_body(what, url, f"a body over {MAX_BODY} bytes")
+        response._content = body
+        response._content_consumed = True
+        try:
+            response.raw.release_conn()  # read to the end: the connection goes back to the pool
+        except Exception:  # noqa: BLE001 - only pooling is lost
+            pass
+        return response
+
+    session.hooks["response"].append(cap)
+    return session
 
 
 def make_client(settings: VaultSettings, *, what: str, token: str | None = None):
@@ -90,12 +155,10 @@ def make_client(settings: VaultSettings, *, what: str, token: str | None = None)
     verify: bool | str = ca_file if ca_file else True
     if not settings.tls_verify():
         verify = False
-    session = None
-    if url.startswith("https://") and verify is not False:
-        from zerotrust_admin.tlspolicy import requests_session
-
-        session = requests_session(settings.tls_policy())  # TLS 1.2+, AEAD suites only (docs/security-model.md)
-    client = hvac.Client(url=url, timeout=timeout, verify=verify, namespace=settings.namespace(), session=session)
+    session = capped_session(settings, what, url)
+    # Redirects are not followed: X-Vault-Token would go along to wherever the
+    # Location points, over whatever scheme (N1). Vault standbys forward instead.
+    client = hvac.Client(url=url, timeout=timeout, verify=verify, namespace=settings.namespace(), session=session, allow_redirects=False)
     if token:
         client.token = token
         return client

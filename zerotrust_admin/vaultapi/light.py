@@ -18,7 +18,7 @@ from http.client import HTTPConnection, HTTPException, HTTPSConnection
 from urllib.parse import quote, urlsplit
 
 from zerotrust_admin.errors import UsageError
-from zerotrust_admin.vaultapi.client import LOGIN_REFUSED, denied, tls_refused, unavailable
+from zerotrust_admin.vaultapi.client import LOGIN_REFUSED, MAX_BODY, denied, refused_body, tls_refused, unavailable
 from zerotrust_admin.vaultapi.endpoint import check_url
 
 KIND = "hashicorp secret provider"
@@ -64,7 +64,14 @@ class LightVault:
             conn = self._connection()
             conn.request(method, self._base + path, body=data, headers=headers)
             resp = conn.getresponse()
-            raw = resp.read()
+            declared = resp.getheader("Content-Length")
+            if declared and declared.isdigit() and int(declared) > MAX_BODY:
+                self.close()
+                raise refused_body(KIND, self.url, f"a body of {int(declared)} bytes (the limit is {MAX_BODY})")
+            raw = resp.read(MAX_BODY + 1)  # N2: never buffer an unbounded body
+            if len(raw) > MAX_BODY:
+                self.close()
+                raise refused_body(KIND, self.url, f"a body over {MAX_BODY} bytes")
         except ssl.SSLCertVerificationError:
             self.close()
             raise tls_refused(KIND, self.url, self._ca) from None
@@ -77,21 +84,26 @@ class LightVault:
         except (OSError, HTTPException):
             self.close()
             raise unavailable(KIND, self.url, "unreachable", self._timeout) from None
-        try:
-            payload = json.loads(raw) if raw else {}
-        except ValueError:
-            payload = {}
         status = resp.status
         if status in (401, 403) or (login and status == 400):
             raise denied(KIND, self.url, LOGIN_REFUSED if login else "denied the request")
         if status >= 500:
             raise unavailable(KIND, self.url, "failing (server error)")
-        return status, payload if isinstance(payload, dict) else {}
+        try:
+            payload = json.loads(raw) if raw else {}
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            if 200 <= status < 300:  # a success must be the JSON object the API defines (N2)
+                raise refused_body(KIND, self.url, "a malformed response")
+            payload = {}
+        return status, payload
 
     def login_approle(self, role_id: str, secret_id: str, mount: str) -> None:
         _status, payload = self.request("POST", f"/v1/auth/{quote(mount)}/login", {"role_id": role_id, "secret_id": secret_id}, login=True)
-        token = (payload.get("auth") or {}).get("client_token")
-        if not token:
+        auth = payload.get("auth")
+        token = auth.get("client_token") if isinstance(auth, dict) else None
+        if not isinstance(token, str) or not token:
             raise denied(KIND, self.url, LOGIN_REFUSED)
         self.token = token
 
