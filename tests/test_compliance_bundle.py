@@ -280,6 +280,8 @@ def test_json_reports_validate_against_the_schema(made, bundle):
         assert report["schema_version"] == SCHEMA_VERSION
         errors = sorted(validator.iter_errors(report), key=str)
         assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors[:5]]
+    clock = json.loads((bundle / "report.json").read_text())["report"]["time_source"]
+    assert clock["source_date_epoch"] == made["epoch"]  # disclosed in the JSON too
     report = json.loads(made["report"].read_text())
     # the validator can fail: no version, an unknown status, a short hash
     broken = {k: v for k, v in report.items() if k != "schema_version"}

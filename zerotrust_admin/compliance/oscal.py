@@ -76,6 +76,20 @@ def _evidence_text(req: dict) -> str:
     return json.dumps(evidence, sort_keys=True, ensure_ascii=False, default=str)
 
 
+def _checks(req: dict) -> list[tuple[str, str, str]]:
+    """(check name, what it found, its status) per check that decided the
+    requirement; one entry from the requirement's evidence when it lists none."""
+    out = []
+    for item in req.get("findings") or []:
+        if not isinstance(item, dict):
+            continue
+        lines = item.get("evidence")
+        lines = lines if isinstance(lines, list) else ([lines] if lines else [])
+        text = "\n".join([str(item.get("finding") or "")] + [str(x) for x in lines]).strip()
+        out.append((str(item.get("check") or ""), text or "no evidence recorded", str(item.get("status") or req["status"])))
+    return out or [("", _evidence_text(req), req["status"])]
+
+
 def _state(status: str) -> dict:
     if status == "pass":
         return {"state": "satisfied", "reason": "pass"}
@@ -101,17 +115,21 @@ def assessment_results(report: dict) -> dict:
             controls.setdefault(cid, set())
             if statement:
                 controls[cid].add(statement)
-            obs_uuid = _uuid(doc_uuid, sid, key, "observation")
-            observations.append({
-                "uuid": obs_uuid,
-                "title": _one_line(f"{std['name']} {req['id']}"),
-                "description": _evidence_text(req),
-                "props": [_prop("label", req["id"], ns=False)],
-                "methods": ["TEST"] if req["status"] not in ("manual",) else ["EXAMINE"],
-                "types": ["control-objective"],
-                "collected": end,
-                "relevant-evidence": [{"href": "#evidence", "description": f"evidence_sha256 {digest} (compliance report JSON, 'evidence' and 'anomalies')"}],
-            })
+            related = []
+            for n, (check, text, check_status) in enumerate(_checks(req)):
+                obs_uuid = _uuid(doc_uuid, sid, key, "observation", str(n))
+                related.append({"observation-uuid": obs_uuid})
+                observations.append({
+                    "uuid": obs_uuid,
+                    "title": _one_line(f"{std['name']} {req['id']}" + (f": {check}" if check else "")),
+                    "description": text,
+                    "props": [_prop("label", req["id"], ns=False), _prop("zt-status", check_status),
+                              *([_prop("zt-check", check)] if check else [])],
+                    "methods": ["EXAMINE"] if check_status in ("manual", "not_applicable") else ["TEST"],
+                    "types": ["control-objective"],
+                    "collected": end,
+                    "relevant-evidence": [{"href": "#evidence", "description": f"evidence_sha256 {digest} (compliance report JSON, 'evidence' and 'anomalies')"}],
+                })
             target = {"type": "statement-id", "target-id": statement} if statement else {"type": "objective-id", "target-id": f"{cid}_obj"}
             status = _state(req["status"])
             remediation = req.get("remediation") or ""
@@ -120,11 +138,11 @@ def assessment_results(report: dict) -> dict:
             findings.append({
                 "uuid": _uuid(doc_uuid, sid, key, "finding"),
                 "title": _one_line(f"{req['id']} {req.get('title', '')}"),
-                "description": _evidence_text(req),
+                "description": str(req.get("finding") or "") or _evidence_text(req),
                 "props": [_prop("label", req["id"], ns=False), _prop("zt-status", req["status"]),
                           *([_prop("zt-controls", " ".join(req["controls"]))] if req.get("controls") else [])],
                 "target": {**target, "status": status},
-                "related-observations": [{"observation-uuid": obs_uuid}],
+                "related-observations": related,
             })
         selections = [{"control-id": cid, **({"statement-ids": sorted(st)} if st else {})} for cid, st in controls.items()]
         score = std.get("score", {})
@@ -146,8 +164,10 @@ def assessment_results(report: dict) -> dict:
             result["findings"] = findings
         results.append(result)
     props = [_prop("zt-evidence-sha256", digest or "-"), _prop("zt-schema-version", report.get("schema_version", "-"))]
-    if meta.get("source_date_epoch") is not None:
-        props.append(_prop("zt-source-date-epoch", meta["source_date_epoch"]))
+    clock = meta.get("time_source") or {}
+    if clock.get("source_date_epoch") is not None:  # disclosed whenever it was set
+        props.append(_prop("zt-source-date-epoch", clock["source_date_epoch"]))
+        props.append(_prop("zt-time-source", clock.get("source") or "-"))
     return {"assessment-results": {
         "uuid": doc_uuid,
         "metadata": {
@@ -156,7 +176,8 @@ def assessment_results(report: dict) -> dict:
             "version": report.get("schema_version", "1.0"),
             "oscal-version": OSCAL_VERSION,
             "props": props,
-            "remarks": f"{meta['system']} on {meta['host']}, operator {meta['operator'] or '-'}; period {start} to {end}",
+            "remarks": f"{meta['system']} on {meta['host']}, operator {meta['operator'] or '-'}; period {start} to {end}"
+                       + (f"; {clock['note']}" if clock.get("note") else ""),
         },
         "import-ap": {"href": "#assessment-plan", "remarks": "No separate assessment plan: the plan is the standard's requirement mapping shipped with zerotrust-admin."},
         "results": results,
