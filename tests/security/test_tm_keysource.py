@@ -332,7 +332,7 @@ class Hostile:
     """A loopback 'Vault' that answers every request with ``status`` and ``body``;
     ``declared`` overrides Content-Length; ``stream`` sends that many bytes chunked."""
 
-    def __init__(self, body: bytes = b"", status: int = 200, declared: int | None = None, stream: int = 0):
+    def __init__(self, body: bytes = b"", status: int = 200, declared: int | None = None, stream: int = 0, headers: dict | None = None):
         self.requests = 0
         hostile = self
 
@@ -347,6 +347,8 @@ class Hostile:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
+                    for key, value in (headers or {}).items():
+                        self.send_header(key, value)
                     if stream:
                         self.send_header("Transfer-Encoding", "chunked")
                         self.end_headers()
@@ -400,5 +402,19 @@ def test_n2_hostile_vault_bodies_are_refused_exit_6(cli, zt_env, answer):
         write_config(zt_env, transit_block(server.url))
         r = cli("init", timeout=60)
         assert r.code == 6, (answer, r.code, r.err)
+    finally:
+        server.close()
+
+
+def test_n1_redirect_does_not_carry_the_token_elsewhere(cli, zt_env, listener):
+    """A Vault answer 307 to a plain-http URL elsewhere: the token is not sent there."""
+    elsewhere = listener()
+    server = Hostile(status=307, headers={"Location": elsewhere.url + "/v1/kv/data/app/key"})
+    try:
+        write_config(zt_env, f"secrets:\n  provider: hashicorp\n  config: {{url: '{server.url}', mount_path: kv, token: {TOKEN}, timeout: 5}}\n")
+        for argv in (("vault", "get", "app/key"), ("vault", "get", "app/key", "--version", "1"), ("vault", "list")):
+            r = cli(*argv)
+            assert r.code in (2, 6), (argv, r.code, r.err)
+        assert server.requests and elsewhere.requests == [] and not elsewhere.saw_token()
     finally:
         server.close()
