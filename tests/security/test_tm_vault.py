@@ -156,6 +156,31 @@ def test_v2_trigger_planted_while_open_stops_the_write(cli, initialized, zt_env)
     assert _rows(zt_env, "SELECT MAX(version) FROM versions WHERE name = 'db/password'") == [(1,)]
 
 
+@pytest.mark.parametrize("trigger, write", [
+    ("CREATE TRIGGER t AFTER UPDATE ON secrets BEGIN UPDATE secrets SET current_version = OLD.current_version, head_mac = OLD.head_mac WHERE name = NEW.name; END",
+     lambda v: v.put("db/password", b"v2")),
+    ("CREATE TRIGGER t AFTER UPDATE ON secrets BEGIN UPDATE secrets SET deleted_at = NULL, head_mac = OLD.head_mac WHERE name = NEW.name; END",
+     lambda v: v.delete("db/password")),
+    ("CREATE TRIGGER t BEFORE DELETE ON versions BEGIN SELECT RAISE(IGNORE); END", lambda v: v.destroy("db/password")),
+])
+def test_v2_write_reads_back_before_commit(cli, initialized, zt_env, monkeypatch, trigger, write):
+    """The second line of defence, with the schema check switched off: what a
+    write reads back inside its transaction must be what it wrote, else it rolls back."""
+    from tests.reliability.helpers import open_vault
+    from zerotrust_admin.errors import IntegrityError
+    from zerotrust_admin.vault import vault as vault_module
+
+    _put(cli, "db/password", b"v1")
+    _sql(zt_env, trigger)
+    monkeypatch.setattr(vault_module, "schema_problem", lambda actual, version: None)
+    monkeypatch.setattr(vault_module, "_read_format", lambda conn, path: (2, dict(conn.execute("SELECT key, value FROM meta").fetchall())))
+    before = _rows(zt_env, "SELECT * FROM secrets"), _rows(zt_env, "SELECT name, version FROM versions")
+    with open_vault(zt_env) as vault:
+        with pytest.raises(IntegrityError, match="did not keep|kept rows"):
+            write(vault)
+    assert (_rows(zt_env, "SELECT * FROM secrets"), _rows(zt_env, "SELECT name, version FROM versions")) == before
+
+
 # --- V3: single-secret rollback ------------------------------------------------------
 def test_v3_older_secrets_row_copied_back_refused(cli, initialized, zt_env):
     _put(cli, "db/password", b"old-compromised")
