@@ -206,6 +206,7 @@ class AuditStats:
         self.now = now
         self.period_start_s = _fmt(period_start)
         self.now_s = _fmt(now)
+        self.late_s = _fmt(now + timedelta(minutes=5))[:19]
         self.total = 0
         self.in_period = 0
         self.unreadable = 0
@@ -225,6 +226,10 @@ class AuditStats:
         self.period_events: dict = {k: [] for k in ("anomaly_review", "backup", "restore", "compliance_report")}
         self.master_rotations: list = []
         self.prev_ts = ""
+        self.prev_t19 = ""
+        self.now_t19 = self.now_s[:19]
+        self.start_t19 = self.period_start_s[:19]
+        self.reads = None
         self.backwards = 0
         self.first_backwards_seq = None
         self.after_now = 0
@@ -259,10 +264,12 @@ class AuditStats:
             self.first_ts = ts
         self.last_ts = ts
         self.last_seq = seq
-        missing = [f for f in REQUIRED_FIELDS if r.get(f) in (None, "")]
-        if not isinstance(r.get("success"), bool) and "success" not in missing:
-            missing.append("success")
-        if missing:
+        success = r.get("success")
+        # fast path: the writer always sets all six fields; only a record that lacks one is examined field by field
+        if not (ts and r.get("user") and r.get("action") and r.get("resource") and r.get("source_ip") and success.__class__ is bool):
+            missing = [f for f in REQUIRED_FIELDS if r.get(f) in (None, "")]
+            if not isinstance(success, bool) and "success" not in missing:
+                missing.append("success")
             self.records_missing_fields += 1
             self.missing_fields.update(missing)
             if len(self.missing_field_seqs) < 5:
@@ -270,20 +277,21 @@ class AuditStats:
         if not isinstance(ts, str):
             return
         t19 = ts[:19]
-        if t19 < self.prev_ts[:19] and _later_by(self.prev_ts, ts, 1.0):
+        if t19 < self.prev_t19 and _later_by(self.prev_ts, ts, 1.0):
             self.backwards += 1
             if self.first_backwards_seq is None:
                 self.first_backwards_seq = seq
-        self.prev_ts = ts
-        if t19 > self.now_s[:19]:
-            self.after_now += 1
-            if self.first_after_now_seq is None:
-                self.first_after_now_seq = seq
+        self.prev_ts, self.prev_t19 = ts, t19
+        if t19 > self.now_t19:
+            if t19 > self.late_s:  # beyond the clock tolerance: a finding (clock skew or a backdated report)
+                self.after_now += 1
+                if self.first_after_now_seq is None:
+                    self.first_after_now_seq = seq
             return  # evidence from after the report time is not used
         event, action = r.get("event"), r.get("action")
-        success = r.get("success") is True
+        success = success is True
         details = r.get("details") or {}
-        kind = _classify(event, action, details)
+        kind = None if event == "secret_access" and action != "rotate" else _classify(event, action, details)
         if kind:
             self.counts[kind + (":ok" if success else ":failed")] += 1
             if success or kind not in self.last:
@@ -296,13 +304,34 @@ class AuditStats:
                 self._declaration(kind, r, t19 + "Z", details)
         if event == "mfa" and action == "verify" and success:
             self.mfa_ok[(r.get("user"), r.get("resource"))] = t19
-        if t19 >= self.period_start_s[:19]:
+        if t19 >= self.start_t19:
             self.in_period += 1
-            self.events[str(event)] += 1
+            self.events[event] += 1
             self.per_day[ts[:10]] += 1
+            if event == "secret_access" and action == "read" and success:
+                # the common record: a successful read, counted inline
+                if self.reads is None:
+                    self.reads = {"count": 0, "first_seq": seq, "last_seq": seq}
+                    self.classes["reads"] = self.reads
+                self.reads["count"] += 1
+                self.reads["last_seq"] = seq
+                if self.sensitive or self.mfa_globs:
+                    self._sensitive_read(r, seq, t19)
+                return
             if not success:
                 self.failures_in_period += 1
             self._classify_period(r, event, action, success, kind, seq, t19, details)
+
+    def _sensitive_read(self, r, seq, t19) -> None:
+        resource = r.get("resource")
+        if not self._is_sensitive(resource):
+            return
+        self.sensitive_reads += 1
+        ok = self.mfa_ok.get((r.get("user"), resource))
+        if ok is not None and ok <= t19 and not _later_by(t19, ok, 300.0):
+            self.verified_reads += 1
+        elif self.first_unverified_seq is None:
+            self.first_unverified_seq = seq
 
     def _classify_period(self, r, event, action, success, kind, seq, t19, details) -> None:
         if kind in self.period_events and success:
@@ -316,14 +345,9 @@ class AuditStats:
         if event == "secret_access":
             resource = r.get("resource")
             if action == "read":
-                self._cls("reads", seq)
-                if success and self._is_sensitive(resource):
-                    self.sensitive_reads += 1
-                    ok = self.mfa_ok.get((r.get("user"), resource))
-                    if ok is not None and ok <= t19 and not _later_by(t19, ok, 300.0):
-                        self.verified_reads += 1
-                    elif self.first_unverified_seq is None:
-                        self.first_unverified_seq = seq
+                self._cls("reads", seq)  # a failed read (successful ones are counted in feed)
+                if self.reads is None:
+                    self.reads = self.classes["reads"]
             elif action in ("write", "delete", "create", "restore_version", "rotate") and success:
                 self._cls("credentials", seq)
                 if action in ("delete",) or details.get("version") == 1:

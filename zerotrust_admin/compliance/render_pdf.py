@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 
-COLORS = {"pass": "#2e7d32", "fail": "#c62828", "warning": "#ef8f00", "manual": "#5c6bc0", "not_evaluated": "#9e9e9e", "not_applicable": "#cfd8dc"}
+COLORS = {"pass": "#2e7d32", "fail": "#c62828", "warning": "#ef8f00", "manual": "#5c6bc0", "not_evaluated": "#9e9e9e", "not_applicable": "#78909c"}
 LABEL = {"pass": "PASS", "fail": "FAIL", "warning": "WARNING", "manual": "MANUAL", "not_evaluated": "NOT EVALUATED", "not_applicable": "N/A"}
 ORDER = ("pass", "warning", "fail", "manual", "not_evaluated", "not_applicable")
 
@@ -240,7 +240,7 @@ def render_pdf(report: dict, invariant: bool | None = None) -> bytes:
         story.append(Spacer(1, 3 * mm))
         by_id = {q["id"]: q for q in s["requirements"]}
         for section in s.get("sections") or [{"id": "", "title": "Requirements", "requirements": list(by_id)}]:
-            story.append(CondPageBreak(30 * mm))
+            story.append(CondPageBreak(60 * mm))  # a section heading never ends a page
             story.append(Paragraph(esc(f"{section['id']} {section['title']}".strip()), h3))
             rows = [["Requirement", "Status", "Finding and evidence"]]
             for rid in section["requirements"]:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+CLOCK_TOLERANCE = timedelta(minutes=5)  # records and keys this much after the report time are a finding
 STATUS_RANK = {"fail": 5, "warning": 4, "not_evaluated": 3, "manual": 2, "pass": 1, "not_applicable": 0}
 
 SCOPES = {"cardholder_data": "cardholder data (PAN) stored in the vault", "phi": "electronic protected health information",
@@ -245,7 +246,8 @@ def cryptoperiod(ctx: Context, req: dict, params: dict) -> Finding:
         key = _active(timeline[kind], ctx.now)
         if key:
             current.append(f"{kind} key {key[1]}: {round((ctx.now - key[0]).total_seconds() / 86400, 2)} d at {_fmt(ctx.now)} (policy {policy[kind]} d)")
-    future = [f"{kind} key {k[1]} created {_fmt(k[0])}" for kind in ("master", "data") for k in timeline[kind] if k[0] > ctx.now]
+    # a key created after the report time (beyond a clock tolerance): clock skew or a backdated report
+    future = [f"{kind} key {k[1]} created {_fmt(k[0])}" for kind in ("master", "data") for k in timeline[kind] if k[0] > ctx.now + CLOCK_TOLERANCE]
     lines = current + [f"policy: master {policy['master']} d, data keys {policy['data']} d, session keys {rot.get('session_hours', 24)} h (organisation-defined cryptoperiods)",
                        f"replayed day by day over {len(timeline['master'])} master and {len(timeline['data'])} data key(s)"]
     if future:
