@@ -215,6 +215,22 @@ def test_v3_older_versions_row_copied_back_refused(cli, initialized, zt_env):
     assert cli("vault", "get", "db/password").out == b"second"
 
 
+def test_v3_rollback_while_a_process_has_the_vault_open_is_not_blessed(cli, initialized, zt_env):
+    """A long-running process's next write re-checks the commitment (another connection
+    committed meanwhile), so it never rewrites the commitment over a rolled-back row."""
+    from tests.reliability.helpers import open_vault
+    from zerotrust_admin.errors import IntegrityError
+
+    _put(cli, "db/password", b"old-compromised")
+    old = _snapshot_head(zt_env, "db/password")
+    _put(cli, "db/password", b"new-after-incident")
+    with open_vault(zt_env) as vault:
+        _restore_head(zt_env, old, "DELETE FROM versions WHERE name = 'db/password' AND version = 2")
+        with pytest.raises(IntegrityError, match="rolled back"):
+            vault.put("app/other", b"unrelated write")
+    _refused(cli, "vault", "get", "db/password", forbidden=b"old-compromised")
+
+
 def test_v3_soft_deleted_secret_resurrected_refused(cli, initialized, zt_env):
     _put(cli, "api/revoked", b"revoked-credential")
     live = _snapshot_head(zt_env, "api/revoked")

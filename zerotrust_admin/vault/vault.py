@@ -64,6 +64,7 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
         self._deks: dict[str, bytes] = {}
         self._head_key_cache: tuple[str, bytes] | None = None
         self._txn_audits: list = []
+        self._verified_version: int | None = None  # PRAGMA data_version when the state was last verified
 
     # --- lifecycle -------------------------------------------------------
     @classmethod
@@ -179,6 +180,7 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
                 try:
                     vault._meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
                     generation = vault._verify_state(conn, vault._meta)
+                    vault._verified_version = conn.execute("PRAGMA data_version").fetchone()[0]
                 finally:
                     conn.execute("COMMIT")
             vault._check_floor(generation, floor)
@@ -263,8 +265,9 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
     @contextmanager
     def _write_txn(self):
         """One write transaction. Under the write lock it first re-checks the
-        schema and the commitment (so it never blesses a file edited since
-        open), and at the end advances the generation, rewrites the
+        schema, and the commitment unless no other connection committed since
+        this one last verified or wrote it (``PRAGMA data_version``), so it never
+        blesses a file edited since open; at the end it advances the generation, rewrites the
         commitment, appends the audit records queued with ``_audit_in_txn``
         (each with ``details["vault"]``), and commits. The audit log's floor
         moves only after the COMMIT: a crash before it leaves the floor behind."""
@@ -275,8 +278,9 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
                 problem = schema_problem(read_schema(self._conn), fmt.FORMAT_VERSION)
                 if problem:
                     raise IntegrityError(f"the vault {self.path} holds {problem}", hint="restore the vault from a backup")
-                meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
-                self._verify_state(self._conn, meta)
+                data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+                if data_version != self._verified_version:
+                    self._verify_state(self._conn, dict(self._conn.execute("SELECT key, value FROM meta").fetchall()))
                 yield self._conn
                 generation, commit = self._advance(self._conn)
                 self._meta.update({fmt.META_GENERATION: str(generation), fmt.META_COMMIT: commit})
@@ -290,6 +294,7 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
             else:
                 self._txn_audits = []
                 self._conn.execute("COMMIT")
+                self._verified_version = data_version  # this connection's own commit does not change it
         self._confirm(generation)
 
     @contextmanager
