@@ -305,7 +305,8 @@ def test_a_report_run_writes_one_audit_record_without_report_content(cli, zt_env
         ("compliance_report", "report", "compliance/pci-dss", True, "info", "alice@EXAMPLE.COM")
     details = rec["details"]
     # what was asked and how it came out; never the report's evidence, findings or remediation
-    assert set(details) == {"standards", "format", "period", "output", "period_start", "period_end", "overall", "counts", "report_sha256"}
+    assert set(details) == {"standards", "format", "period", "output", "period_start", "period_end", "overall", "counts", "report_sha256", "config_sha256"}
+    assert details["config_sha256"] == report["hashes"]["config_sha256"]
     assert (details["standards"], details["format"], details["period"], details["output"]) == (["pci-dss"], "json", "30d", str(out))
     assert (details["period_start"], details["period_end"]) == (report["report"]["period"]["start"], report["report"]["period"]["end"])
     assert details["overall"] == report["overall"]

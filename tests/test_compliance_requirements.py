@@ -310,7 +310,7 @@ def test_mapping_errors_are_fixed(zt_env, home):
         assert len(lst) == len(set(lst)), f"{sid} lists a requirement twice"
     reqs = {sid: {r["id"]: r for _s, r in standard_requirements(d)} for sid, d in data.items()}
     assert "cryptoperiod" not in reqs["pci-dss"]["8.3.9"]["checks"]
-    assert reqs["pci-dss"]["11.5.2"]["checks"] == ["manual"] and reqs["soc2"]["CC7.1"]["checks"] == ["manual"]
+    assert "private_file_modes" not in reqs["pci-dss"]["11.5.2"]["checks"] and reqs["soc2"]["CC7.1"]["checks"] == ["manual"]
     assert "key_separation" not in reqs["pci-dss"]["3.7.1"]["checks"] and reqs["pci-dss"]["3.6.1.3"]["checks"] == ["manual"]
     assert "Protects Cryptographic Keys" in reqs["soc2"]["CC6.1"]["title"]
     assert "Protects Encryption Keys" not in json.dumps(data)
@@ -427,3 +427,23 @@ def test_compare_shows_what_changed(cli, zt_env, home, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
     assert cli("compliance-report", "-s", "pci", "-o", str(tmp_path / "x.md"), "--compare", str(bad)).code == 2
+
+
+def test_configuration_changes_between_runs_are_listed(cli, zt_env, home, tmp_path):
+    out = str(tmp_path / "r.json")
+    assert cli("compliance-report", "-s", "soc2", "-o", out).code == 0
+    _write_config(zt_env, "audit:\n  retention_days: 400\n")
+    assert cli("compliance-report", "-s", "soc2", "-o", out).code == 0
+    row = _reqs(_build(zt_env, "soc2"), "soc2")["CC8.1"]
+    assert row["status"] == "manual" and "changed 1 time(s) between the 2 report runs" in row["finding"]
+    assert any("changed between records" in line for f in row["findings"] for line in f["evidence"])
+
+
+def test_an_attestation_covers_a_fips_requirement(cli, zt_env, home, tmp_path):
+    cert = tmp_path / "cmvp-4282.pdf"
+    cert.write_bytes(b"certificate")
+    until = (datetime.now(timezone.utc) + timedelta(days=300)).date().isoformat()
+    assert _reqs(_build(zt_env, "fedramp"), "fedramp")["SC-13"]["status"] == "manual"
+    assert cli("compliance", "attest", "SC-13", "-s", "fedramp", "--file", str(cert), "--reviewer", "3PAO", "--expires", until).code == 0
+    row = _reqs(_build(zt_env, "fedramp"), "fedramp")["SC-13"]
+    assert row["status"] == "pass" and "cmvp-4282.pdf" in row["finding"]

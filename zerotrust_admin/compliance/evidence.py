@@ -230,6 +230,7 @@ class AuditStats:
         self.now_t19 = self.now_s[:19]
         self.start_t19 = self.period_start_s[:19]
         self.reads = None
+        self.config_digests: list = []
         self.backwards = 0
         self.first_backwards_seq = None
         self.after_now = 0
@@ -336,6 +337,8 @@ class AuditStats:
     def _classify_period(self, r, event, action, success, kind, seq, t19, details) -> None:
         if kind in self.period_events and success:
             self.period_events[kind].append(t19 + "Z")
+            if kind == "compliance_report" and details.get("config_sha256"):
+                self.config_digests.append((t19 + "Z", seq, details["config_sha256"]))
         if not success:
             self._cls("failures", seq)
             if event == "access_denied":
@@ -413,7 +416,17 @@ class AuditStats:
                              "first_unverified_seq": self.first_unverified_seq,
                              "basis": "reads of secrets marked sensitive now or matching security.mfa.required_for, each preceded within 5 min by a successful MFA verification of the same user for the same secret"},
             "scope": dict(sorted(self.scope.items())), "attestations": self.attestations, "exceptions": self.exceptions,
+            "config_changes": _digest_changes(self.config_digests), "config_digests_recorded": len(self.config_digests),
         }
+
+
+def _digest_changes(runs: list) -> list:
+    """Consecutive report runs whose configuration digest differs."""
+    out = []
+    for (t0, s0, d0), (t1, s1, d1) in zip(runs, runs[1:]):
+        if d0 != d1:
+            out.append({"between": [t0, t1], "records": [s0, s1], "from": d0[:16], "to": d1[:16]})
+    return out
 
 
 def _later_by(a: str, b: str, seconds: float) -> bool:

@@ -302,7 +302,8 @@ def run_report(config, standard: str, output: str | os.PathLike, *, period: str,
     try:
         audit.append(event=AUDIT_EVENT, action=AUDIT_ACTION, resource=resource, success=True, actor=actor, **asked,
                      period_start=report["report"]["period"]["start"], period_end=report["report"]["period"]["end"],
-                     overall=report["overall"], counts=counts, report_sha256=digest)
+                     overall=report["overall"], counts=counts, report_sha256=digest,
+                     config_sha256=report["hashes"].get("config_sha256"))  # lets later reports see configuration changes
     except Exception:  # AuditError, or the writer refusing a rewritten log (IntegrityError): no unaudited report is left
         out.unlink(missing_ok=True)
         raise

@@ -883,6 +883,19 @@ def clock_sync(ctx: Context, req: dict, params: dict) -> Finding:
     return Finding("not_evaluated", "the clock synchronisation state could not be read", lines)
 
 
+def config_changes(ctx: Context, req: dict, params: dict) -> Finding:
+    """Configuration changes seen through the digest each report run records."""
+    a = ctx.ev["audit"]
+    changes = a.get("config_changes") or []
+    runs = a.get("config_digests_recorded", 0)
+    now = ctx.ev["config"].get("config_sha256") or ""
+    lines = [f"report runs in the period recording a configuration digest: {runs}", f"configuration digest now: {now[:16]}"]
+    lines += [f"changed between records {c['records'][0]} and {c['records'][1]} ({c['between'][0]} to {c['between'][1]}): {c['from']} -> {c['to']}" for c in changes[:5]]
+    if runs < 2:
+        return Finding("manual", "configuration changes cannot be shown: fewer than two report runs recorded a configuration digest in the period", lines)
+    return Finding("manual", f"the configuration changed {len(changes)} time(s) between the {runs} report runs of the period: auditor to match each with an approved change", lines)
+
+
 def manual(ctx: Context, req: dict, params: dict) -> Finding:
     return Finding("manual", f"auditor to review: {req.get('look_at') or 'the documented process'}", [])
 
@@ -934,12 +947,12 @@ def evaluate_requirement(ctx: Context, section: dict, req: dict) -> dict:
         findings.append(f)
     status = worst([f.status for f in findings])
     att = _attestation(ctx, req["id"], sid)
-    if att is not None and "manual" in req.get("checks", []):
+    if att is not None and any(f.status == "manual" for f in findings):
         expires = _parse(att.get("expires"))
         text = (f"attested by {att['reviewer']} on {att['timestamp'][:10]}: {att['document']} (SHA-256 {att['sha256'][:16]}...), "
                 f"expires {att.get('expires')}; audit record {att['seq']}")
         for f in findings:
-            if f.check == "manual":
+            if f.status == "manual":  # what needed an auditor's look: the attestation is that look
                 if expires and expires < ctx.now:
                     f.status, f.text = "warning", "attestation EXPIRED: " + text
                     f.remediation = "review the document again and record a new attestation (compliance attest)"
