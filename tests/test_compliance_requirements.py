@@ -366,7 +366,7 @@ def test_accepted_risks_are_listed_never_green(cli, zt_env, home, tmp_path):
     assert cli("compliance-report", "-s", "pci", "-o", str(out)).code == 0
     md = out.read_text()
     page = md.split("## Accepted risks (exceptions)")[1].split("\n## ")[0]
-    assert "| 10.3.3 | FAIL | Bob CISO | SIEM arrives in Q1 |" in page, page
+    assert "| PCI DSS | 10.3.3 | FAIL | Bob CISO | SIEM arrives in Q1 |" in page, page
     late = _reqs(_build(zt_env, "pci", now=datetime.now(timezone.utc) + timedelta(days=40)), "pci-dss")["10.3.3"]
     assert late["exception"]["expired"] is True
 
@@ -447,3 +447,11 @@ def test_an_attestation_covers_a_fips_requirement(cli, zt_env, home, tmp_path):
     assert cli("compliance", "attest", "SC-13", "-s", "fedramp", "--file", str(cert), "--reviewer", "3PAO", "--expires", until).code == 0
     row = _reqs(_build(zt_env, "fedramp"), "fedramp")["SC-13"]
     assert row["status"] == "pass" and "cmvp-4282.pdf" in row["finding"]
+
+
+def test_compare_covers_only_the_standards_both_reports_hold(zt_env, home):
+    from zerotrust_admin.compliance.summary import compare
+
+    pci = _build(zt_env, "pci")
+    both = compare(pci, _build(zt_env, "all"), "pci.json")
+    assert both["standards_compared"] == ["pci-dss"] and all(c["standard"] == "PCI DSS" for c in both["changes"])

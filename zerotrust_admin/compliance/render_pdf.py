@@ -311,7 +311,7 @@ def render_pdf(report: dict, invariant: bool | None = None) -> bytes:
         rows = [["Requirement", "Reviewer", "Document (SHA-256)", "Expires", "Recorded"]]
         for a in decl["attestations"]:
             rows.append([P(a["requirement"] + (f" ({a['standard']})" if a.get("standard") else ""), small), P(a["reviewer"], small),
-                         Paragraph(esc(a["document"]) + "<br/>" + esc(a["sha256"]), mono), P(str(a["expires"])[:10], small), P(f"{a['user']}, record {a['seq']}", small)])
+                         Paragraph(esc(a["document"]) + "<br/>" + esc(a["sha256"][:32]) + "<br/>" + esc(a["sha256"][32:]), mono), P(str(a["expires"])[:10], small), P(f"{a['user']}, record {a['seq']}", small)])
         t = Table(rows, colWidths=[24 * mm, 28 * mm, W - 112 * mm, 20 * mm, 40 * mm], repeatRows=1)
         t.setStyle(_grid(colors))
         story.append(t)

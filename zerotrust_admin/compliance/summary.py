@@ -36,7 +36,7 @@ def exceptions(report: dict) -> list[dict]:
         for q in s["requirements"]:
             exc = q.get("exception")
             if exc:
-                out.append({"standard": s["name"], "requirement": q["id"], "status": q["status"], **exc})
+                out.append({**exc, "standard": s["name"], "standard_id": s["id"], "requirement": q["id"], "status": q["status"]})
     return out
 
 
@@ -64,7 +64,10 @@ def compare(previous: dict, current: dict, name: str = "") -> dict:
               for q in s.get("requirements") or [] if isinstance(q, dict)}
     changes, same = [], 0
     seen = set()
+    compared = {k[0] for k in before}
     for s in current["standards"]:
+        if s["id"] not in compared:  # a standard the previous report did not cover: nothing to compare
+            continue
         for q in s["requirements"]:
             key = (s["id"], q["id"])
             seen.add(key)
@@ -73,9 +76,10 @@ def compare(previous: dict, current: dict, name: str = "") -> dict:
                 same += 1
             else:
                 changes.append({"standard": s["name"], "requirement": q["id"], "before": old or "absent", "after": q["status"]})
+    names = {s["id"]: s["name"] for s in current["standards"]}
     for key, old in before.items():
-        if key not in seen and key[0] in {s["id"] for s in current["standards"]}:
-            changes.append({"standard": key[0], "requirement": key[1], "before": old, "after": "absent"})
+        if key not in seen and key[0] in names:
+            changes.append({"standard": names[key[0]], "requirement": key[1], "before": old, "after": "absent"})
     prev = previous.get("report") or {}
-    return {"previous_file": name, "previous_generated": prev.get("generated"), "previous_period": prev.get("period"),
+    return {"previous_file": name, "standards_compared": sorted(compared & {s["id"] for s in current["standards"]}), "previous_generated": prev.get("generated"), "previous_period": prev.get("period"),
             "previous_overall": previous.get("overall"), "unchanged": same, "changes": changes}
