@@ -279,7 +279,7 @@ class KeyringMixin:
         """Another process rotated the master key after this one opened the vault:
         reload the records and reopen the (new) master key."""
         reopen = getattr(self, "_reopen", None)
-        self.reload_meta_unchecked()
+        self._reload_meta_unchecked()
         if reopen is None:
             raise IntegrityError("the vault's master key changed while it was open", hint="re-run the command")
         params = json.loads(self._meta["master_params"])

@@ -11,7 +11,7 @@ import json
 import os
 import secrets as pyrandom
 import sqlite3
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Callable
 
@@ -243,7 +243,6 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
     def meta(self) -> dict:
         return dict(self._meta)
 
-
     # --- audit ---------------------------------------------------------------
     def _audit(self, event: str, action: str, resource: str, success: bool, **details) -> None:
         if self.audit is None or self.actor is None:
@@ -289,7 +288,8 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
             except BaseException:
                 self._txn_audits = []
                 self._conn.execute("ROLLBACK")
-                self.reload_meta_unchecked()
+                with suppress(ZeroTrustError):  # the cache follows the file; the original error is the one to report
+                    self._reload_meta_unchecked()
                 raise
             else:
                 self._txn_audits = []
@@ -314,11 +314,11 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
         """A success record appended before COMMIT (a write that cannot be audited is rolled back)."""
         self._txn_audits.append((event, action, resource, details))
 
-    def reload_meta_unchecked(self) -> None:
-        try:
+    def _reload_meta_unchecked(self) -> None:
+        """Re-read meta into the cache (after a rollback, or before reopening a
+        rotated master key); callers that decide on it use ``reload_meta``."""
+        with _db_errors(self.path):
             self._meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
-        except Exception:
-            pass
 
 
 def _read_format(conn, path: Path) -> tuple[int, dict]:
