@@ -267,10 +267,15 @@ def test_parallel_chain_check_reports_the_same_break(zt_env, active_home, monkey
     del lines[2]  # a deleted record
     log.write_bytes(b"".join(lines))
     now = _master_created(active_home) + timedelta(days=1)
-    inline = _report(zt_env, now)["evidence"]["audit"]["verify"]
-    monkeypatch.setattr(evidence, "PARALLEL_VERIFY_BYTES", 0)  # force the forked verifier
-    forked = _report(zt_env, now)["evidence"]["audit"]["verify"]
+    inline_report = _report(zt_env, now)
+    inline = inline_report["evidence"]["audit"]["verify"]
+    monkeypatch.setattr(evidence, "PARALLEL_VERIFY_BYTES", 0)  # force the forked verifier and statistics pass
+    forked_report = _report(zt_env, now)
+    forked = forked_report["evidence"]["audit"]["verify"]
     assert forked == inline and forked["ok"] is False and forked["first_bad_seq"] == 3
+    # the statistics and period replay made by the child are the same as inline, and so are the anomalies
+    assert forked_report["evidence"]["audit"] == inline_report["evidence"]["audit"]
+    assert forked_report["anomalies"] == inline_report["anomalies"]
 
 
 def test_a_backup_moves_c12_from_fail_to_warning(cli, zt_env, active_home, tmp_path):

@@ -473,9 +473,6 @@ def collect_audit(config, now: datetime, period_start: datetime, anomaly_since: 
     log = AuditLog(config.audit_path)
     out: dict = {"available": True, "path": str(log.path), "exists": log.path.exists(), "sinks": config.get("audit.sinks") or ["file"],
                  "on_sink_failure": config.get("audit.on_sink_failure") or "refuse", "retention_days_configured": config.get("audit.retention_days")}
-    # The chain check runs in a forked child while this process makes the
-    # statistics/anomaly pass: two cores, two passes, the wall time of one.
-    pending = _start_verify(log)
     head = None
     try:
         head_path = log.head_path
@@ -486,24 +483,21 @@ def collect_audit(config, now: datetime, period_start: datetime, anomaly_since: 
     out["chain_head"] = head
     stats = AuditStats(period_start, now, sensitive, mfa_globs)
     engine = engine_from_config(config, anomaly_since or period_start, now)
-    try:
-        for _number, raw in log.lines():
-            try:
-                record = parse_line(raw)
-            except ValueError:
-                stats.feed_unreadable()
-                continue
-            if not isinstance(record, dict):
-                stats.feed_unreadable()
-                continue
-            stats.feed(record)
-            engine.feed(record)
-    except ZeroTrustError as exc:
-        out["read_error"] = exc.message
-    except OSError as exc:
-        out["read_error"] = exc.strerror
-    out["verify"] = pending()
-    out.update(stats.to_dict())
+    # A large log is read by two processes on two cores: a forked child checks
+    # the chain and makes the statistics/period-replay pass, while this process
+    # runs the anomaly detectors; a small one is read once, here.
+    pending = _start_child(log, stats)
+    if pending is None:
+        out["verify"] = _verify(log)
+        error = _pass(log, parse_line, stats, engine)
+        result = {"stats": stats.to_dict(), "read_error": error}
+    else:
+        _pass(log, parse_line, None, engine)
+        result = pending()
+    if result.get("read_error"):
+        out["read_error"] = result["read_error"]
+    out.setdefault("verify", result.get("verify"))
+    out.update(result["stats"])
     report = engine.finish()
     anomalies = {"available": True, "enabled": _anomaly_enabled(config), **report.to_dict()}
     anomalies["findings"] = anomalies["findings"][:200]
@@ -520,27 +514,53 @@ def _verify(log) -> dict:
                 "first_bad_line": None, "warnings": []}
 
 
-def _start_verify(log):
-    """Run ``_verify`` in a forked child when the log is large; returns a
-    function that waits for the result (inline when fork is unavailable)."""
+def _pass(log, parse_line, stats, engine) -> str | None:
+    """One read of the log feeding the statistics and/or the detectors; the read error, if any."""
+    feed_stats = stats.feed if stats is not None else None
+    feed_engine = engine.feed if engine is not None else None
+    try:
+        for _number, raw in log.lines():
+            try:
+                record = parse_line(raw)
+            except ValueError:
+                if stats is not None:
+                    stats.feed_unreadable()
+                continue
+            if not isinstance(record, dict):
+                if stats is not None:
+                    stats.feed_unreadable()
+                continue
+            if feed_stats is not None:
+                feed_stats(record)
+            if feed_engine is not None:
+                feed_engine(record)
+    except ZeroTrustError as exc:
+        return exc.message
+    except OSError as exc:
+        return exc.strerror
+    return None
+
+
+def _start_child(log, stats):
+    """For a large log, fork a child that verifies the chain and makes the
+    statistics pass; returns a function that waits for its result, or None
+    (small log, no fork): then the caller does both itself."""
     try:
         large = log.path.stat().st_size > PARALLEL_VERIFY_BYTES
     except OSError:
         large = False
     if not large or not hasattr(os, "fork"):
-        result = _verify(log)
-        return lambda: result
+        return None
     import multiprocessing
 
     try:
         ctx = multiprocessing.get_context("fork")
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_verify_child, args=(log, child), daemon=True)
+        proc = ctx.Process(target=_child, args=(log, stats, child), daemon=True)
         proc.start()
         child.close()
     except (OSError, ValueError):
-        result = _verify(log)
-        return lambda: result
+        return None
 
     def wait() -> dict:
         try:
@@ -549,14 +569,23 @@ def _start_verify(log):
             result = None
         proc.join()
         parent.close()
-        return result if isinstance(result, dict) else _verify(log)
+        if not isinstance(result, dict):  # the child died: do its work here
+            from zerotrust_admin.audit.search import parse_line
+
+            error = _pass(log, parse_line, stats, None)
+            result = {"verify": _verify(log), "stats": stats.to_dict(), "read_error": error}
+        return result
 
     return wait
 
 
-def _verify_child(log, conn) -> None:
+def _child(log, stats, conn) -> None:
+    from zerotrust_admin.audit.search import parse_line
+
     try:
-        conn.send(_verify(log))
+        verify = _verify(log)
+        error = _pass(log, parse_line, stats, None)
+        conn.send({"verify": verify, "stats": stats.to_dict(), "read_error": error})
     finally:
         conn.close()
 
