@@ -363,3 +363,16 @@ def test_a_report_that_cannot_be_audited_is_not_left_behind(cli, zt_env, active_
     records = _log(active_home)
     assert records[-2]["event"] == "compliance_report" and records[-1]["event"] == "audit_sink_failure"
     assert cli("audit", "verify").code == 0
+
+
+def test_both_line_parsers_give_the_same_evidence(zt_env, active_home, monkeypatch):
+    """orjson (when installed) and the audit package's parser read the log alike, unreadable lines included."""
+    from zerotrust_admin.compliance import evidence
+
+    log = active_home / "audit.log"
+    log.write_bytes(log.read_bytes() + b'{"seq": NaN}\n{"torn":\n')
+    now = _master_created(active_home) + timedelta(days=1)
+    first = _report(zt_env, now)["evidence"]["audit"]
+    monkeypatch.setattr(evidence, "line_parser", lambda: evidence.strict_parse)
+    second = _report(zt_env, now)["evidence"]["audit"]
+    assert first["unreadable_lines"] == 2 and first == second
