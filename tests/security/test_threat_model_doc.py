@@ -17,7 +17,7 @@ def doc_rows() -> set[str]:
     return {m.group(1).lower() for m in ROW.finditer((ROOT / "docs" / "threat-model.md").read_text())}
 
 
-def test_ids() -> dict[str, list[str]]:
+def collect_row_tests() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for path in sorted((ROOT / "tests" / "security").glob("test_tm_*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -27,13 +27,13 @@ def test_ids() -> dict[str, list[str]]:
 
 
 def test_every_row_has_a_test():
-    rows, tests = doc_rows(), test_ids()
+    rows, tests = doc_rows(), collect_row_tests()
     assert len(rows) >= 30, "the threat model table lost its rows"
     missing = sorted(rows - set(tests))
     assert not missing, f"threat-model rows without a test: {missing}"
 
 
 def test_every_test_names_a_row():
-    rows, tests = doc_rows(), test_ids()
+    rows, tests = doc_rows(), collect_row_tests()
     stray = {k: v for k, v in tests.items() if k not in rows}
     assert not stray, f"tests naming rows that docs/threat-model.md does not have: {stray}"
