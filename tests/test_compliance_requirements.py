@@ -351,7 +351,10 @@ def test_scope_declarations_decide_scoped_requirements(cli, zt_env, home):
     assert cli("compliance", "scope", "--cardholder-data", "yes").code == 0
     pan = _reqs(_build(zt_env, "pci"), "pci-dss")["3.5.1"]
     assert pan["status"] == "pass" and "AES-256-GCM" in pan["finding"]
+    n = len((home / "audit.log").read_bytes().splitlines())
     assert cli("compliance", "scope", "--phi", "maybe").code == 2
+    assert cli("compliance", "scope").code == 2  # nothing declared
+    assert len((home / "audit.log").read_bytes().splitlines()) == n
 
 
 def test_accepted_risks_are_listed_never_green(cli, zt_env, home, tmp_path):
@@ -455,3 +458,15 @@ def test_compare_covers_only_the_standards_both_reports_hold(zt_env, home):
     pci = _build(zt_env, "pci")
     both = compare(pci, _build(zt_env, "all"), "pci.json")
     assert both["standards_compared"] == ["pci-dss"] and all(c["standard"] == "PCI DSS" for c in both["changes"])
+
+
+def test_declarations_need_the_report_action(cli, zt_env, home, tmp_path):
+    _write_config(zt_env, 'access:\n  policies:\n    - {principals: ["alice@EXAMPLE.COM"], secrets: ["*"], actions: [read], effect: allow}\n')
+    doc = tmp_path / "d.txt"
+    doc.write_text("x")
+    until = (datetime.now(timezone.utc) + timedelta(days=30)).date().isoformat()
+    for args in (("scope", "--phi", "yes"), ("attest", "12.10.1", "--file", str(doc), "--reviewer", "x", "--expires", until),
+                 ("accept-risk", "10.3.3", "--owner", "x", "--reason", "y", "--expires", until)):
+        assert cli("compliance", *args).code == 4, args
+    last = json.loads((home / "audit.log").read_bytes().splitlines()[-1])
+    assert last["event"] == "access_denied" and last["resource"] == "compliance/requirement/10.3.3"
