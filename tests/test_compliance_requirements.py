@@ -470,3 +470,10 @@ def test_declarations_need_the_report_action(cli, zt_env, home, tmp_path):
         assert cli("compliance", *args).code == 4, args
     last = json.loads((home / "audit.log").read_bytes().splitlines()[-1])
     assert last["event"] == "access_denied" and last["resource"] == "compliance/requirement/10.3.3"
+
+
+def test_c10_applies_lockout_figures_only_where_the_standard_fixes_them(zt_env, home):
+    _write_config(zt_env, "security:\n  mfa:\n    required_for: [\"prod/*\"]\n")
+    report = _build(zt_env, "all")
+    assert _control(report, "hipaa", "C10")["status"] == "pass"  # MFA required; HIPAA fixes no lockout figure
+    assert _control(report, "pci-dss", "C10")["status"] == "fail"  # PCI DSS 8.3.4: a 1-minute first lock

@@ -332,11 +332,19 @@ def c9(ev, std, ctx) -> ControlResult:
                          "keep duration_seconds <= 3600, set allowed_accounts and external_id for cross-account roles" if findings else "")
 
 
+# lockout figures the standards fix (PCI DSS 8.3.4; FedRAMP AC-7); the others fix none
+LOCKOUT_FIGURES = {"pci-dss": {"max_attempts": 10, "min_lock_minutes": 30},
+                   "fedramp": {"max_attempts": 3, "window_minutes": 15, "min_lock_minutes": 180}}
+
+
 def c10(ev, std, ctx) -> ControlResult:
     if getattr(ctx, "rctx", None) is not None:
         # PCI DSS 8.4.x and FedRAMP IA-2(1)/(2) require MFA: none at all fails there
         missing = "fail" if std["id"] in ("pci-dss", "fedramp") else "warning"
-        return _from_check("C10", ctx, "mfa_required", "lockout", params={"missing": missing})
+        lockout = LOCKOUT_FIGURES.get(std["id"])
+        if lockout is None:  # the standard fixes no lockout figure: C10 is MFA alone
+            return _from_check("C10", ctx, "mfa_required", params={"missing": missing})
+        return _from_check("C10", ctx, "mfa_required", "lockout", params={"missing": missing, **lockout})
     m = ev["mfa"]
     if not m.get("available"):
         return ControlResult("C10", CONTROLS["C10"], "not_evaluated", m.get("note", "MFA not available"))
