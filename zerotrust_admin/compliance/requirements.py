@@ -721,21 +721,22 @@ def lockout(ctx: Context, req: dict, params: dict) -> Finding:
         return Finding("not_evaluated", lk.get("note", "lockout not installed"))
     if lk.get("error"):
         return Finding("fail", f"security.lockout does not load: {lk['error']}")
-    max_attempts = params.get("max_attempts", 10)
+    max_attempts = params.get("max_attempts")
     window = params.get("window_minutes")
-    min_lock = params.get("min_lock_minutes", 30)
+    min_lock = params.get("min_lock_minutes")
     events = (ctx.ev["audit"].get("classes") or {}).get("lockouts")
     lines = [f"security.lockout: enabled {lk['enabled']}, {lk['max_failures']} failures in {lk['window_seconds'] / 60:g} min, lock {lk['base_delay_seconds'] / 60:g}-{lk['max_delay_seconds'] / 60:g} min",
-             f"required: at most {max_attempts} attempts" + (f" in {window} min" if window else "") + f", locked at least {min_lock} min",
+             (f"required: at most {max_attempts} attempts" + (f" in {window} min" if window else "") + f", locked at least {min_lock} min"
+              if max_attempts else "the standard fixes no lockout figure"),
              f"lockouts in the period: {_seqs(events)}"]
     if not lk["enabled"]:
         return Finding("fail", "security.lockout.enabled is false", lines, "enable lockout")
     problems = []
-    if lk["max_failures"] > max_attempts:
+    if max_attempts and lk["max_failures"] > max_attempts:
         problems.append(f"{lk['max_failures']} attempts allowed (at most {max_attempts})")
     if window and lk["window_seconds"] < window * 60:
         problems.append(f"failures counted over {lk['window_seconds'] / 60:g} min (at least {window} min)")
-    if lk["base_delay_seconds"] < min_lock * 60:
+    if min_lock and lk["base_delay_seconds"] < min_lock * 60:
         problems.append(f"first lock lasts {lk['base_delay_seconds'] / 60:g} min (at least {min_lock} min)")
     if problems:
         return Finding("fail", "security.lockout: " + "; ".join(problems), lines, f"set security.lockout.max_failures <= {max_attempts} and base_delay_seconds >= {min_lock * 60}")
