@@ -424,3 +424,17 @@ def test_v9_master_key_and_audit_key_holder_cannot_rewrite_signed_history(cli, z
     assert res.code == 5
     doc = json.loads(res.out)
     assert doc["public_key"]["last_good"]["seq"] == 3  # init and two puts: the history before the hidden read
+
+
+def test_v4_a_late_confirmation_never_lowers_the_floor(cli, zt_env):
+    """Two writers commit in lock order but may confirm out of order: the floor
+    keeps the higher generation, so an older copy stays refused."""
+    from zerotrust_admin.audit.log import AuditLog
+
+    home = _setup(cli, zt_env, puts=2)
+    (vault_id, generation), = json.loads((home / "audit.log.head").read_bytes())["vaults"].items()
+    log = AuditLog(home / "audit.log")
+    log.confirm_vault(vault_id, generation - 2)  # a slow writer's confirmation arriving late
+    assert log.vault_floor(vault_id) == generation
+    log.confirm_vault(vault_id, generation + 1)
+    assert log.vault_floor(vault_id) == generation + 1

@@ -333,7 +333,9 @@ class AuditLog:
             if anchor is None or "v" not in anchor or not anchor_mac_ok(anchor, key):
                 raise self._anchor_error(f"the audit anchor {self.head_path} is missing or does not authenticate; vault generation {generation} cannot be confirmed")
             vaults = dict(anchor.get("vaults") or {})
-            if vaults.get(vault_id) == int(generation):
+            # The floor only rises: two writers commit in lock order but may
+            # confirm out of order, and the later confirmation must not lower it.
+            if int(vaults.get(vault_id, 0)) >= int(generation):
                 return
             vaults[vault_id] = int(generation)
             anchor["vaults"] = vaults
