@@ -726,7 +726,7 @@ def lockout(ctx: Context, req: dict, params: dict) -> Finding:
     min_lock = params.get("min_lock_minutes")
     events = (ctx.ev["audit"].get("classes") or {}).get("lockouts")
     lines = [f"security.lockout: enabled {lk['enabled']}, {lk['max_failures']} failures in {lk['window_seconds'] / 60:g} min, lock {lk['base_delay_seconds'] / 60:g}-{lk['max_delay_seconds'] / 60:g} min",
-             (f"required: at most {max_attempts} attempts" + (f" in {window} min" if window else "") + f", locked at least {min_lock} min"
+             (f"required: at most {max_attempts} attempts" + (f" in {window} min" if window else "") + (f", locked at least {min_lock} min" if min_lock else "")
               if max_attempts else "the standard fixes no lockout figure"),
              f"lockouts in the period: {_seqs(events)}"]
     if not lk["enabled"]:
@@ -739,7 +739,8 @@ def lockout(ctx: Context, req: dict, params: dict) -> Finding:
     if min_lock and lk["base_delay_seconds"] < min_lock * 60:
         problems.append(f"first lock lasts {lk['base_delay_seconds'] / 60:g} min (at least {min_lock} min)")
     if problems:
-        return Finding("fail", "security.lockout: " + "; ".join(problems), lines, f"set security.lockout.max_failures <= {max_attempts} and base_delay_seconds >= {min_lock * 60}")
+        fix = [f"max_failures <= {max_attempts}"] + ([f"base_delay_seconds >= {min_lock * 60}"] if min_lock else [])
+        return Finding("fail", "security.lockout: " + "; ".join(problems), lines, "set security.lockout." + " and ".join(fix))
     return Finding("pass", f"locked after {lk['max_failures']} failed attempts for at least {lk['base_delay_seconds'] / 60:g} min", lines)
 
 
