@@ -124,3 +124,22 @@ def test_wrong_hsm_pin_locks_out(cli, zt_env, softhsm):  # noqa: F811
     assert locked.code == 4 and "locked out" in locked.err and "pin" in locked.err
     softhsm.pin_file.write_text(softhsm.pin)
     assert "locked out" in cli("vault", "list").err  # the right PIN waits too
+
+
+def test_lockout_records_under_a_custom_audit_path_are_signed_by_the_installation_key(cli, zt_env, tmp_path):
+    """The lockout's audit records go through the configured signing key, not one
+    looked for beside a log kept outside $ZEROTRUST_HOME (that was exit 5)."""
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o700)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"audit:\n  path: {logs / 'audit.log'}\nsecurity:\n  lockout: {{max_failures: 3, window_seconds: 600, base_delay_seconds: 300}}\n")
+    config.chmod(0o600)
+    env = {"ZEROTRUST_CONFIG": str(config), "ZEROTRUST_PASSPHRASE": "correct horse battery staple"}
+    assert cli("init", "--passphrase", env=env).code == 0
+    assert cli("vault", "put", "a", input=b"v", env=env).code == 0
+    result = cli("vault", "list", env={**env, "ZEROTRUST_PASSPHRASE": "wrong passphrase, twelve+"})
+    assert result.code == 4 and "does not open the vault" in result.err, result.err
+    verify = cli("audit", "verify", env=env)
+    assert verify.code == 0, verify.err
+    records = [json.loads(line) for line in (logs / "audit.log").read_text().splitlines()]
+    assert any(r["event"] == "auth_failure" for r in records)

@@ -310,12 +310,14 @@ class AttemptGuard:
     @classmethod
     def for_key_context(cls, ctx, kind: str) -> "AttemptGuard":
         """From a ``keys.KeySourceContext`` (config dict, home, environ)."""
+        from zerotrust_admin.audit.checkpoint import Signer
         from zerotrust_admin.audit.log import AuditLog
         from zerotrust_admin.identity import current_actor
 
         actor = current_actor(ctx.environ or None)
         audit_path = (ctx.config.get("audit") or {}).get("path")
-        audit = AuditLog(Path(audit_path).expanduser() if audit_path else Path(ctx.home) / "audit.log")
+        # The configured signing key (security.signing), not one looked for beside the log.
+        audit = AuditLog(Path(audit_path).expanduser() if audit_path else Path(ctx.home) / "audit.log", signer=Signer(ctx.config, ctx.home))
         return cls(Lockout.for_config(ctx.config, audit=audit, actor=actor, home=Path(ctx.home)), actor.user, kind)
 
     def check(self) -> None:

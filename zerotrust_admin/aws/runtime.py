@@ -38,10 +38,9 @@ class Runtime:
 
     @cached_property
     def audit(self):
-        from zerotrust_admin.audit import AuditLog
-        from zerotrust_admin.audit.sinks import build_sinks
+        from zerotrust_admin.audit import open_audit_log
 
-        return AuditLog(self.config.audit_path, sinks=build_sinks(self.config.section("audit")))
+        return open_audit_log(self.config)  # the configured sinks and signing key, as the CLI
 
     def vault(self):
         if self._vault is None:
