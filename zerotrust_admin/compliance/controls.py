@@ -389,7 +389,7 @@ def c11(ev, std, ctx) -> ControlResult:
                          evidence, findings, "configure channels, run 'zerotrust-admin notify test' and a revocation drill (docs/runbooks)" if findings else "")
 
 
-BACKUP_GAP_DAYS = {"fedramp": 7}  # CP-9: weekly full backups; other standards: the entity's 7-day policy
+BACKUP_GAP_DAYS = {"fedramp": 1}  # CP-9: daily incremental, weekly full (full backups: daily); others: the entity's 7 days
 
 
 def c12(ev, std, ctx) -> ControlResult:
