@@ -550,7 +550,8 @@ def anomalies_addressed(ctx: Context, req: dict, params: dict) -> Finding:
 def evaluation_cadence(ctx: Context, req: dict, params: dict) -> Finding:
     gap = params.get("max_gap_days", 30)
     runs = _times(ctx, "compliance_report")
-    lines = [f"compliance report runs in the period: {len(runs)}; this run verified the audit chain and the vault at {_fmt(ctx.now)}"]
+    lines = [f"compliance report runs in the period: {len(runs)}; this run verified the audit chain and the vault at {_fmt(ctx.now)}",
+             f"cadence: {params.get('note') or f'at least every {gap:g} d'}"]
     found = gaps(runs + [ctx.now], ctx.cadence_start, ctx.now, gap)
     if found:
         return Finding("fail", f"no evaluation for {max(g[2] for g in found):g} d of the period (at most {gap} d allowed)", lines + _gap_text(found, "evaluation", gap),
