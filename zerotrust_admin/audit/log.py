@@ -256,6 +256,17 @@ class AuditLog:
         return checkpoint
 
     # --- the vault generations the anchor confirms (threat model V4) ---
+    def ensure_signing_key(self, actor: Actor):
+        """The installation's signing key, for callers that sign something other
+        than the log (backups, evidence bundles, `keys public-key`). Only the
+        writer creates it: a missing key is made by appending a record of its
+        creation, which also signs a log from before signed checkpoints in the
+        same step. A key made anywhere else would leave such a log with an
+        unsigned anchor that every later command must refuse (A2)."""
+        if not self.signer.exists():
+            self.append(event="key_rotation", action="create", resource="keys/signing", success=True, actor=actor, kind="signing", algorithm="ed25519")
+        return self.signer.key()
+
     def vault_floor(self, vault_id: str) -> int:
         """The generation the authenticated anchor confirmed for ``vault_id`` (0 if
         none). Raises IntegrityError when the anchor does not authenticate, was

@@ -41,7 +41,6 @@ def backup(
     json: JsonOpt = False,
 ) -> None:
     """Write an encrypted, signed backup of the secrets you may read (passphrase from a prompt or ZEROTRUST_BACKUP_PASSPHRASE, or --recipient)."""
-    from zerotrust_admin.signing import load_signing_key
     from zerotrust_admin.vault import backup as bk
 
     app_ctx = app_context(ctx, json)
@@ -51,7 +50,7 @@ def backup(
     public = bk.parse_public(recipient) if recipient else None
     plan = bk.plan_backup(vault, app_ctx.access_guard, include_reserved=include_mfa_seeds)  # policy and MFA before any prompt
     kek = bk.RecipientKek(public) if public else bk.PassphraseKek(_passphrase(confirm=True))
-    signer = load_signing_key(app_ctx.config, app_ctx.config.home, create=True)
+    signer = app_ctx.audit.ensure_signing_key(app_ctx.actor)
     result = bk.create_backup(vault, Path(output), kek, signer=signer, plan=plan, overwrite=force)
     if app_ctx.json:
         emit_json(result)

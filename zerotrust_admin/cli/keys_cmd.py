@@ -84,7 +84,7 @@ def public_key(
     from zerotrust_admin.signing import ALGORITHM
 
     app_ctx = app_context(ctx, json)
-    public = app_ctx.audit.signer.public_key(create=True)
+    public = app_ctx.audit.ensure_signing_key(app_ctx.actor).public
     if output is not None:
         fsutil.write_private_file(output, public.text().encode("ascii"))
     if app_ctx.json:

@@ -168,7 +168,8 @@ def run_bundle(config, home: Path, standard: str, output, *, period: str, audit,
     asked = {"standards": sids, "format": "bundle", "period": period, "output": str(Path(output).expanduser().absolute())}
     out = check_bundle_output(output)
     try:
-        key = load_signing_key(config, Path(home), create=True)
+        # Made only by the audit writer (it signs a log from before checkpoints in the same step).
+        key = audit.ensure_signing_key(actor) if audit is not None else load_signing_key(config, Path(home), create=True)
         report = build_report(config, sids[0] if len(sids) == 1 else "all", period=span, now=now, operator=actor.user)
         manifest = write_bundle(report, out, key, sde=sde)
         digest = hashlib.sha256((out / MANIFEST).read_bytes()).hexdigest()

@@ -79,8 +79,9 @@ def _rebuild(vault, conn) -> dict:
         conn.execute(fmt.SESSION_KEYS_SCHEMA)
     conn.executemany("INSERT INTO deks (id, wrapped, master_key_id, created, state, mac) VALUES (?, ?, ?, ?, ?, ?)",
                      [(*row, vault._dek_mac(row[0], row[2], row[3], row[4])) for row in old["deks"]])
-    conn.executemany("INSERT INTO session_keys (id, wrapped, master_key_id, created, state, mac) VALUES (?, ?, ?, ?, ?, ?)",
-                     [(*row, vault._session_mac(row[0], row[2], row[3], row[4])) for row in old["session_keys"]])
+    if has_sessions:  # executemany prepares the statement even for no rows
+        conn.executemany("INSERT INTO session_keys (id, wrapped, master_key_id, created, state, mac) VALUES (?, ?, ?, ?, ?, ?)",
+                         [(*row, vault._session_mac(row[0], row[2], row[3], row[4])) for row in old["session_keys"]])
     conn.executemany(
         "INSERT INTO secrets (name, incarnation, current_version, sensitive, created, updated, deleted_at, deleted_by, head_mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(name, incarnations[name], version, sensitive, created, updated, deleted_at, deleted_by,
