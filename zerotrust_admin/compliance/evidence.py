@@ -132,12 +132,27 @@ def collect_vault(config, now: datetime) -> dict:
     except sqlite3.DatabaseError as exc:
         return {"available": False, "provider": "local", "note": f"the vault could not be read ({exc})"}
     master_created = meta.get("master_created") or meta.get("created")
+    # The figures above were read without any key, so anyone who can write
+    # vault.db chooses them (threat model V5). When this process can open the
+    # vault, the key times and states come from the authenticated records
+    # instead, and a vault that fails its integrity checks is no evidence at all.
+    auth = _authenticated_key_records(config, path, meta)
+    if auth.get("integrity_error"):
+        return {"available": False, "integrity_failed": True, "provider": "local", "path": str(path), "authenticated": False,
+                "note": f"the vault failed its integrity check: {auth['integrity_error']}"}
+    if auth.get("authenticated"):
+        wrapped = {d["id"]: d.get("wrapped_len") for d in deks}
+        deks = [{"id": d.id, "created": d.created, "state": d.state, "master_key_id": d.master_key_id, "wrapped_len": wrapped.get(d.id)} for d in auth["deks"]]
+        swrapped = {k["id"]: k.get("wrapped_len") for k in session_keys}
+        session_keys = [{"id": k.id, "created": k.created, "state": k.state, "wrapped_len": swrapped.get(k.id)} for k in auth["session_keys"]]
+        master_created = auth["master_created"] or master_created
     for d in deks:
         d["age_days"] = _age_days(d["created"], now)
     for k in session_keys:
         k["age_days"] = _age_days(k["created"], now)
     return {
         "available": True, "provider": "local", "external": False, "path": str(path),
+        "authenticated": bool(auth.get("authenticated")), "authentication_note": auth.get("note", ""),
         "format": meta.get("format"), "algorithm": _aead_self_test()["result"],
         "aead_self_test": _aead_self_test(), "key_generation": _keygen_self_test(),
         "kcv": bool(meta.get("kcv")), "dek_mac": "mac" in dek_cols, "created": meta.get("created"),
@@ -152,6 +167,31 @@ def collect_vault(config, now: datetime) -> dict:
         "versions_not_sealed_shape": malformed,
         "vault_sha256": sha256_file(path),
     }
+
+
+def _authenticated_key_records(config, path, meta: dict) -> dict:
+    """Key records read through the vault's own checks (schema, MACs, the
+    commitment, the audit floor) when this process holds the master key; never
+    prompts. A format-1 vault is not upgraded by a report."""
+    import os
+
+    from zerotrust_admin.errors import IntegrityError, ZeroTrustError
+
+    if meta.get("format") == "1":
+        return {"authenticated": False, "note": "format-1 vault: key times are not authenticated until a vault command upgrades it"}
+    try:
+        from zerotrust_admin.audit import open_audit_log
+        from zerotrust_admin.keys import KeySourceContext, open_configured_source
+        from zerotrust_admin.vault import Vault
+
+        kctx = KeySourceContext(config=config.data, home=config.home, ask_passphrase=None, environ=dict(os.environ))
+        with Vault.open(path, lambda kind, params: open_configured_source(kctx, kind, params), audit=open_audit_log(config, sinks=False)) as vault:
+            return {"authenticated": True, "deks": vault.list_deks(), "session_keys": vault.session_keys(),
+                    "master_created": vault.meta.get("master_created"), "note": "key times and states read through the vault's MACs and commitment"}
+    except IntegrityError as exc:
+        return {"integrity_error": exc.message if hasattr(exc, "message") else str(exc)}
+    except ZeroTrustError as exc:
+        return {"authenticated": False, "note": f"key times read without the master key, not authenticated ({type(exc).__name__})"}
 
 
 def _aead_self_test() -> dict:
