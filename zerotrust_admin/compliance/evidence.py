@@ -507,11 +507,11 @@ def collect_audit(config, now: datetime, period_start: datetime, anomaly_since: 
                   sensitive: set | None = None, mfa_globs=()) -> tuple[dict, dict]:
     """(audit evidence, anomaly evidence) from the verification and one pass."""
     from zerotrust_admin.anomaly import engine_from_config
-    from zerotrust_admin.audit.log import AuditLog
+    from zerotrust_admin.audit import open_audit_log
 
     parse_line = line_parser()
 
-    log = AuditLog(config.audit_path)
+    log = open_audit_log(config, sinks=False)  # the configured signing key, wherever audit.path is
     out: dict = {"available": True, "path": str(log.path), "exists": log.path.exists(), "sinks": config.get("audit.sinks") or ["file"],
                  "on_sink_failure": config.get("audit.on_sink_failure") or "refuse", "retention_days_configured": config.get("audit.retention_days")}
     head = None
