@@ -266,15 +266,34 @@ def test_vector_v2_key_records_and_meta():
     assert data.hex() == m["input_hex"] and _hmac(v["head_key_hex"], data) == m["mac_hex"]
 
 
+def test_vector_v2_buckets():
+    """bucket(name) = first byte of SHA-256("zt-bucket-v1" NUL vault_id NUL name); a bucket's
+    digest = SHA-256 over "name NUL head_mac LF" of its rows in name order; empty: SHA-256 of nothing."""
+    import hashlib
+
+    v, b = VECTORS2, VECTORS2["buckets"]
+    assert b["empty_digest_hex"] == hashlib.sha256(b"").hexdigest() == fmt.EMPTY_BUCKET_DIGEST == fmt.bucket_digest([])
+    for h in v["heads"]:
+        data = _hand_aad("zt-bucket-v1", v["vault_id"], h["name"])
+        assert data.hex() == h["bucket_input_hex"]
+        assert hashlib.sha256(data).digest()[0] == h["bucket"] == fmt.bucket_of(v["vault_id"], h["name"])
+    for bucket in b["non_empty"]:
+        text = "".join(f"{name}\x00{mac}\n" for name, mac in bucket["rows"]).encode()
+        assert text.hex() == bucket["input_hex"]
+        assert hashlib.sha256(text).hexdigest() == bucket["digest_hex"] == fmt.bucket_digest([tuple(r) for r in bucket["rows"]])
+        assert {h["name"]: h["mac_hex"] for h in v["heads"] if h["bucket"] == bucket["bucket"]} == dict(map(tuple, bucket["rows"]))
+
+
 def test_vector_v2_commitment():
     import hashlib
 
     v, c = VECTORS2, VECTORS2["commit"]
-    macs = [h["mac_hex"] for h in sorted(v["heads"], key=lambda h: h["name"])] + [d["mac_hex"] for d in sorted(v["deks"], key=lambda d: d["id"])]
-    macs += [v["session_key"]["mac_hex"], v["meta"]["mac_hex"]]
+    digests = {b["bucket"]: b["digest_hex"] for b in v["buckets"]["non_empty"]}
+    macs = [digests.get(i, v["buckets"]["empty_digest_hex"]) for i in range(256)]
+    macs += [d["mac_hex"] for d in sorted(v["deks"], key=lambda d: d["id"])] + [v["session_key"]["mac_hex"], v["meta"]["mac_hex"]]
     assert hashlib.sha256("".join(macs).encode("ascii")).hexdigest() == c["digest_hex"]
-    data = fmt.commit_input(v["vault_id"], c["generation"], c["heads"], c["deks"], c["session_keys"], c["digest_hex"])
-    assert data == _hand_aad("zt-commit-v1", v["vault_id"], c["generation"], c["heads"], c["deks"], c["session_keys"], c["digest_hex"])
+    data = fmt.commit_input(v["vault_id"], c["generation"], c["deks"], c["session_keys"], c["digest_hex"])
+    assert data == _hand_aad("zt-commit-v2", v["vault_id"], c["generation"], c["deks"], c["session_keys"], c["digest_hex"])
     assert data.hex() == c["input_hex"] and _hmac(v["head_key_hex"], data) == c["mac_hex"]
 
 

@@ -199,9 +199,11 @@ def test_import_many_is_idempotent(vault):
 def test_import_many_without_compare_never_reads_and_writes_every_item(vault, monkeypatch):
     vault.import_many([("env/A", b"1"), ("env/B", b"2")])
     # A write-only caller must learn nothing: no current value is read at all.
-    monkeypatch.setattr(type(vault), "_read", lambda *a, **k: pytest.fail("compare=False read a current value"))
+    for method in ("_read", "_read_in"):
+        monkeypatch.setattr(type(vault), method, lambda *a, **k: pytest.fail("compare=False read a current value"))
     result = vault.import_many([("env/A", b"1"), ("env/B", b"other"), ("env/C", b"3")], compare=False)
     assert result.to_dict() == {"created": 1, "updated": 2, "unchanged": 0}
+    assert result.compared is False
     monkeypatch.undo()
     assert [h.version for h in vault.history("env/A")] == [1, 2]  # the same value, written again as a new version
     assert value_of(vault, "env/B") == b"other"
@@ -448,3 +450,52 @@ def test_every_operation_is_audited_without_values(home):
     raw = (home / "audit.log").read_bytes()
     assert b"audit-me-not" not in raw and b"bulk-value-zz" not in raw
     assert AuditLog(home / "audit.log").verify().ok
+
+
+def _stderr_on_a_terminal(argv: list[str], env: dict) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal (stdin and stdout are not)."""
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "zerotrust_admin", *argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=slave, env=env)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_import_says_on_a_terminal_when_values_were_not_compared(cli, initialized, zt_env, tmp_path):
+    """Threat model P3 on the integrated vault: a write-only principal's import reads
+    nothing; the terminal says why nothing is "unchanged", and the audit record says
+    ``compared: false`` (a reader's import: ``compared: true`` and no note)."""
+    from tests.security.test_tm_access import ALICE, MALLORY, import_file, policies, records, write_config
+
+    policy = write_config(tmp_path, policies(
+        {"principals": [ALICE], "secrets": ["app/*"], "actions": ["read", "write"], "effect": "allow"},
+        {"principals": [MALLORY], "secrets": ["app/*"], "actions": ["write"], "effect": "allow"},
+    ))
+    assert cli("vault", "put", "app/db", input=b"same", env=policy).code == 0
+    path = import_file(tmp_path, {"app/db": "same"})
+    code, text = _stderr_on_a_terminal(["vault", "import", path], {**zt_env, **policy, "ZEROTRUST_PRINCIPAL": MALLORY})
+    assert code == 0, text
+    assert "values not compared: you may not read them; every item was written as a new version" in text
+    code, text = _stderr_on_a_terminal(["vault", "import", path], {**zt_env, **policy})
+    assert code == 0 and "0 updated, 1 unchanged" in text and "not compared" not in text, text
+    piped = cli("vault", "import", path, env={**policy, "ZEROTRUST_PRINCIPAL": MALLORY})
+    assert piped.code == 0 and "not compared" not in piped.err  # not on a terminal: the counts only
+    imports = [r for r in records(Path(zt_env["ZEROTRUST_HOME"])) if r["action"] == "import" and r["success"]]
+    assert [r["details"]["compared"] for r in imports] == [False, True, False]

@@ -3,7 +3,7 @@
 
 Usage: decrypt_vault.py VAULT_DB KEY_FILE   (the master key: base64 of 32 bytes, e.g. master.key)
        ZEROTRUST_PASSPHRASE=... decrypt_vault.py VAULT_DB -   (a passphrase-protected vault)
-Checks the key, the meta MAC, every head, data-key and version MAC and the commitment,
+Checks the key, the meta MAC, every head, data-key and version MAC, the 256 bucket digests and the commitment,
 then prints one JSON object per secret version. See docs/vault-format.md.
 """
 import base64, hashlib, hmac, json, os, sqlite3, sys
@@ -36,19 +36,20 @@ else:  # keyfile / env: the same 32-byte key, stored as base64 text
 assert unseal(master, bytes.fromhex(meta["kcv"]), aad("zt-kcv-v1", vid, mkid)) == b"zerotrust key check v1", "wrong master key"
 head_key = unseal(master, bytes.fromhex(meta["head_key"]), aad("zt-head-key-v1", vid, mkid))
 check(meta["meta_mac"], "zt-meta-v2", vid, *[x for k in sorted(meta) if k not in ("meta_mac", "commit", "generation") for x in (k, meta[k])])
-heads = {r[0]: r for r in db.execute("SELECT name, incarnation, current_version, sensitive, created, updated, deleted_at, deleted_by, head_mac FROM secrets")}
-for name, inc, cur, sens, created, updated, deleted_at, deleted_by, mac in heads.values():
+heads, buckets = {r[0]: r for r in db.execute("SELECT name, incarnation, current_version, sensitive, created, updated, deleted_at, deleted_by, head_mac, bucket FROM secrets ORDER BY name")}, [""] * 256
+for name, inc, cur, sens, created, updated, deleted_at, deleted_by, mac, b in heads.values():
     check(mac, "zt-head-v2", vid, name, inc, cur, sens, created, updated, deleted_at or "", deleted_by or "")
-deks, macs = {}, [heads[n][8] for n in sorted(heads)]
+    assert b == hashlib.sha256(aad("zt-bucket-v1", vid, name)).digest()[0], f"tampered: {name} outside its bucket"
+    buckets[b] += f"{name}\x00{mac}\n"  # a bucket's digest: name NUL head_mac LF per row, in name order
+deks, macs = {}, [d for _, d in db.execute("SELECT bucket, digest FROM buckets ORDER BY bucket")]
+assert macs == [hashlib.sha256(t.encode()).hexdigest() for t in buckets], "tampered: a bucket does not match its rows"
 for i, w, m, created, state, mac in db.execute("SELECT id, wrapped, master_key_id, created, state, mac FROM deks ORDER BY id"):
     check(mac, "zt-dek-record-v2", vid, i, m, created, state)
     deks[i], macs = unseal(master, w, aad("zt-dek-v1", vid, i, m)), macs + [mac]
-has_sessions = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'session_keys'").fetchone()
-sessions = [r[0] for r in db.execute("SELECT mac FROM session_keys ORDER BY id")] if has_sessions else []
+sessions = [r[0] for r in db.execute("SELECT mac FROM session_keys ORDER BY id")] if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'session_keys'").fetchone() else []
 digest = hashlib.sha256("".join(macs + sessions + [meta["meta_mac"]]).encode()).hexdigest()
-check(meta["commit"], "zt-commit-v1", vid, meta["generation"], len(heads), len(deks), len(sessions), digest)
-rows = db.execute("SELECT name, version, dek_id, metadata, sealed, created, created_by, size, mac FROM versions ORDER BY name, version")
-for name, version, dek_id, metadata, sealed, created, created_by, size, mac in rows:
+check(meta["commit"], "zt-commit-v2", vid, meta["generation"], len(deks), len(sessions), digest)
+for name, version, dek_id, metadata, sealed, created, created_by, size, mac in db.execute("SELECT name, version, dek_id, metadata, sealed, created, created_by, size, mac FROM versions ORDER BY name, version"):
     check(mac, "zt-version-v2", vid, name, heads[name][1], version, dek_id, created, created_by, size, metadata, hashlib.sha256(sealed).hexdigest())
     value = unseal(deks[dek_id], sealed, aad("zt-secret-v1", vid, name, version, dek_id, metadata))
     print(json.dumps({"name": name, "version": version, "current": version == heads[name][2], "deleted": heads[name][6] is not None,

@@ -134,7 +134,7 @@ def test_swap_and_move_sealed_records(small_vault):
     "UPDATE secrets SET deleted_at = NULL WHERE name = 'api/token'",        # undo a soft delete without a key
     "UPDATE secrets SET current_version = 1 WHERE name = 'db/password'",    # point at an older version
     "DELETE FROM versions WHERE name = 'db/password' AND version = 2",      # drop the newest version
-    "INSERT INTO secrets (name, incarnation, current_version, sensitive, created, updated, head_mac) SELECT 'forged', incarnation, 1, 0, created, updated, head_mac FROM secrets WHERE name = 'api/token'",
+    "INSERT INTO secrets (name, incarnation, current_version, sensitive, created, updated, head_mac, bucket) SELECT 'forged', incarnation, 1, 0, created, updated, head_mac, bucket FROM secrets WHERE name = 'api/token'",
 ])
 def test_head_columns_are_authenticated(small_vault, edit):
     env, expected = small_vault

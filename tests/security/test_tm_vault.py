@@ -217,18 +217,30 @@ def test_v3_older_versions_row_copied_back_refused(cli, initialized, zt_env):
 
 def test_v3_rollback_while_a_process_has_the_vault_open_is_not_blessed(cli, initialized, zt_env):
     """A long-running process's next write re-checks the commitment (another connection
-    committed meanwhile), so it never rewrites the commitment over a rolled-back row."""
+    committed meanwhile) and the bucket of every row it changes before changing it;
+    an unrelated write re-digests only its own bucket, so the rolled-back row's bucket
+    keeps its genuine digest: never blessed."""
     from tests.reliability.helpers import open_vault
     from zerotrust_admin.errors import IntegrityError
+    from zerotrust_admin.vault import format as fmt
 
     _put(cli, "db/password", b"old-compromised")
     old = _snapshot_head(zt_env, "db/password")
     _put(cli, "db/password", b"new-after-incident")
+    vault_id = dict(_rows(zt_env, "SELECT key, value FROM meta"))["vault_id"]
+    target = fmt.bucket_of(vault_id, "db/password")
+    neighbour = next(f"app/n{i}" for i in range(10_000) if fmt.bucket_of(vault_id, f"app/n{i}") == target)
+    other = next(f"app/o{i}" for i in range(10_000) if fmt.bucket_of(vault_id, f"app/o{i}") != target)
     with open_vault(zt_env) as vault:
         _restore_head(zt_env, old, "DELETE FROM versions WHERE name = 'db/password' AND version = 2")
         with pytest.raises(IntegrityError, match="rolled back"):
-            vault.put("app/other", b"unrelated write")
+            vault.put("db/password", b"a write to the rolled-back secret")
+        with pytest.raises(IntegrityError, match="rolled back"):
+            vault.put(neighbour, b"a write to its bucket")
+        vault.put(other, b"unrelated write")  # another bucket: allowed, and it blesses nothing
     _refused(cli, "vault", "get", "db/password", forbidden=b"old-compromised")
+    _refused(cli, "vault", "get", neighbour)
+    assert cli("vault", "get", other).out == b"unrelated write"
 
 
 def test_v3_soft_deleted_secret_resurrected_refused(cli, initialized, zt_env):
@@ -271,6 +283,188 @@ def test_v3_destroyed_secret_version_does_not_fit_a_new_incarnation(cli, initial
     _sql(zt_env, "DELETE FROM versions WHERE name = 'app/old'", f"INSERT INTO versions VALUES ({marks})", params=[(), old_row])
     result = _refused(cli, "vault", "get", "app/old", forbidden=b"destroyed-value")
     assert "destroyed secret" in result.err
+
+
+# --- V3 at scale: every path that serves or lists a secret checks its bucket first ---------
+# The commitment covers 256 bucket digests; open checks only those (O(1) in the number
+# of secrets), so a rolled-back row is caught by the path that serves it. One test per
+# read path, each on a vault of 2,000 secrets with one row rolled back.
+BULK = 2_000
+
+
+@pytest.fixture
+def rolled_back(cli, initialized, zt_env, tmp_path):
+    """2,000 secrets, then db/password rolled back to its older genuine head
+    (version 2 deleted): what the attacker leaves. Returns the old value."""
+    env_file = tmp_path / "bulk.env"
+    env_file.write_text("".join(f"bulk/s{i:04d}=value-{i}\n" for i in range(BULK)))
+    assert cli("vault", "import", str(env_file)).code == 0
+    _put(cli, "db/password", b"old-compromised")
+    old = _snapshot_head(zt_env, "db/password")
+    _put(cli, "db/password", b"new-after-incident")
+    _restore_head(zt_env, old, "DELETE FROM versions WHERE name = 'db/password' AND version = 2")
+    return b"old-compromised"
+
+
+def test_v3_rollback_among_2000_refused_by_get(cli, rolled_back):
+    result = _refused(cli, "vault", "get", "db/password", forbidden=rolled_back)
+    assert "rolled back, resurrected or removed" in result.err
+    assert cli("vault", "get", "bulk/s0001").code in (0, INTEGRITY)  # another bucket is served unless it is the same one
+
+
+def test_v3_rollback_among_2000_refused_by_get_version(cli, rolled_back):
+    _refused(cli, "vault", "get", "db/password", "--version", "1", forbidden=rolled_back)
+    _refused(cli, "vault", "get", "db/password", "--json", forbidden=rolled_back)
+
+
+def test_v3_rollback_among_2000_refused_by_history(cli, rolled_back):
+    _refused(cli, "vault", "history", "db/password")
+    _refused(cli, "vault", "history", "db/password", "--json")
+
+
+def test_v3_rollback_among_2000_refused_by_list(cli, rolled_back):
+    _refused(cli, "vault", "list")
+    _refused(cli, "vault", "list", "--deleted")
+    # A prefix that does not even include the secret: a removed or rolled-back row
+    # can be anywhere, so a list checks every bucket.
+    _refused(cli, "vault", "list", "bulk/")
+
+
+def test_v3_rollback_among_2000_refused_by_export(cli, rolled_back):
+    result = _refused(cli, "vault", "export", "--yes", forbidden=rolled_back)
+    assert b"value-1" not in result.out
+
+
+def test_v3_rollback_among_2000_refused_by_backup(cli, rolled_back, zt_env, tmp_path):
+    out = tmp_path / "b.ztb"
+    _refused(cli, "vault", "backup", "--output", str(out), env={"ZEROTRUST_BACKUP_PASSPHRASE": "correct horse battery staple"})
+    assert not out.exists()
+
+
+def test_v3_rollback_among_2000_refused_by_dump_records(rolled_back, zt_env):
+    """The backup's record stream itself (the library call), not only the listing before it."""
+    from tests.reliability.helpers import open_vault
+    from zerotrust_admin.errors import IntegrityError
+
+    with open_vault(zt_env) as vault:
+        with pytest.raises(IntegrityError, match="rolled back"):
+            next(vault.dump_records())
+
+
+def test_v3_rollback_among_2000_refused_by_import_comparison(cli, rolled_back, zt_env, tmp_path):
+    """The import compares with the current value (a read): refused, and nothing is written."""
+    before = _rows(zt_env, "SELECT COUNT(*) FROM versions")
+    src = tmp_path / "again.env"
+    src.write_text("db/password=old-compromised\nnew/one=x\n")
+    result = _refused(cli, "vault", "import", str(src))
+    assert "rolled back" in result.err
+    assert _rows(zt_env, "SELECT COUNT(*) FROM versions") == before
+
+
+def test_v3_rollback_among_2000_refused_by_import_without_comparison(rolled_back, zt_env):
+    """compare=False (a write-only principal): nothing is read, yet the bucket is checked before the write."""
+    from tests.reliability.helpers import open_vault
+    from zerotrust_admin.errors import IntegrityError
+
+    with open_vault(zt_env) as vault:
+        with pytest.raises(IntegrityError, match="rolled back"):
+            vault.import_many([("db/password", b"overwrite")], compare=False)
+    assert _rows(zt_env, "SELECT MAX(version) FROM versions WHERE name = 'db/password'") == [(1,)]
+
+
+def test_v3_rollback_among_2000_refused_by_info(rolled_back, zt_env):
+    """``info`` decides MFA (the access guard reads ``sensitive`` from it): authenticated and checked."""
+    from tests.reliability.helpers import open_vault
+    from zerotrust_admin.errors import IntegrityError
+
+    with open_vault(zt_env) as vault:
+        with pytest.raises(IntegrityError, match="rolled back"):
+            vault.info("db/password")
+
+
+def test_v3_rollback_among_2000_refused_by_python_api(rolled_back, zt_env):
+    from zerotrust_admin.errors import IntegrityError
+    from zerotrust_kerberos import SecretManager
+
+    with SecretManager(environ=dict(zt_env)) as manager:
+        with pytest.raises(IntegrityError) as caught:
+            manager.get_secret("db/password")
+    assert caught.value.exit_code == INTEGRITY and "old-compromised" not in str(caught.value)
+
+
+def test_v3_rollback_among_2000_refused_by_local_provider(rolled_back, zt_env):
+    """providers/local.py: every read method of the integrated-vault provider."""
+    from tests.reliability.helpers import open_vault
+    from zerotrust_admin.errors import IntegrityError
+    from zerotrust_admin.providers.base import ProviderContext
+    from zerotrust_admin.providers.local import LocalProvider
+
+    with open_vault(zt_env) as vault:
+        provider = LocalProvider(ProviderContext(kind="local", settings={}, config=None, open_local_vault=lambda: vault))
+        for call in (lambda: provider.get("db/password"), lambda: provider.get("db/password", 1), lambda: provider.info("db/password"),
+                     lambda: provider.history("db/password"), lambda: list(provider.list("")), lambda: list(provider.export_all("")),
+                     lambda: provider.put("db/password", b"x", cas=1)):
+            with pytest.raises(IntegrityError, match="rolled back"):
+                call()
+
+
+def test_v3_removed_secret_among_2000_is_exit_5_not_not_found(cli, initialized, zt_env, tmp_path):
+    env_file = tmp_path / "bulk.env"
+    env_file.write_text("".join(f"bulk/s{i:04d}=value-{i}\n" for i in range(BULK)))
+    assert cli("vault", "import", str(env_file)).code == 0
+    _sql(zt_env, "DELETE FROM versions WHERE name = 'bulk/s0042'", "DELETE FROM secrets WHERE name = 'bulk/s0042'")
+    result = _refused(cli, "vault", "get", "bulk/s0042")
+    assert "removed" in result.err
+
+
+def test_v3_destroyed_secret_reinserted_outside_its_bucket_refused(cli, initialized, zt_env):
+    """The rows of a destroyed secret put back with another bucket number (so its own
+    bucket's digest still matches): the row served must be the one in its bucket."""
+    _put(cli, "app/old", b"destroyed-value")
+    head = _snapshot_head(zt_env, "app/old")
+    versions = _rows(zt_env, "SELECT * FROM versions WHERE name = 'app/old'")
+    assert cli("vault", "delete", "app/old", "--destroy", "--yes").code == 0
+    columns = [r[1] for r in _rows(zt_env, "PRAGMA table_info(secrets)")]
+    head = list(head)
+    head[columns.index("bucket")] = (head[columns.index("bucket")] + 1) % 256
+    marks_h, marks_v = ", ".join("?" * len(head)), ", ".join("?" * len(versions[0]))
+    _sql(zt_env, f"INSERT INTO secrets VALUES ({marks_h})", f"INSERT INTO versions VALUES ({marks_v})", params=[head, versions[0]])
+    result = _refused(cli, "vault", "get", "app/old", forbidden=b"destroyed-value")
+    assert "outside its bucket" in result.err
+    _refused(cli, "vault", "list")
+
+
+def test_v3_edited_bucket_digest_and_commitment_refused_at_open(cli, initialized, zt_env):
+    """The stored digests are trusted only under the commitment (MAC under the head key)."""
+    _put(cli, "db/password", b"genuine")
+    _sql(zt_env, "UPDATE buckets SET digest = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'")
+    result = _refused(cli, "vault", "get", "db/password")
+    assert "does not match its commitment" in result.err
+    _refused(cli, "vault", "list")
+
+
+def test_v3_open_does_not_read_every_head(initialized, zt_env, cli, tmp_path, monkeypatch):
+    """O(1) at open: the heads of other buckets are not read by open + get."""
+    from tests.reliability.helpers import open_vault
+
+    env_file = tmp_path / "bulk.env"
+    env_file.write_text("".join(f"bulk/s{i:04d}=value-{i}\n" for i in range(BULK)))
+    assert cli("vault", "import", str(env_file)).code == 0
+    from zerotrust_admin.vault import vault as vault_module
+
+    statements: list[str] = []
+    real_connect = vault_module._connect
+
+    def traced(path):
+        conn = real_connect(path)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(vault_module, "_connect", traced)
+    with open_vault(zt_env) as vault:
+        vault.get("bulk/s0007")[0].wipe()
+    heads = [s for s in statements if "FROM secrets" in s]
+    assert heads and all("WHERE" in s for s in heads), heads  # by name or by bucket, never the whole table
 
 
 # --- V4: whole-file replay --------------------------------------------------------------

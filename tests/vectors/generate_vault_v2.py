@@ -4,6 +4,7 @@ Run from the repository root:  .venv/bin/python tests/vectors/generate_vault_v2.
 The format-2 MACs (docs/vault-format.md, "Format 2: MACs and the commitment"),
 all HMAC-SHA256 under the head key of vault_v1.json. Do not regenerate to make
 tests/test_vault_format.py pass: a mismatch means the format changed.
+(Regenerated once for the bucketed commitment, zt-commit-v2.)
 """
 
 from __future__ import annotations
@@ -54,11 +55,23 @@ def main() -> None:
             "master_created": T1, "kcv": V1["kcv"]["sealed_hex"], "head_key": V1["head"]["wrapped_hex"], "dek_rotated": T2}
     data = fmt.meta_mac_input(VAULT_ID, meta)
     out["meta"] = {"records": meta, "input_hex": data.hex(), "mac_hex": mac(data)}
-    macs = [h["mac_hex"] for h in sorted(heads, key=lambda h: h["name"])] + [d["mac_hex"] for d in sorted(deks, key=lambda d: d["id"])]
+    # Buckets: bucket(name) = first byte of SHA-256("zt-bucket-v1" 0x00 vault_id 0x00 name);
+    # a bucket's digest = SHA-256 over name 0x00 head_mac 0x0A of its rows in name order.
+    members: dict[int, list] = {}
+    for h in sorted(heads, key=lambda h: h["name"]):
+        h["bucket_input_hex"] = fmt._join("zt-bucket-v1", VAULT_ID, h["name"]).hex()
+        h["bucket"] = fmt.bucket_of(VAULT_ID, h["name"])
+        members.setdefault(h["bucket"], []).append((h["name"], h["mac_hex"]))
+    digests = [fmt.bucket_digest(members.get(b, ())) for b in range(fmt.BUCKETS)]
+    out["buckets"] = {"empty_digest_hex": fmt.EMPTY_BUCKET_DIGEST,
+                      "non_empty": [{"bucket": b, "rows": [list(r) for r in rows],
+                                     "input_hex": "".join(f"{n}\x00{m}\n" for n, m in rows).encode().hex(), "digest_hex": digests[b]}
+                                    for b, rows in sorted(members.items())]}
+    macs = digests + [d["mac_hex"] for d in sorted(deks, key=lambda d: d["id"])]
     macs += [out["session_key"]["mac_hex"], out["meta"]["mac_hex"]]
     digest = hashlib.sha256("".join(macs).encode("ascii")).hexdigest()
-    data = fmt.commit_input(VAULT_ID, 7, len(heads), len(deks), 1, digest)
-    out["commit"] = {"generation": 7, "heads": len(heads), "deks": len(deks), "session_keys": 1, "digest_hex": digest, "input_hex": data.hex(), "mac_hex": mac(data)}
+    data = fmt.commit_input(VAULT_ID, 7, len(deks), 1, digest)
+    out["commit"] = {"generation": 7, "deks": len(deks), "session_keys": 1, "digest_hex": digest, "input_hex": data.hex(), "mac_hex": mac(data)}
     target = Path(__file__).with_name("vault_v2.json")
     target.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {target}")

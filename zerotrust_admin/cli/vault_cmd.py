@@ -193,6 +193,8 @@ def import_(
         emit_json(outcome.to_dict())
     else:
         info(f"Imported from {file}: {outcome.created} created, {outcome.updated} updated, {outcome.unchanged} unchanged", quiet=app_ctx.quiet)
+        if outcome.compared is False and sys.stderr.isatty():  # threat model P3: why nothing is "unchanged"
+            info("values not compared: you may not read them; every item was written as a new version", quiet=app_ctx.quiet)
 
 
 @app.command("export")

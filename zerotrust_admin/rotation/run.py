@@ -20,7 +20,7 @@ def _audit(vault, kind: str, success: bool, **details) -> None:
     if vault.audit is None or vault.actor is None:
         return
     vault.audit.append(event="key_rotation", action="rotate", resource=RESOURCES.get(kind, kind), success=success,
-                       actor=vault.actor, key_kind=kind, vault_id=vault.vault_id, **details)
+                       actor=vault.actor, key_kind=kind, vault_id=vault.vault_id, vault=vault.commitment(), **details)
 
 
 def _lock(config, wait: float):

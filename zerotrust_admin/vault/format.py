@@ -6,6 +6,8 @@ format can be read in one screen and reproduced by a 40-line script.
 
 from __future__ import annotations
 
+import hashlib
+
 FORMAT_VERSION = 2
 FORMAT_V1 = 1  # still opened: upgraded in place to format 2 on the first open
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -128,8 +130,10 @@ CREATE TABLE secrets (
     updated         TEXT NOT NULL,
     deleted_at      TEXT,
     deleted_by      TEXT,
-    head_mac        TEXT NOT NULL
+    head_mac        TEXT NOT NULL,
+    bucket          INTEGER NOT NULL CHECK (bucket BETWEEN 0 AND 255)
 ) WITHOUT ROWID;
+CREATE INDEX secrets_by_bucket ON secrets (bucket, name);
 CREATE TABLE versions (
     name       TEXT NOT NULL,
     version    INTEGER NOT NULL,
@@ -143,6 +147,10 @@ CREATE TABLE versions (
     PRIMARY KEY (name, version)
 ) WITHOUT ROWID;
 CREATE INDEX versions_by_dek ON versions (dek_id);
+CREATE TABLE buckets (
+    bucket INTEGER PRIMARY KEY,
+    digest TEXT NOT NULL
+);
 """
 
 SESSION_KEYS_SCHEMA = """
@@ -193,7 +201,27 @@ def meta_mac_input(vault_id: str, meta: dict[str, str]) -> bytes:
     return _join(*fields)
 
 
-def commit_input(vault_id: str, generation: int, heads: int, deks: int, session_keys: int, digest_hex: str) -> bytes:
-    """``digest_hex`` = SHA-256 over the ASCII hex MACs: every head_mac in name
-    order, every deks.mac in id order, every session_keys.mac in id order, then meta_mac."""
-    return _join("zt-commit-v1", vault_id, str(int(generation)), str(heads), str(deks), str(session_keys), digest_hex)
+# --- Buckets: the commitment is O(1) at open and O(n/256) per read/write -------
+BUCKETS = 256
+EMPTY_BUCKET_DIGEST = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # SHA-256 of no bytes
+
+
+def bucket_of(vault_id: str, name: str) -> int:
+    """The first byte of SHA-256(``zt-bucket-v1`` 0x00 vault_id 0x00 name)."""
+    return hashlib.sha256(_join("zt-bucket-v1", vault_id, name)).digest()[0]
+
+
+def bucket_digest(rows) -> str:
+    """Hex SHA-256 over ``name`` 0x00 ``head_mac`` 0x0A for every (name, head_mac)
+    of one bucket, in name order (an empty bucket: EMPTY_BUCKET_DIGEST). A
+    damaged row (a non-text MAC) contributes ``?``, so it never matches."""
+    digest = hashlib.sha256()
+    for name, mac in rows:
+        digest.update(f"{name}\x00{mac if isinstance(mac, str) else '?'}\n".encode("utf-8", "replace"))
+    return digest.hexdigest()
+
+
+def commit_input(vault_id: str, generation: int, deks: int, session_keys: int, digest_hex: str) -> bytes:
+    """``digest_hex`` = SHA-256 over the ASCII hex texts: the 256 bucket digests in
+    bucket order, every deks.mac in id order, every session_keys.mac in id order, then meta_mac."""
+    return _join("zt-commit-v2", vault_id, str(int(generation)), str(deks), str(session_keys), digest_hex)

@@ -4,19 +4,22 @@ Every record a read or a decision depends on carries a MAC under the head key:
 ``secrets.head_mac``, ``versions.mac``, ``deks.mac``, ``session_keys.mac`` and
 ``meta.meta_mac``. A MAC proves a row was written by this vault, not that it
 is the *latest* such row: the commitment (``meta.commit``, over the generation
-and every head, data-key, session-key and meta MAC) does that. Every write
-transaction advances the generation and rewrites the commitment; open checks it.
+and the 256 bucket digests over every head, and every data-key, session-key
+and meta MAC) does that. Every write transaction advances the generation and
+rewrites the commitment; open checks it; every read checks its bucket.
 """
 
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from typing import NamedTuple
 
 from zerotrust_admin.crypto import constant_time_equal, hmac_sha256
 from zerotrust_admin.errors import IntegrityError
 from zerotrust_admin.keys import UnwrapFailed
 from zerotrust_admin.vault import format as fmt
+from zerotrust_admin.vault.schema import _db_errors
 
 RESTORE_HINT = "restore the vault from a backup"
 HEAD_COLUMNS = "name, incarnation, current_version, sensitive, created, updated, deleted_at, deleted_by, head_mac"
@@ -106,14 +109,29 @@ class HeadsMixin:
             raise IntegrityError("the vault's key records (master source, params, key id, created; data key rotation) do not authenticate: "
                                  "meta was edited", hint=RESTORE_HINT)
 
-    # --- the commitment -------------------------------------------------------------
-    def _digest(self, conn, meta_mac: str) -> tuple[int, int, int, str]:
+    # --- the commitment, over 256 buckets of heads -------------------------------
+    # A bucket's digest (table ``buckets``) covers the (name, head MAC) of every
+    # ``secrets`` row whose name falls in it; the commitment covers the 256 stored
+    # digests. Open checks the commitment against the stored digests (O(1) in the
+    # number of secrets); a read recomputes the digest of the one bucket it serves
+    # from (O(n/256)); a write checks each bucket before it changes it, then
+    # stores the touched buckets' new digests and a new commitment.
+    # ``_verified`` holds the buckets checked since ``_verified_version`` (PRAGMA
+    # data_version): another connection's commit clears it.
+    def _bucket(self, name: str) -> int:
+        return fmt.bucket_of(self.vault_id, name)
+
+    def _stored_buckets(self, conn) -> list[str]:
+        rows = conn.execute("SELECT bucket, digest FROM buckets ORDER BY bucket").fetchall()
+        if [r[0] for r in rows] != list(range(fmt.BUCKETS)) or not all(isinstance(r[1], str) for r in rows):
+            raise IntegrityError(f"the vault {self.path} has a damaged buckets table (tampered vault)", hint=RESTORE_HINT)
+        return [r[1] for r in rows]
+
+    def _commit_value(self, conn, generation: int, meta_mac: str, bucket_digests: list[str]) -> str:
         digest = hashlib.sha256()
-        heads = 0
-        for (mac,) in conn.execute("SELECT head_mac FROM secrets ORDER BY name"):
-            digest.update(mac.encode("ascii", "replace") if isinstance(mac, str) else b"?")
-            heads += 1
-        counts = [heads]
+        for value in bucket_digests:
+            digest.update(value.encode("ascii", "replace"))
+        counts = []
         tables = ["deks"] + (["session_keys"] if self._has_table(conn, "session_keys") else [])
         for table in tables:
             n = 0
@@ -121,18 +139,17 @@ class HeadsMixin:
                 digest.update(mac.encode("ascii", "replace") if isinstance(mac, str) else b"?")
                 n += 1
             counts.append(n)
-        if len(counts) == 2:
+        if len(counts) == 1:
             counts.append(0)
         digest.update(meta_mac.encode("ascii", "replace"))
-        return counts[0], counts[1], counts[2], digest.hexdigest()
-
-    def _commit_value(self, conn, generation: int, meta_mac: str) -> str:
-        heads, deks, sessions, digest = self._digest(conn, meta_mac)
-        return self._mac(fmt.commit_input(self.vault_id, generation, heads, deks, sessions, digest))
+        return self._mac(fmt.commit_input(self.vault_id, generation, counts[0], counts[1], digest.hexdigest()))
 
     def _verify_state(self, conn, meta: dict) -> int:
         """Check the meta MAC, every data-key and session-key record and the
-        commitment against the file as it is now; returns the generation."""
+        commitment over the stored bucket digests; returns the generation.
+        O(1) in the number of secrets: the buckets themselves are checked when used."""
+        self._verified = set()
+        self._stored = None
         self._check_meta(meta)
         for row in conn.execute("SELECT id, master_key_id, created, state, mac FROM deks"):
             self._check_dek_row(*row)
@@ -144,23 +161,131 @@ class HeadsMixin:
             commit = meta[fmt.META_COMMIT]
         except (KeyError, ValueError):
             raise IntegrityError(f"the vault {self.path} has no valid commitment record (tampered vault)", hint=RESTORE_HINT) from None
-        expected = self._commit_value(conn, generation, meta[fmt.META_MAC])
+        stored = self._stored_buckets(conn)
+        expected = self._commit_value(conn, generation, meta[fmt.META_MAC], stored)
         if not constant_time_equal(expected.encode(), str(commit).encode()):
-            # Slow path, only on failure: say which kind of tampering it is.
-            for head in map(Head._make, conn.execute(f"SELECT {HEAD_COLUMNS} FROM secrets ORDER BY name")):
-                self._check_head(head)
             raise IntegrityError(f"the vault {self.path} does not match its commitment (generation {generation}): "
-                                 "a secret record was rolled back, resurrected or removed, or the commitment was edited", hint=RESTORE_HINT)
+                                 "the buckets table or the commitment was edited, or a key record was rolled back", hint=RESTORE_HINT)
+        self._stored = stored
+        self._state_generation = generation
         return generation
 
+    def _ensure_state(self, conn) -> None:
+        """Re-check the commitment when another connection committed since this
+        one last checked it (PRAGMA data_version); call inside a transaction."""
+        conn.execute("SELECT 1 FROM meta LIMIT 1").fetchone()  # a deferred transaction's snapshot starts here, before data_version is read
+        data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if data_version != self._verified_version or self._stored is None:
+            self._verify_state(conn, dict(conn.execute("SELECT key, value FROM meta").fetchall()))
+            self._verified_version = data_version
+
+    def _forget_state(self) -> None:
+        self._verified = set()
+        self._stored = None
+        self._verified_version = None
+
+    def _bucket_mismatch(self, conn, bucket: int) -> IntegrityError:
+        # Slow path, only on failure: an edited row is named; otherwise it is a rollback.
+        for head in map(Head._make, conn.execute(f"SELECT {HEAD_COLUMNS} FROM secrets WHERE bucket = ? ORDER BY name", (bucket,))):
+            self._check_head(head)
+        return IntegrityError(f"the vault {self.path} does not match its commitment (generation {self._state_generation}, bucket {bucket}): "
+                              "a secret record was rolled back, resurrected or removed", hint=RESTORE_HINT)
+
+    def _check_bucket(self, conn, bucket: int) -> None:
+        """The stored digest of ``bucket`` (covered by the checked commitment)
+        must equal the digest of its rows as they are now. O(n/256)."""
+        if bucket in self._verified:
+            return
+        rows = conn.execute("SELECT name, head_mac FROM secrets WHERE bucket = ? ORDER BY name", (bucket,))
+        if not constant_time_equal(fmt.bucket_digest(rows).encode(), self._stored[bucket].encode()):
+            raise self._bucket_mismatch(conn, bucket)
+        self._verified.add(bucket)
+
+    def _check_all_buckets(self, conn) -> None:
+        """Every bucket, in one scan (list, export, dump, restore, re-encryption): O(n)."""
+        if len(self._verified) == fmt.BUCKETS:
+            return
+        current, rows = None, []
+        seen = {}
+        for bucket, name, mac in conn.execute("SELECT bucket, name, head_mac FROM secrets ORDER BY bucket, name"):
+            if bucket != current:
+                if current is not None:
+                    seen[current] = fmt.bucket_digest(rows)
+                current, rows = bucket, []
+            rows.append((name, mac))
+        if current is not None:
+            seen[current] = fmt.bucket_digest(rows)
+        for bucket in seen:
+            if not isinstance(bucket, int) or not 0 <= bucket < fmt.BUCKETS:
+                raise IntegrityError(f"the vault {self.path} holds a secret record outside every bucket (tampered vault)", hint=RESTORE_HINT)
+        for bucket in range(fmt.BUCKETS):
+            if not constant_time_equal(seen.get(bucket, fmt.EMPTY_BUCKET_DIGEST).encode(), self._stored[bucket].encode()):
+                raise self._bucket_mismatch(conn, bucket)
+        self._verified = set(range(fmt.BUCKETS))
+
+    def _check_served(self, conn, name: str, head: Head | None) -> None:
+        """Before a secret (or its absence) is served: its bucket checks out and
+        the row read by name is the one in that bucket (its bucket column)."""
+        bucket = self._bucket(name)
+        self._check_bucket(conn, bucket)
+        if head is not None:
+            row = conn.execute("SELECT bucket FROM secrets WHERE name = ?", (name,)).fetchone()
+            if row is None or row[0] != bucket:
+                raise self._bucket_mismatch(conn, bucket) if row is None else IntegrityError(
+                    f"secret {name!r}: its record is outside its bucket (tampered vault: resurrected or moved)", hint=RESTORE_HINT)
+
+    @contextmanager
+    def _read_txn(self):
+        """One consistent snapshot for a read: the commitment (when another
+        connection committed meanwhile), the bucket and the rows are read together."""
+        conn = self._conn
+        if conn.in_transaction:  # inside a write transaction: already checked under its lock
+            yield conn
+            return
+        with _db_errors(self.path):
+            conn.execute("BEGIN")
+            try:
+                self._ensure_state(conn)
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+
+    def _touch(self, conn, name: str) -> int:
+        """In a write transaction, before ``name``'s row changes: check its bucket
+        as it is (so a write never blesses a rolled-back neighbour), and mark the
+        bucket to be re-digested at the end. Returns the bucket."""
+        bucket = self._bucket(name)
+        if bucket not in self._dirty:
+            self._check_bucket(conn, bucket)
+            self._dirty.add(bucket)
+        return bucket
+
     def _advance(self, conn) -> tuple[int, str]:
-        """The end of every write transaction: generation + 1, a fresh meta MAC and commitment."""
+        """The end of every write transaction: the touched buckets' digests,
+        generation + 1, a fresh meta MAC and commitment."""
+        stored = list(self._stored) if self._stored is not None else self._stored_buckets(conn)
+        dirty = sorted(self._dirty)
+        if len(dirty) > 16:
+            fresh: dict[int, list] = {}
+            for bucket, name, mac in conn.execute("SELECT bucket, name, head_mac FROM secrets ORDER BY bucket, name"):
+                fresh.setdefault(bucket, []).append((name, mac))
+            for bucket in dirty:
+                stored[bucket] = fmt.bucket_digest(fresh.get(bucket, ()))
+        else:
+            for bucket in dirty:
+                stored[bucket] = fmt.bucket_digest(conn.execute("SELECT name, head_mac FROM secrets WHERE bucket = ? ORDER BY name", (bucket,)))
+        conn.executemany("UPDATE buckets SET digest = ? WHERE bucket = ?", [(stored[b], b) for b in dirty])
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         generation = int(meta.get(fmt.META_GENERATION) or 0) + 1
         meta_mac = self._mac(fmt.meta_mac_input(self.vault_id, meta))
-        commit = self._commit_value(conn, generation, meta_mac)
+        commit = self._commit_value(conn, generation, meta_mac, stored)
         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                          [(fmt.META_GENERATION, str(generation)), (fmt.META_MAC, meta_mac), (fmt.META_COMMIT, commit)])
+        self._stored = stored
+        self._verified |= set(dirty)
+        self._dirty = set()
+        self._state_generation = generation
         return generation, commit
 
     @property

@@ -64,8 +64,8 @@ class KeyringMixin:
 
     def list_deks(self) -> list["DekInfo"]:
         """Every data key with its state and how many secret versions it seals."""
-        with _db_errors(self.path):
-            rows = self._conn.execute(
+        with self._read_txn() as conn:
+            rows = conn.execute(
                 "SELECT d.id, d.master_key_id, d.created, d.state, d.mac, "
                 "(SELECT COUNT(*) FROM versions v WHERE v.dek_id = d.id) FROM deks d ORDER BY d.created, d.id"
             ).fetchall()
@@ -110,6 +110,7 @@ class KeyringMixin:
         one, in one short transaction (so reads and writes of other processes
         interleave between batches). Returns how many were moved; 0 means done."""
         with self._write_txn() as conn:
+            self._check_all_buckets(conn)  # O(n) once per process: the result is kept until another process writes
             target = self._active_dek_id()
             rows = conn.execute(
                 "SELECT v.name, v.version, v.dek_id, v.sealed, v.created, v.created_by, v.size, v.metadata, v.mac, s.incarnation "

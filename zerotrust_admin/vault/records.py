@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from zerotrust_admin.errors import UsageError
 
@@ -65,9 +65,13 @@ class ImportResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    # False: no current value was read (the caller may not read them, threat model P3),
+    # every item was written as a new version. None: the provider did not say.
+    # In the import's audit record (details.compared), not in to_dict (the --json counts).
+    compared: bool | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged}
 
 
 def _loads(text: str) -> dict:

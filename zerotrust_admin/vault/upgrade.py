@@ -83,10 +83,16 @@ def _rebuild(vault, conn) -> dict:
         conn.executemany("INSERT INTO session_keys (id, wrapped, master_key_id, created, state, mac) VALUES (?, ?, ?, ?, ?, ?)",
                          [(*row, vault._session_mac(row[0], row[2], row[3], row[4])) for row in old["session_keys"]])
     conn.executemany(
-        "INSERT INTO secrets (name, incarnation, current_version, sensitive, created, updated, deleted_at, deleted_by, head_mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO secrets (name, incarnation, current_version, sensitive, created, updated, deleted_at, deleted_by, head_mac, bucket) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(name, incarnations[name], version, sensitive, created, updated, deleted_at, deleted_by,
-          vault._head_mac(name, incarnations[name], version, sensitive, created, updated, deleted_at, deleted_by))
+          vault._head_mac(name, incarnations[name], version, sensitive, created, updated, deleted_at, deleted_by), vault._bucket(name))
          for name, version, sensitive, created, updated, deleted_at, deleted_by, _mac in old["secrets"]])
+    # Every bucket starts empty and is digested from the rows by _advance.
+    conn.executemany("INSERT INTO buckets (bucket, digest) VALUES (?, ?)", [(b, fmt.EMPTY_BUCKET_DIGEST) for b in range(fmt.BUCKETS)])
+    vault._stored = [fmt.EMPTY_BUCKET_DIGEST] * fmt.BUCKETS
+    vault._verified = set()
+    vault._dirty = set(range(fmt.BUCKETS))
     versions = 0
     rows = conn.execute("SELECT name, version, dek_id, sealed, created, created_by, size, metadata FROM v1_versions ORDER BY name, version")
     batch = []

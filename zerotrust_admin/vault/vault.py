@@ -65,6 +65,10 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
         self._head_key_cache: tuple[str, bytes] | None = None
         self._txn_audits: list = []
         self._verified_version: int | None = None  # PRAGMA data_version when the state was last verified
+        self._stored: list[str] | None = None       # the 256 stored bucket digests, once the commitment over them checked out
+        self._verified: set[int] = set()            # buckets whose rows were checked against their stored digest
+        self._dirty: set[int] = set()               # buckets changed by the write transaction under way
+        self._state_generation = 0
 
     # --- lifecycle -------------------------------------------------------
     @classmethod
@@ -101,6 +105,7 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
                 fmt.META_HEAD_KEY: source.wrap(random_key(), fmt.head_key_aad(vault_id, master_key_id)).hex(),
             }
             conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
+            conn.executemany("INSERT INTO buckets (bucket, digest) VALUES (?, ?)", [(b, fmt.EMPTY_BUCKET_DIGEST) for b in range(fmt.BUCKETS)])
             building = cls(tmp, conn, meta, source, None, None)
             dek_id = pyrandom.token_hex(8)
             conn.execute(
@@ -266,8 +271,9 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
         """One write transaction. Under the write lock it first re-checks the
         schema, and the commitment unless no other connection committed since
         this one last verified or wrote it (``PRAGMA data_version``), so it never
-        blesses a file edited since open; at the end it advances the generation, rewrites the
-        commitment, appends the audit records queued with ``_audit_in_txn``
+        blesses a file edited since open; each write checks the bucket of every
+        row it changes before changing it (``_touch``); at the end it re-digests
+        the touched buckets, advances the generation, rewrites the commitment, appends the audit records queued with ``_audit_in_txn``
         (each with ``details["vault"]``), and commits. The audit log's floor
         moves only after the COMMIT: a crash before it leaves the floor behind."""
         with _db_errors(self.path):
@@ -277,9 +283,9 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
                 problem = schema_problem(read_schema(self._conn), fmt.FORMAT_VERSION)
                 if problem:
                     raise IntegrityError(f"the vault {self.path} holds {problem}", hint="restore the vault from a backup")
-                data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-                if data_version != self._verified_version:
-                    self._verify_state(self._conn, dict(self._conn.execute("SELECT key, value FROM meta").fetchall()))
+                self._dirty = set()
+                self._ensure_state(self._conn)
+                data_version = self._verified_version
                 yield self._conn
                 generation, commit = self._advance(self._conn)
                 self._meta.update({fmt.META_GENERATION: str(generation), fmt.META_COMMIT: commit})
@@ -287,6 +293,8 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
                     self._audit(event, action, resource, True, **details, vault=self.commitment())
             except BaseException:
                 self._txn_audits = []
+                self._forget_state()  # checked again (O(1)) by the next read or write
+                self._dirty = set()
                 self._conn.execute("ROLLBACK")
                 with suppress(ZeroTrustError):  # the cache follows the file; the original error is the one to report
                     self._reload_meta_unchecked()

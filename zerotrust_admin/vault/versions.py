@@ -30,6 +30,7 @@ class VersionsMixin:
         return info
 
     def _put_in_txn(self, conn, name: str, value: bytes, metadata: dict, sensitive: bool) -> VersionInfo:
+        bucket = self._touch(conn, name)
         head = self._select_head(conn, name)
         if head:
             self._check_head(head)
@@ -55,7 +56,7 @@ class VersionsMixin:
             conn.execute("UPDATE secrets SET current_version = ?, updated = ?, sensitive = ?, deleted_at = NULL, deleted_by = NULL, head_mac = ? WHERE name = ?",
                          (version, now, int(sensitive), new_head.head_mac, name))
         else:
-            conn.execute(f"INSERT INTO secrets ({HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", new_head)
+            conn.execute(f"INSERT INTO secrets ({HEAD_COLUMNS}, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*new_head, bucket))
         # V2: read back what was written, inside the transaction, before COMMIT.
         stored = conn.execute("SELECT dek_id, sealed, mac FROM versions WHERE name = ? AND version = ?", (name, version)).fetchone()
         if self._select_head(conn, name) != new_head or stored != (dek_id, sealed, version_mac):
@@ -71,8 +72,13 @@ class VersionsMixin:
             return secret, info
 
     def _read(self, name: str, version: int | None, *, include_deleted: bool = False) -> tuple[Secret, VersionInfo]:
+        with self._read_txn() as conn:
+            return self._read_in(conn, name, version, include_deleted)
+
+    def _read_in(self, conn, name: str, version: int | None, include_deleted: bool) -> tuple[Secret, VersionInfo]:
         with _db_errors(self.path):
             head = self._select_head(self._conn, name)
+            self._check_served(conn, name, head)  # V3: its bucket, before anything about it is served
             if head is None:
                 raise NotFoundError(f"secret {name!r} not found", hint="list secrets with: zerotrust-admin vault list")
             newest = self._conn.execute("SELECT MAX(version) FROM versions WHERE name = ?", (name,)).fetchone()[0]
@@ -112,16 +118,18 @@ class VersionsMixin:
     def _query_list(self, prefix: str, include_deleted: bool) -> list[SecretInfo]:
         # Names are ASCII from a fixed alphabet, so prefix..prefix+'\x7f' is a range scan.
         sql = f"SELECT {HEAD_COLUMNS} FROM secrets WHERE name >= ? AND name < ?"
-        with _db_errors(self.path):
-            heads = [Head(*r) for r in self._conn.execute(sql + " ORDER BY name", (prefix, prefix + "\x7f")).fetchall()]
+        with self._read_txn() as conn, _db_errors(self.path):
+            self._check_all_buckets(conn)  # V3: a removed secret is in no listed row; every bucket is checked
+            heads = [Head(*r) for r in conn.execute(sql + " ORDER BY name", (prefix, prefix + "\x7f")).fetchall()]
         for head in heads:  # a forged or edited row must not even be listed
             self._check_head(head)
         return [_info(h) for h in heads if include_deleted or h.deleted_at is None]
 
     def info(self, name: str) -> SecretInfo:
         validate_name(name)
-        with _db_errors(self.path):
-            head = self._select_head(self._conn, name)
+        with self._read_txn() as conn, _db_errors(self.path):
+            head = self._select_head(conn, name)
+            self._check_served(conn, name, head)
         if head is None:
             raise NotFoundError(f"secret {name!r} not found")
         self._check_head(head)
@@ -130,8 +138,9 @@ class VersionsMixin:
     def history(self, name: str) -> list[VersionInfo]:
         validate_name(name)
         with self._audited("history", name):
-            with _db_errors(self.path):
-                head = self._select_head(self._conn, name)
+            with self._read_txn() as conn, _db_errors(self.path):
+                head = self._select_head(conn, name)
+                self._check_served(conn, name, head)
                 if head is None:
                     raise NotFoundError(f"secret {name!r} not found")
                 self._check_head(head)
@@ -147,6 +156,7 @@ class VersionsMixin:
         """Soft delete: hidden from get/list, recoverable with ``undelete``."""
         validate_name(name)
         with self._audited_write("delete", name, mode="soft") as (conn, _details):
+            self._touch(conn, name)
             head = self._select_head(conn, name)
             if head is None:
                 raise NotFoundError(f"secret {name!r} not found")
@@ -158,6 +168,7 @@ class VersionsMixin:
     def undelete(self, name: str) -> None:
         validate_name(name)
         with self._audited_write("undelete", name) as (conn, _details):
+            self._touch(conn, name)
             head = self._select_head(conn, name)
             if head is None:
                 raise NotFoundError(f"secret {name!r} not found (destroyed secrets cannot be recovered)")
@@ -176,6 +187,7 @@ class VersionsMixin:
         """Purge every version; the freed pages are zeroed (secure_delete)."""
         validate_name(name)
         with self._audited_write("destroy", name, mode="destroy") as (conn, details):
+            self._touch(conn, name)
             if conn.execute("SELECT 1 FROM secrets WHERE name = ?", (name,)).fetchone() is None:
                 raise NotFoundError(f"secret {name!r} not found")
             count = conn.execute("DELETE FROM versions WHERE name = ?", (name,)).rowcount
@@ -200,13 +212,14 @@ class VersionsMixin:
         for name, value in items:
             validate_name(name)
             _check_value(value, name)
-        result = ImportResult()
+        result = ImportResult(compared=compare)
         with self._audited_write("import", source or "import") as (conn, details):
             for done, (name, value) in enumerate(items, start=1):
+                self._touch(conn, name)  # its bucket checks out before "created" / "updated" / "unchanged" is decided
                 row = conn.execute("SELECT deleted_at FROM secrets WHERE name = ?", (name,)).fetchone()
                 if row is not None and row[0] is None:
                     if compare:
-                        current, _ = self._read(name, None)
+                        current, _ = self._read_in(conn, name, None, False)
                         with current:
                             same = current.reveal() == value
                         if same:
@@ -218,14 +231,14 @@ class VersionsMixin:
                 self._put_in_txn(conn, name, value, {}, False)
                 if progress and done % 1000 == 0:
                     progress(done)
-            details.update(result.to_dict())
+            details.update(result.to_dict(), compared=compare)
         return result
 
     def export_all(self, prefix: str = "") -> Iterator[tuple[str, Secret, VersionInfo]]:
-        infos = self._query_list(prefix, False)
+        infos = self._query_list(prefix, False)  # every bucket checked
         self._audit("secret_access", "export", prefix or "*", True, count=len(infos))
         for info in infos:
-            secret, version = self._read(info.name, None)
+            secret, version = self._read(info.name, None)  # and each one's again if another process wrote meanwhile
             yield info.name, secret, version
 
     def stats(self) -> dict:
@@ -249,6 +262,8 @@ class VersionsMixin:
         with _db_errors(self.path):
             self._conn.execute("BEGIN")
             try:
+                self._ensure_state(self._conn)
+                self._check_all_buckets(self._conn)  # V3: every bucket, in the same snapshot as the rows dumped
                 heads = {}
                 for head in map(Head._make, self._conn.execute(f"SELECT {HEAD_COLUMNS} FROM secrets ORDER BY name").fetchall()):
                     self._check_head(head)
@@ -278,6 +293,8 @@ class VersionsMixin:
 
         counts = {"secrets": 0, "versions": 0}
         with self._write_txn() as conn:
+            self._check_all_buckets(conn)  # an "empty" vault whose rows were removed is not empty
+            self._dirty = set(range(fmt.BUCKETS))
             if conn.execute("SELECT (SELECT COUNT(*) FROM secrets) + (SELECT COUNT(*) FROM versions)").fetchone()[0]:
                 raise AlreadyExistsError(f"the vault {self.path} is not empty; restore only into an empty vault",
                                          hint="init a fresh ZEROTRUST_HOME and restore there")
@@ -291,7 +308,8 @@ class VersionsMixin:
                     incarnation = incarnations.setdefault(name, pyrandom.token_hex(16))
                     head = (name, incarnation, int(rec["current_version"]), int(bool(rec["sensitive"])), rec["created"], rec["updated"],
                             rec.get("deleted_at"), rec.get("deleted_by"))
-                    conn.execute(f"INSERT INTO secrets ({HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (*head, self._head_mac(*head)))
+                    conn.execute(f"INSERT INTO secrets ({HEAD_COLUMNS}, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 (*head, self._head_mac(*head), self._bucket(name)))
                     counts["secrets"] += 1
                 elif rec.get("type") == "version":
                     name, version, metadata_json = rec["name"], int(rec["version"]), rec["metadata"]
