@@ -42,9 +42,11 @@ def test_lockout_backoff_and_reset(setup, tmp_path):
     p = "alice@EXAMPLE.COM"
     lock.record_failure(p, "passphrase")
     lock.record_failure(p, "mfa")
-    lock.check(p)  # 2 < 3: not locked
-    state = lock.record_failure(p, "pin")
-    assert state.locked_until == clock.t + 10
+    lock.record_failure(p, "passphrase")
+    lock.record_failure(p, "pin")
+    lock.check(p)  # each kind counts on its own: 2, 1, 1 < 3, not locked
+    state = lock.record_failure(p, "passphrase")
+    assert state.locked_until == clock.t + 10 and state.locked_kind == "passphrase"
     with pytest.raises(DeniedError, match=r"retry after 10 s") as err:
         lock.check(p, "mfa")
     assert err.value.exit_code == 4
@@ -68,7 +70,7 @@ def test_lockout_backoff_and_reset(setup, tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "lockout.db").st_mode) == 0o600
     events = [r["event"] for r in audit.records()]
     # 3 lockouts (of the principal and the OS account at once) + 2 refusals
-    assert events.count("auth_failure") == 9 and events.count("lockout") == 5
+    assert events.count("auth_failure") == 11 and events.count("lockout") == 5
 
 
 def test_failures_outside_the_window_do_not_count(setup):

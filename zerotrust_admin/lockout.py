@@ -8,12 +8,17 @@ the same count is kept for the OS user and host the process runs as (the
 claimed principal is whatever ``ZEROTRUST_PRINCIPAL`` says, the uid is not), and
 a lock on either refuses the attempt;
 each further lockout without a success in between doubles the delay, up to
-``max_delay_seconds``. A success clears the principal's counters (a passphrase
-or PIN success, a secret shared by everyone, also the OS account's; an MFA
-success does not, so one's own good code cannot reset the count of guesses at
-another principal's). Refusals, failures and
-lockouts are audited; a lockout also triggers a breach notification when
-notifications are configured.
+``max_delay_seconds``. Each kind of secret (passphrase, PIN, MFA code) has its
+own counter, lock and delay, and a lock of any kind refuses every attempt. A
+success clears only the counters of its own kind (threat model P4, M1): a
+passphrase success never clears MFA failures (else every command, which opens
+the vault first, would reset the count of wrong codes before the MFA check adds
+one), and an MFA success never clears passphrase or PIN failures. A passphrase
+or PIN success, a secret shared by everyone, clears that kind for the principal
+and the OS account; an MFA success only for its principal, so one's own good
+code cannot reset the count of guesses at another principal's. Refusals,
+failures and lockouts are audited; a lockout also triggers a breach
+notification when notifications are configured.
 
 Configuration (``security.lockout``), with defaults::
 
@@ -43,8 +48,8 @@ KINDS = ("passphrase", "pin", "mfa")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS attempt_failures (scope TEXT NOT NULL, subject TEXT NOT NULL, kind TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS attempt_failures_by_subject ON attempt_failures (scope, subject, at);
-CREATE TABLE IF NOT EXISTS attempt_locks (scope TEXT NOT NULL, subject TEXT NOT NULL, until REAL NOT NULL, lockouts INTEGER NOT NULL,
-                                          PRIMARY KEY (scope, subject));
+CREATE TABLE IF NOT EXISTS kind_locks (scope TEXT NOT NULL, subject TEXT NOT NULL, kind TEXT NOT NULL, until REAL NOT NULL,
+                                       lockouts INTEGER NOT NULL, PRIMARY KEY (scope, subject, kind));
 """
 PRINCIPAL, OS_USER = "principal", "os-user"
 # Kinds whose secret is one for the whole installation (the vault passphrase,
@@ -120,6 +125,7 @@ class LockState:
     locked_until: float | None
     lockouts: int
     locked_by: str | None = None  # "principal" or "os-user": which counter holds the lock
+    locked_kind: str | None = None  # "passphrase", "pin" or "mfa": whose failures set it
 
     def to_dict(self) -> dict:
         from datetime import datetime, timezone
@@ -128,7 +134,7 @@ class LockState:
 
         until = rfc3339(datetime.fromtimestamp(self.locked_until, timezone.utc)) if self.locked_until else None
         return {"principal": self.principal, "recent_failures": self.recent_failures, "lockouts": self.lockouts, "locked_until": until,
-                "locked_by": self.locked_by}
+                "locked_by": self.locked_by, "locked_kind": self.locked_kind}
 
 
 class Lockout:
@@ -157,30 +163,34 @@ class Lockout:
     def _subjects(self, principal: str) -> list[tuple[str, str]]:
         return [(PRINCIPAL, principal), (OS_USER, self.os_user)]
 
-    def state(self, principal: str) -> LockState:
-        """The principal's counters; ``locked_until`` is the later of its own
-        lock and the OS account's (either one locks)."""
+    def state(self, principal: str, kind: str | None = None) -> LockState:
+        """The principal's counters (failures of ``kind``, or of every kind);
+        ``locked_until`` is the latest lock of any kind on the principal or on
+        the OS account (any one locks)."""
         now = self.clock()
         if not os.path.lexists(self.path):
             return LockState(principal, 0, None, 0)  # no failure ever recorded: nothing to read or create
+        kinds = (kind,) if kind else KINDS
         conn = self._connect()
         try:
-            count = conn.execute("SELECT COUNT(*) FROM attempt_failures WHERE scope = ? AND subject = ? AND at > ?",
-                                 (PRINCIPAL, principal, now - self.policy.window_seconds)).fetchone()[0]
-            locks = {scope: conn.execute("SELECT until, lockouts FROM attempt_locks WHERE scope = ? AND subject = ?", (scope, subject)).fetchone()
-                     for scope, subject in self._subjects(principal)}
+            count = conn.execute(f"SELECT COUNT(*) FROM attempt_failures WHERE scope = ? AND subject = ? AND at > ? "
+                                 f"AND kind IN ({','.join('?' * len(kinds))})",
+                                 (PRINCIPAL, principal, now - self.policy.window_seconds, *kinds)).fetchone()[0]
+            locks = [(scope, *row) for scope, subject in self._subjects(principal)
+                     for row in conn.execute("SELECT kind, until, lockouts FROM kind_locks WHERE scope = ? AND subject = ?", (scope, subject))]
         finally:
             conn.close()
-        until, by = None, None
-        for scope, row in locks.items():
-            if row and row[0] > now and (until is None or row[0] > until):
-                until, by = row[0], scope
-        own = locks[PRINCIPAL]
-        return LockState(principal, count, until, own[1] if own else 0, by)
+        until, by, by_kind = None, None, None
+        for scope, lock_kind, lock_until, _n in locks:
+            if lock_until > now and (until is None or lock_until > until):
+                until, by, by_kind = lock_until, scope, lock_kind
+        lockouts = max([n for scope, lock_kind, _u, n in locks if scope == PRINCIPAL and lock_kind in kinds], default=0)
+        return LockState(principal, count, until, lockouts, by, by_kind)
 
     def check(self, principal: str, kind: str = "passphrase") -> None:
         """Raise DeniedError (exit 4) with a retry-after time while the principal
-        or the OS account this process runs as is locked out."""
+        or the OS account this process runs as is locked out, by failures of
+        any kind (a wrong-code lock also stops passphrase entry)."""
         if not self.policy.enabled:
             return
         state = self.state(principal)
@@ -188,15 +198,20 @@ class Lockout:
             return
         retry = max(1, int(state.locked_until - self.clock() + 0.999))
         subject = principal if state.locked_by == PRINCIPAL else f"OS user {self.os_user}"
-        self._audit("lockout", kind, principal, False, reason="locked_out", locked_by=state.locked_by, retry_after_seconds=retry)
+        what = {"mfa": "MFA code"}.get(state.locked_kind, state.locked_kind or kind)
+        self._audit("lockout", kind, principal, False, reason="locked_out", locked_by=state.locked_by, locked_kind=state.locked_kind,
+                    retry_after_seconds=retry)
         raise DeniedError(
-            f"{subject} is locked out after repeated failed {kind} attempts; retry after {retry} s",
+            f"{subject} is locked out after repeated failed {what} attempts; retry after {retry} s",
             hint="wait, or have an administrator review the audit log (audit search --event auth_failure)",
         )
 
     def record_failure(self, principal: str, kind: str) -> LockState:
-        """Count one failure against the principal and against the OS account;
-        each locks on its own when it reaches ``max_failures``."""
+        """Count one failure of ``kind`` against the principal and against the
+        OS account; each locks on its own when its count of that kind reaches
+        ``max_failures``."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown attempt kind {kind!r}")
         if not self.policy.enabled:
             return LockState(principal, 0, None, 0)
         now = self.clock()
@@ -207,16 +222,18 @@ class Lockout:
             conn.execute("DELETE FROM attempt_failures WHERE at <= ?", (now - self.policy.window_seconds,))
             for scope, subject in self._subjects(principal):
                 conn.execute("INSERT INTO attempt_failures (scope, subject, kind, at) VALUES (?, ?, ?, ?)", (scope, subject, kind, now))
-                count = conn.execute("SELECT COUNT(*) FROM attempt_failures WHERE scope = ? AND subject = ?", (scope, subject)).fetchone()[0]
-                row = conn.execute("SELECT until, lockouts FROM attempt_locks WHERE scope = ? AND subject = ?", (scope, subject)).fetchone()
+                count = conn.execute("SELECT COUNT(*) FROM attempt_failures WHERE scope = ? AND subject = ? AND kind = ?",
+                                     (scope, subject, kind)).fetchone()[0]
+                row = conn.execute("SELECT until, lockouts FROM kind_locks WHERE scope = ? AND subject = ? AND kind = ?",
+                                   (scope, subject, kind)).fetchone()
                 lockouts = row[1] if row else 0
                 counts[scope] = (count, lockouts)
                 if count >= self.policy.max_failures:
                     lockouts += 1
                     delay = min(self.policy.base_delay_seconds * (2 ** (lockouts - 1)), self.policy.max_delay_seconds)
-                    conn.execute("INSERT OR REPLACE INTO attempt_locks (scope, subject, until, lockouts) VALUES (?, ?, ?, ?)",
-                                 (scope, subject, now + delay, lockouts))
-                    conn.execute("DELETE FROM attempt_failures WHERE scope = ? AND subject = ?", (scope, subject))
+                    conn.execute("INSERT OR REPLACE INTO kind_locks (scope, subject, kind, until, lockouts) VALUES (?, ?, ?, ?, ?)",
+                                 (scope, subject, kind, now + delay, lockouts))
+                    conn.execute("DELETE FROM attempt_failures WHERE scope = ? AND subject = ? AND kind = ?", (scope, subject, kind))
                     locked[scope] = (now + delay, lockouts)
                     counts[scope] = (count, lockouts)
             conn.execute("COMMIT")
@@ -243,25 +260,28 @@ class Lockout:
                     self.notify(principal, {"kind": kind, **details})
                 except Exception:  # a failed notification must not unlock anything
                     pass
-        return LockState(principal, count, until, lockouts, by)
+        return LockState(principal, count, until, lockouts, by, kind if until is not None else None)
 
-    def record_success(self, principal: str, kind: str | None = None) -> None:
-        """Clear the principal's counters; for a shared secret (passphrase, PIN)
-        the OS account's too. An MFA success (or ``kind`` None) clears only the
-        principal's."""
+    def record_success(self, principal: str, kind: str | None = "mfa") -> None:
+        """Clear the failures and locks of ``kind`` only: the principal's, and
+        for a shared secret (passphrase, PIN) the OS account's too. ``None``
+        (callers that predate kinds: the MFA check) is an MFA success."""
+        kind = kind or "mfa"
+        if kind not in KINDS:
+            raise ValueError(f"unknown attempt kind {kind!r}")
         if not self.policy.enabled or not os.path.lexists(self.path):
             return
         subjects = [(PRINCIPAL, principal)] + ([(OS_USER, self.os_user)] if kind in SHARED_SECRET_KINDS else [])
         conn = self._connect()
         try:
-            if not any(conn.execute("SELECT 1 FROM attempt_failures WHERE scope = ? AND subject = ? UNION ALL "
-                                    "SELECT 1 FROM attempt_locks WHERE scope = ? AND subject = ? LIMIT 1",
-                                    (scope, subject, scope, subject)).fetchone() for scope, subject in subjects):
+            if not any(conn.execute("SELECT 1 FROM attempt_failures WHERE scope = ? AND subject = ? AND kind = ? UNION ALL "
+                                    "SELECT 1 FROM kind_locks WHERE scope = ? AND subject = ? AND kind = ? LIMIT 1",
+                                    (scope, subject, kind, scope, subject, kind)).fetchone() for scope, subject in subjects):
                 return  # the common case: nothing to clear, no write
             conn.execute("BEGIN IMMEDIATE")
             for scope, subject in subjects:
-                conn.execute("DELETE FROM attempt_failures WHERE scope = ? AND subject = ?", (scope, subject))
-                conn.execute("DELETE FROM attempt_locks WHERE scope = ? AND subject = ?", (scope, subject))
+                conn.execute("DELETE FROM attempt_failures WHERE scope = ? AND subject = ? AND kind = ?", (scope, subject, kind))
+                conn.execute("DELETE FROM kind_locks WHERE scope = ? AND subject = ? AND kind = ?", (scope, subject, kind))
             conn.execute("COMMIT")
         finally:
             conn.close()

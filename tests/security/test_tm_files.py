@@ -115,6 +115,66 @@ def test_p4_an_own_mfa_success_does_not_reset_the_os_count(tmp_path):
         lock.check("v4@EXAMPLE.COM", "mfa")
 
 
+PASSPHRASE_LOCKOUT = "security:\n  lockout: {enabled: true, max_failures: 2, window_seconds: 900, base_delay_seconds: 300}\n"
+
+
+@pytest.mark.parametrize("attempt", [
+    ("vault", "get", "prod/x"),
+    ("mfa", "enroll", "--force", "--yes"),
+    ("mfa", "verify"),
+])
+def test_p4_passphrase_unlock_does_not_clear_mfa_failures(cli, tmp_path, attempt):
+    """The red team's reproduction (M1 too): on a passphrase vault every command
+    unlocks with the right passphrase first; that success must not clear the
+    count of wrong MFA codes, so the third wrong code is a lockout."""
+    cfg = write_config(tmp_path / "c.yaml", PASSPHRASE_LOCKOUT)
+    env = {"ZEROTRUST_CONFIG": str(cfg), "ZEROTRUST_PASSPHRASE": "right-passphrase-123"}
+    assert cli("init", "--passphrase", env=env).code == 0
+    assert cli("vault", "put", "prod/x", "--sensitive", input=b"s", env=env).code == 0
+    bob = {**env, "ZEROTRUST_PRINCIPAL": "bob@X"}
+    assert cli("mfa", "enroll", env=bob).code == 0
+    results = [cli(*attempt, env={**bob, "ZEROTRUST_OTP": f"00000{i}"}) for i in range(1, 4)]
+    assert [r.code for r in results] == [4, 4, 4], [r.err for r in results]
+    assert all("wrong MFA code" in r.err for r in results[:2]), [r.err for r in results]
+    locked = results[2]
+    one_error_line(locked)
+    assert "locked out" in locked.err and "MFA code" in locked.err and "retry after" in locked.err, locked.err
+
+
+def test_p4_key_file_control_locks_out_on_the_third_try(cli, initialized, tmp_path):
+    """The control of the reproduction: a key-file vault (no passphrase success) locks out the same way."""
+    cfg = write_config(tmp_path / "c.yaml", PASSPHRASE_LOCKOUT)
+    env = {"ZEROTRUST_CONFIG": str(cfg), "ZEROTRUST_PRINCIPAL": "bob@X"}
+    assert cli("vault", "put", "prod/x", "--sensitive", input=b"s", env=env).code == 0
+    assert cli("mfa", "enroll", env=env).code == 0
+    results = [cli("vault", "get", "prod/x", env={**env, "ZEROTRUST_OTP": f"00000{i}"}) for i in range(1, 4)]
+    assert [r.code for r in results] == [4, 4, 4]
+    assert "locked out" in results[2].err
+
+
+def test_p4_success_clears_only_its_own_kind(tmp_path):
+    """Library level: a passphrase success leaves MFA failures and locks alone,
+    an MFA success leaves passphrase failures alone."""
+    from zerotrust_admin.errors import DeniedError
+    from zerotrust_admin.lockout import Lockout, LockoutPolicy
+
+    lock = Lockout(tmp_path / "lockout.db", LockoutPolicy(max_failures=3, window_seconds=600, base_delay_seconds=60), os_user="0:root@h")
+    p = "bob@X"
+    for _ in range(2):
+        lock.record_failure(p, "mfa")
+        lock.record_success(p, "passphrase")
+    assert lock.state(p, "mfa").recent_failures == 2
+    lock.record_failure(p, "mfa")
+    lock.record_success(p, "passphrase")  # after the lock: it stays
+    with pytest.raises(DeniedError, match="MFA code"):
+        lock.check(p, "passphrase")
+    other = Lockout(lock.path, lock.policy, os_user="0:root@h")
+    for _ in range(2):
+        other.record_failure("carol@X", "passphrase")
+        other.record_success("carol@X", "mfa")
+    assert other.state("carol@X", "passphrase").recent_failures == 2
+
+
 # --- F1: no plaintext temp file left behind; unpredictable temp names ---------------------------
 def _listing(*dirs: Path) -> dict:
     return {str(d): sorted(p.name for p in d.iterdir()) for d in dirs}
