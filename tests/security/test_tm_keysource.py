@@ -49,7 +49,7 @@ class Listener:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_LIST = do_HEAD = _record
+            do_GET = do_POST = do_PUT = do_DELETE = do_LIST = do_HEAD = do_CONNECT = _record
 
             def log_message(self, *args):
                 pass
@@ -418,3 +418,44 @@ def test_n1_redirect_does_not_carry_the_token_elsewhere(cli, zt_env, listener):
         assert server.requests and elsewhere.requests == [] and not elsewhere.saw_token()
     finally:
         server.close()
+
+
+# --- N1 through a proxy from the environment ------------------------------------------
+PROXY_VARS = ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+@pytest.mark.parametrize("var", PROXY_VARS)
+def test_n1_plain_http_vault_ignores_environment_proxies(cli, zt_env, listener, var):
+    """The red team's finding: hvac/requests honoured HTTP_PROXY & co. and sent
+    X-Vault-Token in clear to the proxy. The proxy (a real listener) must get
+    nothing; the loopback Vault gets the requests directly."""
+    proxy, vault = listener(), listener()
+    env = {var: proxy.url, "NO_PROXY": "", "no_proxy": ""}
+    write_config(zt_env, f"secrets:\n  provider: hashicorp\n  config: {{url: '{vault.url}', mount_path: kv, token: {TOKEN}, timeout: 2}}\n")
+    for argv, stdin in ((("vault", "list"), None), (("vault", "put", "app/key"), b"v"), (("config", "check", "--connect"), None)):
+        r = cli(*argv, input=stdin, env=env)
+        assert r.code in (1, 6), (argv, r.code, r.err)  # the loopback Vault answered 500: reached directly
+        assert TOKEN not in r.err
+    assert vault.requests and vault.saw_token()  # the real endpoint was used...
+    assert proxy.requests == [] and not proxy.saw_token()  # ...and the proxy heard nothing
+
+
+@pytest.mark.parametrize("var", ("HTTP_PROXY", "ALL_PROXY"))
+def test_n1_plain_http_transit_ignores_environment_proxies(cli, zt_env, listener, var):
+    proxy, vault = listener(), listener()
+    write_config(zt_env, transit_block(vault.url))
+    r = cli("init", env={var: proxy.url, "NO_PROXY": "", "no_proxy": ""})
+    assert r.code == 6, r.err
+    assert vault.requests and proxy.requests == [] and not proxy.saw_token()
+    assert not (Path(zt_env["ZEROTRUST_HOME"]) / "vault.db").exists()
+
+
+def test_n1_https_goes_through_a_connect_proxy_that_never_sees_the_token(cli, zt_env, listener):
+    """Documented choice (docs/providers.md): an https endpoint keeps HTTPS_PROXY;
+    the proxy gets only "CONNECT host:port" (TLS runs inside the tunnel), never the token."""
+    proxy = listener()
+    write_config(zt_env, f"secrets:\n  provider: hashicorp\n  config: {{url: 'https://vault.example.com:8200', mount_path: kv, token: {TOKEN}, timeout: 2}}\n")
+    r = cli("vault", "list", env={"HTTPS_PROXY": proxy.url, "NO_PROXY": "", "no_proxy": ""})
+    assert r.code == 6, r.err
+    assert [(q["method"], q["path"]) for q in proxy.requests] == [("CONNECT", "vault.example.com:8200")]
+    assert not proxy.saw_token()

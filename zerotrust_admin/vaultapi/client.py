@@ -119,6 +119,16 @@ def capped_session(settings: VaultSettings, what: str, url: str):
         session = requests_session(settings.tls_policy())  # TLS 1.2+, AEAD suites only (docs/security-model.md)
     else:
         session = requests.Session()
+    if not url.startswith("https://"):
+        # N1: a plain-http endpoint (loopback only, endpoint.check_url) is never
+        # reached through a proxy from the environment (HTTP_PROXY, http_proxy,
+        # ALL_PROXY): the proxy would read X-Vault-Token in clear. trust_env off
+        # also keeps ~/.netrc out; no proxy is configured, so none is used.
+        # https keeps the environment's proxies: a CONNECT tunnel carries TLS
+        # end to end (the certificate is verified against our CA), so the proxy
+        # never sees the token (docs/providers.md).
+        session.trust_env = False
+        session.proxies = {}
 
     def cap(response, *args, **kwargs):
         # Runs before requests reads the body (Session.send dispatches hooks first).
