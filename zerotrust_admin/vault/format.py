@@ -133,7 +133,7 @@ CREATE TABLE secrets (
     head_mac        TEXT NOT NULL,
     bucket          INTEGER NOT NULL CHECK (bucket BETWEEN 0 AND 255)
 ) WITHOUT ROWID;
-CREATE INDEX secrets_by_bucket ON secrets (bucket, name);
+CREATE INDEX secrets_by_bucket ON secrets (bucket, name, head_mac);
 CREATE TABLE versions (
     name       TEXT NOT NULL,
     version    INTEGER NOT NULL,
