@@ -180,6 +180,61 @@ def _check_output_target(path: Path) -> None:
     raise UsageError(f"{path} is {_kind(st.st_mode)}; refusing to replace it", hint="write to a regular file")
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def check_output_path(path: Path, *, own_dirs=(), own_files=()) -> Path:
+    """Refuse (exit 2) a user-chosen output path (``-o``/``--output``/
+    ``--output-file`` of every command) that would replace one of the tool's
+    own files, before anything is written: anything inside ``own_dirs``
+    (``$ZEROTRUST_HOME``), or any of ``own_files`` (the config file, the audit
+    log and its key, anchor and checkpoints, the master key file, the signing
+    key files). Symlinks and ``..`` are resolved and directories compared by
+    identity, so another spelling of the same place (a symlink, a bind mount)
+    is refused too. A directory written into that anybody may replace files
+    in (world-writable without the sticky bit) is refused as well.
+    """
+    path = Path(path)
+    try:
+        parent = Path(os.path.realpath(path.parent))
+    except OSError:  # pragma: no cover - realpath does not raise on Linux
+        parent = path.parent
+    spellings = {parent / path.name, Path(os.path.realpath(path))}
+    ancestors = [parent, *parent.parents]
+
+    def refuse(what: object) -> UsageError:
+        return UsageError(f"refusing to write {path}: it is {what}, one of the tool's own files",
+                          hint="write the output outside $ZEROTRUST_HOME and away from the config, audit and key files")
+
+    for directory in own_dirs:
+        directory = Path(directory)
+        real = Path(os.path.realpath(directory))
+        if any(s == real or real in s.parents for s in spellings) or any(_same_file(a, directory) for a in ancestors):
+            raise refuse(f"inside {directory}")
+    for own in own_files:
+        own = Path(own)
+        real_parent = Path(os.path.realpath(own.parent))
+        if (real_parent / own.name in spellings or Path(os.path.realpath(own)) in spellings
+                or (own.name == path.name and _same_file(parent, own.parent))):
+            raise refuse(own)
+    try:
+        st = os.stat(parent)
+    except OSError:
+        return path  # a missing directory: the writer says so
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISDIR(st.st_mode) and mode & 0o002 and not mode & stat.S_ISVTX:
+        raise InsecureFileError(
+            f"directory {path.parent} has mode {mode:04o}: anybody may replace the file written in it",
+            hint=f"write somewhere else, or chmod o-w {path.parent} (the tool does not change modes of what it did not create)",
+        )
+    return path
+
+
 def write_private_file(path: Path, data: bytes, *, overwrite: bool = True) -> None:
     """Write ``data`` atomically to ``path`` with mode 0600.
 

@@ -238,6 +238,89 @@ def test_f1_interrupted_write_unlinks_its_temp_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def _snapshot(*dirs: Path) -> dict:
+    """Every file under ``dirs``: name -> bytes (the tool's own files as the attacker would compare them)."""
+    return {str(p): p.read_bytes() for d in dirs for p in sorted(d.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+OWN_FILES = ["master.key", "vault.db", "audit.log", "audit.key", "audit.log.head", "audit.log.checkpoints", "signing.key", "signing.pub",
+             "lockout.db", "new-file-in-home"]
+OUTPUT_COMMANDS = {
+    "vault get": lambda out: ("vault", "get", "app/x", "-o", out),
+    "vault export": lambda out: ("vault", "export", "-o", out, "--yes"),
+    "vault backup --force": lambda out: ("vault", "backup", "-o", out, "--force"),
+    "vault backup-keygen": lambda out: ("vault", "backup-keygen", "-o", out),
+    "audit export": lambda out: ("audit", "export", "-o", out),
+    "keys public-key": lambda out: ("keys", "public-key", "-o", out),
+    "compliance-report": lambda out: ("compliance-report", "--standard", "soc2", "-o", out),
+}
+
+
+@pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
+def test_f1_output_onto_the_tools_own_files_is_refused(cli, initialized, tmp_path, command):
+    """The red team's `vault get S -o $ZEROTRUST_HOME/master.key` (and vault.db,
+    audit.log, audit.key, signing.pub; `vault backup -o .../vault.db --force`):
+    every output option of every command refuses a path in $ZEROTRUST_HOME,
+    also spelled through a symlink or `..`, before anything is written."""
+    env = {"ZEROTRUST_BACKUP_PASSPHRASE": "backup passphrase 123"}
+    assert cli("vault", "put", "app/x", input=b"ATTACKER-CHOSEN").code == 0
+    assert cli("vault", "list").code == 0  # creates whatever a first read creates
+    (tmp_path / "link").symlink_to(initialized)
+    before = _snapshot(initialized)
+    targets = [initialized / name for name in OWN_FILES] + [tmp_path / "link" / "master.key", initialized / ".." / "home" / "vault.db"]
+    for target in targets:
+        result = cli(*OUTPUT_COMMANDS[command](str(target)), env=env)
+        assert result.code == 2, (target, result.err)
+        one_error_line(result)
+        assert "refusing to write" in result.err and "own files" in result.err, result.err
+        assert _snapshot(initialized) == before, target
+    assert cli("vault", "get", "app/x").out == b"ATTACKER-CHOSEN" and cli("audit", "verify").code == 0
+
+
+def test_f1_output_onto_own_files_outside_the_home_is_refused(cli, zt_env, tmp_path):
+    """The config file, an audit.path outside the home (and its .key/.head/.checkpoints),
+    encryption.key_file and the signing key files are the tool's own files wherever they are."""
+    logs, keys = tmp_path / "logs", tmp_path / "keys"
+    logs.mkdir(mode=0o700)
+    keys.mkdir(mode=0o700)
+    cfg = write_config(tmp_path / "cfg" / "c.yaml", f"audit:\n  path: {logs / 'a.log'}\nencryption:\n  key_file: {keys / 'm.key'}\n"
+                                                     f"security:\n  signing: {{key_file: {keys / 'sig.key'}}}\n")
+    env = {"ZEROTRUST_CONFIG": str(cfg)}
+    assert cli("init", env=env).code == 0, cli("init", env=env).err
+    assert cli("vault", "put", "app/x", input=b"v", env=env).code == 0
+    before = _snapshot(logs, keys, cfg.parent)
+    for target in [cfg, logs / "a.log", logs / "audit.key", logs / "a.log.head", logs / "a.log.checkpoints", keys / "m.key",
+                   keys / "sig.key", keys / "sig.pub"]:
+        for args in (("vault", "get", "app/x", "-o", str(target)), ("keys", "public-key", "-o", str(target))):
+            result = cli(*args, env=env)
+            assert result.code == 2, (target, result.err)
+            one_error_line(result)
+            assert str(target) in result.err
+    assert _snapshot(logs, keys, cfg.parent) == before
+    ok = cli("vault", "get", "app/x", "-o", str(logs / "value.out"), env=env)  # the directory itself is fine
+    assert ok.code == 0 and (logs / "value.out").read_bytes() == b"v", ok.err
+
+
+def test_f3_output_into_a_world_writable_directory_is_refused(cli, initialized, tmp_path):
+    """configuration.md: a directory the tool writes into must not be world-writable
+    without the sticky bit (anybody could replace the file written there)."""
+    assert cli("vault", "put", "app/x", input=b"TOP-SECRET").code == 0
+    open_dir, sticky = tmp_path / "open", tmp_path / "sticky"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    for args in (("vault", "get", "app/x", "-o"), ("vault", "export", "--yes", "-o"), ("audit", "export", "-o")):
+        result = cli(*args, str(open_dir / "out"))
+        assert result.code == 2, result.err
+        one_error_line(result)
+        assert "chmod o-w" in result.err
+        assert list(open_dir.iterdir()) == []
+        assert stat.S_IMODE(open_dir.stat().st_mode) == 0o777
+    ok = cli("vault", "get", "app/x", "-o", str(sticky / "out"))
+    assert ok.code == 0 and (sticky / "out").read_bytes() == b"TOP-SECRET"
+
+
 # --- F2: control characters are escaped in text output ------------------------------------------
 EVIL_USER = "mallory\x1b]0;pwned\x07\x1b[2J\tfake\n9999\t2026-01-01\troot@EXAMPLE.COM\x9b31m"
 

@@ -182,6 +182,8 @@ def export(
     app_ctx = app_context(ctx, json)
     if format not in ("ocsf", "json"):
         raise UsageError(f"--format {format!r} is not one of ocsf, json")
+    if output is not None:
+        app_ctx.config.check_output(output)  # never over the tool's own files (F1/F3)
     count = export_log(app_ctx.audit, format, output, product_version=__version__)
     if output is not None:
         if app_ctx.json:

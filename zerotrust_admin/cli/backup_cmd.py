@@ -44,6 +44,7 @@ def backup(
     from zerotrust_admin.vault import backup as bk
 
     app_ctx = app_context(ctx, json)
+    app_ctx.config.check_output(output)  # never over the tool's own files, even with --force (F1/F3)
     vault = app_ctx.vault()
     app_ctx.authorize("backup", f"vault/{vault.vault_id}")
     bk.check_output(Path(output), force)
@@ -118,6 +119,7 @@ def backup_keygen(
     from zerotrust_admin.vault import backup as bk
 
     app_ctx = app_context(ctx, json)
+    app_ctx.config.check_output(output)  # never over the tool's own files (F1/F3)
     public = bk.generate_identity(Path(output))
     if app_ctx.json:
         emit_json({"identity_file": output, "recipient": public})

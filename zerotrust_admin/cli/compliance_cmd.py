@@ -29,6 +29,7 @@ def compliance_report(
     from zerotrust_admin.compliance import run_report
 
     app_ctx = app_context(ctx, json)
+    app_ctx.config.check_output(output)  # never over the tool's own files (F1/F3)
     app_ctx.authorize("report", f"compliance/{standard}")
     if bundle:
         from zerotrust_admin.compliance.bundle import run_bundle

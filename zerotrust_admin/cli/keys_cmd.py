@@ -84,6 +84,8 @@ def public_key(
     from zerotrust_admin.signing import ALGORITHM
 
     app_ctx = app_context(ctx, json)
+    if output is not None:
+        app_ctx.config.check_output(output)  # never over the tool's own files, signing.pub included (F1/F3)
     public = app_ctx.audit.ensure_signing_key(app_ctx.actor).public
     if output is not None:
         fsutil.write_private_file(output, public.text().encode("ascii"))

@@ -210,6 +210,8 @@ def export(
     from zerotrust_admin.vault import bulk
 
     app_ctx = app_context(ctx)
+    if output:
+        app_ctx.config.check_output(output)  # never over the tool's own files (F1/F3)
     kind = bulk.detect_format("", fmt)
     where = output or "standard output"
     if not confirm(f"Export secret values in plaintext to {where}?", yes=yes):

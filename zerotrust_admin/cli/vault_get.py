@@ -16,6 +16,8 @@ from zerotrust_admin.errors import UsageError
 def run_get(app_ctx: AppContext, name: str, version: int | None, output_file: str | None, as_json: bool) -> None:
     from zerotrust_admin import fsutil
 
+    if output_file:
+        app_ctx.config.check_output(output_file)  # never over the tool's own files (F1/F3), before the read
     secret, meta = app_ctx.provider().get(name, version)  # the configured secret provider
     with secret:
         data = secret.reveal()

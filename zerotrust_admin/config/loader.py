@@ -352,6 +352,46 @@ class Config:
     def redacted(self) -> dict:
         return redact(self.data)
 
+    def own_files(self) -> list[Path]:
+        """Files outside ``$ZEROTRUST_HOME`` that the tool reads its keys,
+        settings and state from: the config file, the audit log with its key,
+        anchor and checkpoints, the master key file (and ``.previous``), the
+        signing key and its ``.pub``, and every ``*_file``, ``path``, ``keytab``,
+        ``module``, ``kvno`` or ``krb5_config`` setting (a password file, the
+        sessions database, the PKCS#11 module, ...)."""
+        files: list[Path] = [self.path] if self.path is not None else []
+        audit = self.audit_path
+        files += [audit, audit.with_name("audit.key"), audit.with_name(audit.name + ".head"), audit.with_name(audit.name + ".checkpoints")]
+        key_file = self.get("encryption.key_file")
+        if isinstance(key_file, str) and key_file:
+            key = Path(key_file).expanduser()
+            files += [key, key.with_name(key.name + ".previous")]
+        from zerotrust_admin.signing import public_path, signing_settings
+
+        signing_key = signing_settings(self, self.home)["key_file"]
+        files += [signing_key, public_path(signing_key)]
+
+        def walk(node, key: str = "") -> None:
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    walk(v, str(k))
+            elif isinstance(node, list):
+                for v in node:
+                    walk(v, key)
+            elif isinstance(node, str) and node and (key.endswith("_file") or key in ("path", "keytab", "module", "kvno", "krb5_config")):
+                files.append(Path(node).expanduser())
+
+        walk(self.data)
+        return files
+
+    def check_output(self, path) -> Path:
+        """A user-chosen output path (``-o``), refused (exit 2) before anything
+        is written when it would replace one of the tool's own files
+        (``fsutil.check_output_path``: inside ``$ZEROTRUST_HOME``, or one of
+        ``own_files``) or lies in a world-writable directory without the
+        sticky bit."""
+        return fsutil.check_output_path(Path(path), own_dirs=[self.home], own_files=self.own_files())
+
 
 def check_audit_path(data: dict) -> None:
     """``audit.path``, when it exists, must be a regular file: a device
