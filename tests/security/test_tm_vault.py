@@ -499,6 +499,18 @@ def test_v4_every_write_audit_record_carries_the_commitment(cli, initialized, zt
     assert writes[-1]["details"]["vault"] == {"id": meta["vault_id"], "generation": int(meta["generation"]), "commit": meta["commit"]}
 
 
+@pytest.mark.parametrize("kind", ["--dek", "--master", "--session"])
+def test_v4_key_rotation_audit_records_carry_the_commitment(cli, initialized, zt_env, kind):
+    import json
+
+    _put(cli, "db/password", b"one")
+    assert cli("rotate-keys", kind).code == 0
+    records = [json.loads(line) for line in (Path(zt_env["ZEROTRUST_HOME"]) / "audit.log").read_text().splitlines()]
+    rotation = [r for r in records if r.get("event") == "key_rotation" and r.get("action") == "rotate" and r["success"]][-1]
+    meta = dict(_rows(zt_env, "SELECT key, value FROM meta"))
+    assert rotation["details"]["vault"] == {"id": meta["vault_id"], "generation": int(meta["generation"]), "commit": meta["commit"]}
+
+
 def test_v4_crash_before_commit_never_trips_the_floor(cli, initialized, zt_env):
     """SIGKILL `vault put` at random points: the floor moves only after COMMIT, so
     whatever state the kill left, the next `vault get` opens (exit 0)."""
