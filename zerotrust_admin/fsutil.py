@@ -4,7 +4,11 @@ Everything the tool writes goes through these helpers, so the permission
 rules live in one place. The tool changes the mode only of what it has just
 created itself (threat model F3): an existing directory or file is checked
 and, if others could reach it, refused with a chmod hint, never "fixed"; a
-device, fifo or socket is never opened for writing nor chmodded.
+device, fifo or socket is never opened for writing nor chmodded. An existing
+key, log, anchor, checkpoint or state file, and a directory the tool writes
+into, must be owned by the user the tool runs as (or by root, who can replace
+anything anyway): a file another user planted ahead of the tool, in a shared
+directory such as /tmp, is refused naming its owner, never adopted.
 """
 
 from __future__ import annotations
@@ -32,6 +36,30 @@ def _kind(mode: int) -> str:
     if stat.S_ISSOCK(mode):
         return "a socket"
     return "not a regular file"
+
+
+def _owner_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def trusted_owner(uid: int) -> bool:
+    """The effective user, or root (who can replace any file anyway)."""
+    return uid in (os.geteuid(), 0)
+
+
+def check_owner(st: os.stat_result, path: Path, *, what: str = "file") -> None:
+    """Refuse (exit 2) a file or directory the tool did not create and that
+    another user owns: its content (a key, a log head, a counter) is theirs."""
+    if not trusted_owner(st.st_uid):
+        raise InsecureFileError(
+            f"{what} {path} is owned by {_owner_name(st.st_uid)}, not by {_owner_name(os.geteuid())} who runs the tool; refusing to use it",
+            hint=f"if you did not put it there, move it away and keep it as evidence; the tool creates its own files (ls -ln {path})",
+        )
 
 
 def _mkdir_private(path: Path) -> bool:
@@ -83,6 +111,8 @@ def ensure_private_dir(path: Path) -> Path:
             f"directory {path} has mode {mode:04o}: anybody may replace the files in it",
             hint=f"chmod o-w {path} (the tool does not change modes of what it did not create)",
         )
+    if path not in missing:
+        check_owner(st, path, what="directory")  # its owner could replace the files the tool creates in it
     return path
 
 
@@ -107,12 +137,14 @@ def check_home_dir(path: Path, *, what: str = "ZEROTRUST_HOME") -> None:
             f"{what} {path} has mode {mode:04o}, which lets others reach the vault and keys; refusing to use it",
             hint=f"chmod 700 {path}",
         )
-    if st.st_uid != os.geteuid() and os.geteuid() != 0:
-        raise InsecureFileError(f"{what} {path} is owned by uid {st.st_uid}, not by you", hint=f"use your own {what}")
+    if st.st_uid != os.geteuid():  # root too: the owner of the home could replace every file in it
+        raise InsecureFileError(f"{what} {path} is owned by {_owner_name(st.st_uid)}, not by {_owner_name(os.geteuid())} who runs the tool",
+                                hint=f"use your own {what}")
 
 
 def check_private_file(path: Path, *, what: str = "file", allow_group_read: bool = False) -> os.stat_result:
-    """Refuse a symlink, a non-regular file, or a file others can read or write.
+    """Refuse a symlink, a non-regular file, a file others can read or write,
+    or a file another user owns (``check_owner``).
 
     Key and secret files must be 0600 (no group/other bits at all). Callers may
     relax that to "nobody else can write" for files that hold no secret.
@@ -137,14 +169,18 @@ def check_private_file(path: Path, *, what: str = "file", allow_group_read: bool
             + ("write it" if allow_group_read else "read or write it"),
             hint=f"chmod 600 {path}",
         )
+    check_owner(st, path, what=what)
     return st
 
 
 def read_private_file(path: Path, *, what: str = "file", max_bytes: int = 1 << 20) -> bytes:
     """Read a file that must be private, without following a symlink."""
-    check_private_file(path, what=what)
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    st = check_private_file(path, what=what)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+            raise InsecureFileError(f"{what} {path} changed while it was being opened; refusing it")
         chunks = []
         total = 0
         while True:
@@ -336,6 +372,11 @@ def create_private_file(path: Path) -> int:
     if mode & 0o022:
         os.close(fd)
         raise InsecureFileError(f"{path} has mode {mode:04o}, which lets others write it", hint=f"chmod 600 {path}")
+    try:
+        check_owner(st2, path)
+    except InsecureFileError:
+        os.close(fd)
+        raise
     os.set_blocking(fd, True)
     return fd
 

@@ -473,6 +473,70 @@ def test_f3_home_that_is_a_file_is_one_clear_line(cli, zt_env):
         assert "not a directory" in result.err
 
 
+NOBODY = 65534
+
+
+def _plant(path: Path, data: bytes, uid: int = NOBODY) -> None:
+    path.write_bytes(data)
+    path.chmod(0o600)
+    os.chown(path, uid, uid)
+
+
+@pytest.mark.parametrize("planted", [("audit.key", "a.log"), ("audit.key",), ("a.log",), ("a.log.head",), ("a.log.checkpoints",)])
+def test_f3_files_planted_by_another_user_in_a_shared_audit_directory_are_refused(cli, tmp_path, planted):
+    """The red team: audit.path in a 1777 directory (allowed); user nobody planted
+    audit.key and an empty a.log, and the root-run tool used both. Each planted
+    file is refused naming it and its owner; nothing is written to it."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to plant a file owned by another user")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    contents = {"audit.key": b"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=\n", "a.log": b"", "a.log.head": b"{}\n", "a.log.checkpoints": b""}
+    for name in planted:
+        _plant(shared / name, contents[name])
+    cfg = write_config(tmp_path / "c.yaml", f"audit:\n  path: {shared / 'a.log'}\n")
+    result = cli("init", env={"ZEROTRUST_CONFIG": str(cfg)})
+    assert result.code == 2, result.err
+    one_error_line(result)
+    assert "owned by nobody (uid 65534)" in result.err and any(str(shared / name) in result.err for name in planted), result.err
+    for name in planted:
+        assert (shared / name).read_bytes() == contents[name] and (shared / name).stat().st_uid == NOBODY
+
+
+@pytest.mark.parametrize("name", ["master.key", "audit.key", "audit.log", "audit.log.head", "audit.log.checkpoints", "signing.key", "lockout.db"])
+def test_f3_a_home_file_owned_by_another_user_is_refused(cli, initialized, name):
+    """The same for the files in $ZEROTRUST_HOME (attacker b replaces one by a
+    file of their own): refused, exit 2, naming the file and its owner."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to chown a file to another user")
+    cfg = write_config(initialized.parent / "lock.yaml", "security:\n  lockout: {max_failures: 3}\n")
+    env = {"ZEROTRUST_CONFIG": str(cfg)}
+    assert cli("vault", "put", "prod/x", "--sensitive", input=b"v", env=env).code == 0
+    assert cli("mfa", "enroll", env=env).code == 0
+    assert cli("vault", "get", "prod/x", env={**env, "ZEROTRUST_OTP": "000000"}).code == 4  # creates lockout.db
+    target = initialized / name
+    os.chown(target, NOBODY, NOBODY)
+    before = target.read_bytes()
+    args = ("vault", "get", "prod/x") if name == "lockout.db" else ("vault", "put", "app/y")
+    result = cli(*args, input=b"v", env={**env, "ZEROTRUST_OTP": "000000"})
+    assert result.code == 2, result.err
+    one_error_line(result)
+    assert "owned by nobody (uid 65534)" in result.err and name in result.err, result.err
+    assert target.read_bytes() == before
+
+
+def test_f3_a_home_owned_by_another_user_is_refused_even_for_root(cli, zt_env):
+    home = Path(zt_env["ZEROTRUST_HOME"])
+    home.mkdir(mode=0o700)
+    os.chown(home, NOBODY, NOBODY)
+    result = cli("init")
+    assert result.code == 2, result.err
+    one_error_line(result)
+    assert "owned by nobody" in result.err
+    assert list(home.iterdir()) == []
+
+
 # --- F4: YAML anchors and aliases, size and depth ---------------------------------------------
 def test_f4_an_alias_is_refused_naming_the_line(cli, tmp_path):
     cfg = write_config(tmp_path / "c.yaml", "aws:\n  region: &r eu-west-1\n  roles: [*r]\n")
