@@ -197,17 +197,23 @@ def audit_log_has_checkpoints(config, home: Path) -> bool:
         return False
 
 
-def own_public_key(config, home: Path) -> PublicKey:
-    """The installation's own public key (``signing.pub``, or the token's)."""
+def own_public_key(config, home: Path, *, derived_only: bool = False) -> PublicKey:
+    """The installation's own public key: the public half derived from
+    ``signing.key`` (or the token's), never ``signing.pub`` alone when the key
+    is there; a ``signing.pub`` that does not match it is exit 5 (B1, A5: a
+    planted public file must not choose what is trusted). Without
+    ``signing.key``, ``signing.pub`` is used (an auditor's copy) unless
+    ``derived_only``: a trust decision over input that attacker b can also
+    plant (``vault restore``) passes it and gets NotFoundError instead."""
     settings = signing_settings(config, Path(home))
     if settings["source"] == "pkcs11":
         return _load_pkcs11(config, settings, create=False, refuse_new=None).public
     key_file = settings["key_file"]
     pub = public_path(key_file)
-    if os.path.lexists(pub):
-        return PublicKey.from_file(pub)
     if os.path.lexists(key_file):
         return _load_file(key_file, create=False, refuse_new=None).public
+    if os.path.lexists(pub) and not derived_only:
+        return PublicKey.from_file(pub)
     raise NotFoundError(f"signing key {key_file} does not exist", hint="run any command that writes an audit record (or init) to create it")
 
 

@@ -246,6 +246,87 @@ def test_b1_unsigned_format_1_needs_allow_unsigned_and_is_audited(cli, zt_env, i
     assert restores[-1]["level"] == "warning" and restores[-1]["details"]["signed"] is False
 
 
+def _plant_signing_pub(home: Path, seed: bytes) -> bytes:
+    """Attacker (b): replace signing.pub by the attacker's own public key; returns the original."""
+    from zerotrust_admin.crypto.ed25519 import ed25519_public
+    from zerotrust_admin.signing import PublicKey
+
+    original = (home / "signing.pub").read_bytes()
+    (home / "signing.pub").write_text(PublicKey(ed25519_public(seed)).text())
+    return original
+
+
+def test_b1_planted_signing_pub_does_not_choose_the_trusted_key(cli, zt_env, tmp_path):
+    """The red team's reproduction: a forged backup signed by the attacker's key
+    and the attacker's signing.pub planted in the victim's home. Was: exit 5 but
+    the forged rows committed, `vault get` then returned them (exit 0), no
+    restore record, `audit verify` OK, and --dry-run said "Backup OK"."""
+    victim = second_home(cli, tmp_path, "victim")
+    home = Path(victim["ZEROTRUST_HOME"])
+    recipient, ident = keygen(cli, tmp_path)
+    forged = tmp_path / "forged.ztb"
+    forge_signed(recipient, chosen_records(b"attacker's totp seed"), forged, signer_from_seed(MALLORY_SEED))
+    original = _plant_signing_pub(home, MALLORY_SEED)
+    for extra in (["--dry-run"], []):
+        result = cli("vault", "restore", str(forged), "--identity", str(ident), *extra, env=victim)
+        assert result.code == 5, (extra, result.code, result.err)
+        assert "Backup OK" not in result.err and "does not belong" in result.err, result.err
+    (home / "signing.pub").write_bytes(original)  # the attacker puts it back
+    assert names_in(zt_env, victim) == []  # neither the value nor alice's MFA seed went in
+    got = cli("vault", "get", "db/password", env=victim)
+    assert got.code == 3 and got.out == b"", got.err
+    assert cli("audit", "verify", env=victim).code == 0
+
+
+def test_b1_signing_pub_alone_is_not_the_installation_key(cli, zt_env, tmp_path):
+    """Without signing.key the file signing.pub is only a claim: restore without
+    --signer has no trusted key (exit 5), whatever signing.pub says."""
+    victim = second_home(cli, tmp_path, "victim")
+    home = Path(victim["ZEROTRUST_HOME"])
+    recipient, ident = keygen(cli, tmp_path)
+    forged = tmp_path / "forged.ztb"
+    forge_signed(recipient, chosen_records(b"seed"), forged, signer_from_seed(MALLORY_SEED))
+    (home / "signing.key").rename(tmp_path / "signing.key.away")
+    _plant_signing_pub(home, MALLORY_SEED)
+    for extra in (["--dry-run"], []):
+        result = cli("vault", "restore", str(forged), "--identity", str(ident), *extra, env=victim)
+        assert result.code == 5, (extra, result.err)
+        assert "Backup OK" not in result.err
+    assert names_in(zt_env, victim) == []
+    from zerotrust_admin.errors import NotFoundError
+    from zerotrust_admin.signing import own_public_key
+
+    with pytest.raises(NotFoundError):
+        own_public_key(None, home, derived_only=True)
+
+
+def test_b1_restore_record_is_written_before_commit(cli, zt_env, initialized, tmp_path):
+    """A genuine backup, trusted through --signer, into a home whose audit writer
+    cannot sign (its signing.pub was replaced): the restore's audit record cannot
+    be written, so the restore rolls back and nothing is restored."""
+    assert cli("vault", "put", "db/password", input=b"genuine").code == 0
+    recipient, ident = keygen(cli, tmp_path)
+    backup = genuine_backup(cli, tmp_path, "--recipient", recipient)
+    host2 = second_home(cli, tmp_path)
+    home2 = Path(host2["ZEROTRUST_HOME"])
+    signer = ["--signer", str(initialized / "signing.pub")]
+    original = _plant_signing_pub(home2, MALLORY_SEED)
+    before = (home2 / "audit.log").read_bytes()
+    result = cli("vault", "restore", str(backup), "--identity", str(ident), *signer, env=host2)
+    assert result.code == 5, result.err
+    (home2 / "signing.pub").write_bytes(original)
+    assert names_in(zt_env, host2) == []
+    assert (home2 / "audit.log").read_bytes() == before
+    assert cli("vault", "get", "db/password", env=host2).code == 3
+    ok = cli("vault", "restore", str(backup), "--identity", str(ident), *signer, env=host2)
+    assert ok.code == 0, ok.err
+    restores = [r for r in audit_records(home2) if r["event"] == "backup" and r["action"] == "restore"]
+    assert [r["success"] for r in restores] == [True]
+    assert restores[0]["details"]["vault"]["generation"] >= 1  # appended inside the write transaction (details.vault)
+    assert cli("audit", "verify", env=host2).code == 0
+    assert cli("vault", "get", "db/password", env=host2).out == b"genuine"
+
+
 # --- B2: backups under policy -------------------------------------------------------------
 def test_b2_deny_rule_on_backup_refuses_and_writes_nothing(cli, initialized, tmp_path):
     env = write_config(tmp_path, {"principals": [ALICE], "resources": ["vault/*"], "actions": ["backup"], "effect": "deny"}, EVERYONE_ALL)

@@ -72,7 +72,9 @@ def _trusted_signer(app_ctx, signer: str | None):
     if signer:
         return PublicKey.from_file(Path(signer))
     try:
-        return own_public_key(app_ctx.config, app_ctx.config.home)
+        # B1: the key derived from signing.key (or the token), never a signing.pub
+        # alone; both present and different is exit 5 (IntegrityError).
+        return own_public_key(app_ctx.config, app_ctx.config.home, derived_only=True)
     except NotFoundError:
         return None  # restore_backup refuses a signed backup it cannot check (exit 5)
 

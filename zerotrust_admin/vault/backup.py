@@ -39,6 +39,7 @@ import json
 import os
 import secrets as pyrandom
 import struct
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -535,13 +536,33 @@ def _read_signature(rd: _Reader) -> tuple[bytes, bytes]:
     return transcript, signature
 
 
-def _check_signature(head: BackupHeader, transcript: bytes, signature: bytes, trusted) -> None:
+def _check_size(fh: BinaryIO, head: BackupHeader) -> None:
+    """Before the walk (B3): a regular file (a fifo or device could stream
+    forever), at least as long as the smallest possible backup. The walk
+    then reads each byte once, no more (no amplification)."""
+    import stat
+
+    st = os.fstat(fh.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError("a backup must be a regular file", hint="copy it to a file first")
+    smallest = PREAMBLE_SIZE + len(head.header_bytes) + 4 + WRAPPED_SIZE + 32 + 5 + NONCE_SIZE + TAG_SIZE + SIGNATURE_SIZE
+    if st.st_size < smallest:
+        raise _damaged(f"truncated: {st.st_size} bytes, the smallest backup with this header is {smallest}")
+
+
+def _check_signer(head: BackupHeader, trusted) -> None:
+    """Decided from the header alone, before the walk (B3): no trusted key, or
+    a header naming another key, costs nothing but the header."""
     if trusted is None:
         raise IntegrityError("cannot check who signed this backup: no trusted signing key",
                              hint="pass --signer FILE (the signing.pub of the installation that made the backup)")
     if head.signer_key_id != trusted.key_id:
         raise IntegrityError(f"the backup is signed by key {str(head.signer_key_id)[:16]}, not by the trusted key {trusted.key_id}",
                              hint="nothing was restored; pass --signer FILE with the signing.pub of the installation that made it")
+
+
+def _check_signature(head: BackupHeader, transcript: bytes, signature: bytes, trusted) -> None:
+    _check_signer(head, trusted)
     if not _verify_signature(trusted, signature, signed_message(transcript)):
         raise IntegrityError("the backup's signature does not verify (forged or tampered backup)",
                              hint="nothing was restored; use another copy of the backup")
@@ -704,6 +725,8 @@ def _verify(fh: BinaryIO, get_passphrase, identity: Secret | None, trusted, allo
     head = _read_header(rd)
     transcript = signature = None
     if head.signed:
+        _check_signer(head, trusted)
+        _check_size(fh, head)
         for _ in _frames(rd, head, None):
             pass
         transcript, signature = _read_signature(rd)
@@ -738,18 +761,25 @@ def verify_backup(path: Path, *, get_passphrase=None, identity: Secret | None = 
         return _verify(fh, get_passphrase, identity, trusted, allow_unsigned).info
 
 
-def _replay(fh: BinaryIO, checked: _Verified) -> Iterator[dict]:
+def _replay(fh: BinaryIO, checked: _Verified, done: Callable[[dict], None] | None = None) -> Iterator[dict]:
     """The verified records again, from the same open file; the transcript is
-    compared at the end, so a file changed in between rolls the restore back."""
+    compared at the end, so a file changed in between rolls the restore back.
+    ``done(counts)`` runs after the last record, still inside the consumer's
+    write transaction (restore_backup queues its audit record there)."""
     fh.seek(0)
     rd = _Reader(fh)
     _read_header(rd)
-    yield from _records(rd, checked.head, checked.cek)
+    counts = {"secrets": 0, "versions": 0}
+    for rec in _records(rd, checked.head, checked.cek):
+        counts[rec["type"] + "s"] += 1
+        yield rec
     if checked.head.signed:
         if _read_signature(rd) != (checked.transcript, checked.signature):
             raise _damaged("the file changed while it was read")
     elif not rd.at_end():
         raise _damaged("data after the final chunk")
+    if done is not None:
+        done(counts)
 
 
 def restore_backup(vault, path: Path, *, get_passphrase=None, identity: Secret | None = None, trusted=None,
@@ -770,15 +800,23 @@ def restore_backup(vault, path: Path, *, get_passphrase=None, identity: Secret |
                 guard.authorize("mfa", SEEDS_RESOURCE, explicit=True, operation="restore", reserved=checked.info["reserved"])
             if dry_run:
                 return {**checked.info, "dry_run": True, "restored": False}
-            counts = vault.restore_records(_replay(fh, checked))
+            info = checked.info
+
+            def audit_in_txn(counts: dict) -> None:
+                # B1: the success record is appended inside the restore's write
+                # transaction, before COMMIT; a record that cannot be written or
+                # signed rolls the whole restore back.
+                details = {"secrets": counts["secrets"], "versions": counts["versions"], "kek": info["kek"],
+                           "source_vault_id": info["source_vault_id"], "format": info["format"], "signed": info["signed"],
+                           "signer_key_id": info["signer_key_id"], "reserved": info["reserved"]}
+                if not info["signed"]:
+                    details.update(level="warning", unsigned=True, note="unsigned format-1 backup restored with --allow-unsigned")
+                vault._audit_in_txn("backup", "restore", resource, **details)
+
+            counts = vault.restore_records(_replay(fh, checked, audit_in_txn))
     except ZeroTrustError as exc:
         if not dry_run:
-            vault._audit("backup", "restore", resource, False, error=type(exc).__name__)
+            with suppress(ZeroTrustError):  # the original error is the one to report (it may be the audit log's own)
+                vault._audit("backup", "restore", resource, False, error=type(exc).__name__)
         raise
-    info = checked.info
-    details = {"secrets": counts["secrets"], "versions": counts["versions"], "kek": info["kek"], "source_vault_id": info["source_vault_id"],
-               "format": info["format"], "signed": info["signed"], "signer_key_id": info["signer_key_id"], "reserved": info["reserved"]}
-    if not info["signed"]:
-        details.update(level="warning", unsigned=True, note="unsigned format-1 backup restored with --allow-unsigned")
-    vault._audit("backup", "restore", resource, True, **details)
     return {**info, **counts, "dry_run": False, "restored": True}
