@@ -438,3 +438,316 @@ def test_v4_a_late_confirmation_never_lowers_the_floor(cli, zt_env):
     assert log.vault_floor(vault_id) == generation
     log.confirm_vault(vault_id, generation + 1)
     assert log.vault_floor(vault_id) == generation + 1
+
+
+# --- red-team findings (issue 12): F8, F9, F12, F4, F6 and the audit side of F3 ------
+_STATE_FILES = (*AUDIT_FILES, "vault.db", "signing.key", "signing.pub")
+
+
+def _snapshot(home: Path) -> dict:
+    return {name: (home / name).read_bytes() if (home / name).exists() else None for name in _STATE_FILES}
+
+
+def _forge_unterminated(home: Path) -> None:
+    """Attacker b (no key): a copy of the last record as bob's read of prod/db, without its newline."""
+    rec = json.loads((home / "audit.log").read_bytes().splitlines()[-1])
+    rec.update(seq=rec["seq"] + 1, prev=rec["hash"], user="bob@EXAMPLE.COM", action="read", resource="prod/db", details={})
+    with open(home / "audit.log", "ab") as fh:
+        fh.write(json.dumps(rec, sort_keys=True, separators=(",", ":")).encode())
+
+
+def test_a1_forged_record_without_newline_is_refused_by_the_writer(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env, puts=1)
+    _forge_unterminated(home)
+    before = _snapshot(home)
+    res = cli("vault", "put", "app/s0", input=b"v2")
+    assert res.code == 5, res.err
+    assert "the log ends with a record that does not authenticate" in res.err
+    assert _snapshot(home) == before  # no recovery record, no checkpoint over the forged bytes, no vault write
+    pinned = tmp_path / "pinned.pub"
+    shutil.copy2(home / "signing.pub", pinned)
+    res = cli("audit", "verify", "--public-key", str(pinned))
+    assert res.code == 5 and "fragment" in res.err
+
+
+def test_a4_genuine_record_that_lost_its_newline_is_kept_without_recovery(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env, puts=1)
+    older = tmp_path / "head"
+    shutil.copy2(home / "audit.log.head", older)
+    assert cli("vault", "put", "app/x", input=b"x").code == 0
+    # The writer died after writing its record but for the newline, before the anchor.
+    shutil.copy2(older, home / "audit.log.head")
+    data = (home / "audit.log").read_bytes()
+    with open(home / "audit.log", "r+b") as fh:
+        fh.truncate(len(data) - 1)
+    assert cli("vault", "put", "app/y", input=b"y").code == 0
+    assert (home / "audit.log").read_bytes().startswith(data)  # the record kept, terminated
+    events = [json.loads(line)["event"] for line in (home / "audit.log").read_bytes().splitlines()]
+    assert "audit_recovery" not in events
+    assert cli("audit", "verify").code == 0
+    pinned = tmp_path / "pinned.pub"
+    shutil.copy2(home / "signing.pub", pinned)
+    assert cli("audit", "verify", "--public-key", str(pinned)).code == 0
+
+
+def test_a1_torn_fragment_is_reported_as_unauthenticated_bytes_by_the_public_verifier(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env, puts=1)
+    with open(home / "audit.log", "ab") as fh:
+        fh.write(b'{"action":"wri')  # a real torn write: not JSON
+    assert cli("vault", "put", "app/x", input=b"x").code == 0  # recovered, as before
+    pinned = tmp_path / "pinned.pub"
+    shutil.copy2(home / "signing.pub", pinned)
+    res = cli("audit", "verify", "--public-key", str(pinned))
+    assert res.code == 0, res.err
+    assert "14 bytes of a torn write that no signature authenticates" in res.err
+
+
+def test_a1_forged_record_an_older_writer_recovered_fails_the_public_verifier(cli, zt_env, tmp_path, monkeypatch):
+    """A log that the previous release's writer signed over a forged record (it took
+    any fragment for a torn write): the public-key verifier must not say OK."""
+    from zerotrust_admin.audit.log import Actor, AuditLog
+
+    home = _setup(cli, zt_env, puts=1)
+    _forge_unterminated(home)
+    monkeypatch.setattr(AuditLog, "_torn_record", lambda self, key, last, torn: None)  # the old writer's behaviour
+    AuditLog(home / "audit.log").append(event="secret_access", action="write", resource="app/s0", success=True,
+                                        actor=Actor("alice@EXAMPLE.COM", "192.0.2.1"))
+    pinned = tmp_path / "pinned.pub"
+    shutil.copy2(home / "signing.pub", pinned)
+    res = cli("audit", "verify", "--public-key", str(pinned))
+    assert res.code == 5, res.err
+    assert "that no key authenticates" in res.err and "forged record" in res.err
+    res = cli("audit", "verify")  # the audit key's MAC names it too
+    assert res.code == 5 and "was altered" in res.err
+
+
+def test_a2_public_key_verify_requires_the_head_anchor(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env, puts=3)
+    pinned = _pin(cli, tmp_path)
+    res = cli("audit", "verify", "--public-key", str(pinned))
+    assert res.code == 0 and "the signed head anchor is at record" in res.out.decode()
+    for name in ("audit.log", "audit.log.checkpoints"):  # r8: cut the last record and its checkpoint
+        _drop_last_lines(home / name, 1)
+    (home / "audit.log.head").unlink()
+    res = cli("audit", "verify", "--public-key", str(pinned))
+    assert res.code == 5, res.err
+    assert "head anchor" in res.err and "may have been cut" in res.err
+    assert "give the verifier audit.log.head too, or verify against a witness" in res.err
+
+
+def test_a2_public_key_verify_without_the_head_accepts_a_witness_that_covers_the_end(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env, puts=2)
+    pinned = _pin(cli, tmp_path)
+    witness = tmp_path / "siem.jsonl"
+    shutil.copy2(home / "audit.log.checkpoints", witness)
+    (home / "audit.log.head").unlink()  # an auditor given only the log and the checkpoints
+    res = cli("audit", "verify", "--public-key", str(pinned), "--witness", str(witness))
+    assert res.code == 0, res.err
+    assert "the witness's last checkpoint" in res.out.decode()
+    _drop_last_lines(home / "audit.log", 1)
+    _drop_last_lines(home / "audit.log.checkpoints", 1)
+    res = cli("audit", "verify", "--public-key", str(pinned), "--witness", str(witness))
+    assert res.code == 5
+
+
+def test_a4_mid_log_edit_of_the_same_length_is_caught_by_verify(cli, zt_env):
+    """F12: the writer checks the tail and the anchor, not the middle: it appends;
+    audit verify (and the signed checkpoints) catch the edit."""
+    home = _setup(cli, zt_env, puts=3)
+    lines = (home / "audit.log").read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b"alice@EXAMPLE.COM", b"mallo@EXAMPLE.COM")
+    (home / "audit.log").write_bytes(b"".join(lines))
+    assert cli("vault", "put", "app/s9", input=b"x").code == 0
+    res = cli("audit", "verify")
+    assert res.code == 5 and "first bad record 2" in res.err
+
+
+def test_a4_deleted_log_with_its_checkpoints_kept_is_not_restarted(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env, puts=1)
+    pinned = _pin(cli, tmp_path)
+    (home / "audit.log").unlink()
+    (home / "audit.log.head").unlink()
+    before = _snapshot(home)
+    res = cli("vault", "get", "app/s0")
+    assert res.code == 5 and "refusing to start a new log" in res.err and res.out == b""
+    assert _snapshot(home) == before
+    res = cli("audit", "verify")
+    assert res.code == 5 and "the checkpoints file describes log" in res.err
+    res = cli("audit", "verify", "--public-key", str(pinned))
+    assert res.code == 5
+
+
+def test_a4_checkpoints_of_a_longer_log_fail_verify(cli, zt_env, tmp_path):
+    """The log and its anchor rolled back together to an older genuine copy: the
+    checkpoints file still describes the longer log."""
+    home = _setup(cli, zt_env, puts=1)
+    older = tmp_path / "older"
+    older.mkdir()
+    for name in ("audit.log", "audit.log.head"):
+        shutil.copy2(home / name, older / name)
+    assert cli("vault", "put", "app/s1", input=b"x").code == 0
+    for name in ("audit.log", "audit.log.head"):
+        shutil.copy2(older / name, home / name)
+    res = cli("audit", "verify")
+    assert res.code == 5 and "describes a longer log" in res.err
+
+
+def test_a5_log_without_anchor_checkpoints_and_key_is_not_signed_under_a_new_key(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env, puts=3)
+    pinned = _pin(cli, tmp_path)
+    _drop_last_lines(home / "audit.log", 2)
+    for name in ("audit.log.head", "audit.log.checkpoints", "signing.key", "signing.pub"):
+        (home / name).unlink()
+    res = cli("vault", "list")
+    assert res.code == 5, res.err
+    assert "refusing to sign it under a new key" in res.err
+    assert not (home / "signing.key").exists() and not (home / "audit.log.head").exists()
+    res = cli("audit", "verify")
+    assert res.code == 5 and "no head anchor" in res.err
+    assert cli("audit", "verify", "--public-key", str(pinned)).code == 5
+
+
+def test_a5_pre_checkpoint_log_whose_unsigned_anchor_does_not_match_is_not_signed(cli, zt_env):
+    home = _home(zt_env)
+    shutil.copytree(Path(__file__).parents[1] / "vectors" / "release-39f564a" / "plain", home)
+    home.chmod(0o700)
+    for f in home.iterdir():
+        f.chmod(0o600)
+    _drop_last_lines(home / "audit.log", 1)  # truncated; the legacy anchor still names record 6
+    res = cli("vault", "list")
+    assert res.code == 5, res.err
+    assert not (home / "signing.key").exists()
+
+
+# --- V4 (F3): pending generations, the audit side -----------------------------------
+def _lib_log(home: Path):
+    from zerotrust_admin.audit.log import Actor, AuditLog
+
+    return AuditLog(home / "audit.log"), Actor("alice@EXAMPLE.COM", "192.0.2.1")
+
+
+def _vault_write(log, actor, vault_id: str, generation: int) -> dict:
+    return log.append(event="secret_access", action="write", resource="app/v", success=True, actor=actor,
+                      vault={"id": vault_id, "generation": generation, "commit": "c" * 8})
+
+
+def test_v4_anchor_written_before_confirmation_says_the_generation_is_pending(cli, zt_env):
+    home = _setup(cli, zt_env, puts=1)
+    log, actor = _lib_log(home)
+    _vault_write(log, actor, "vault-a", 7)
+    head = json.loads((home / "audit.log.head").read_bytes())
+    assert head["pending"] == {"vault-a": 7}  # the anchor an attacker could copy back with the pre-put vault.db
+    last_cp = json.loads((home / "audit.log.checkpoints").read_bytes().splitlines()[-1])
+    assert last_cp["pending"] == {"vault-a": 7}  # signed: the public checkpoint carries it
+    state = log.vault_state("vault-a")
+    assert (state.confirmed, state.pending, state.known) == (0, 7, True)
+    log.confirm_vault("vault-a", 7)
+    head = json.loads((home / "audit.log.head").read_bytes())
+    assert "pending" not in head and head["vaults"]["vault-a"] == 7
+    state = log.vault_state("vault-a")
+    assert (state.confirmed, state.pending) == (7, 0)
+    assert cli("audit", "verify").code == 0
+    pinned = home.parent / "pinned.pub"
+    shutil.copy2(home / "signing.pub", pinned)
+    assert cli("audit", "verify", "--public-key", str(pinned)).code == 0
+
+
+def test_v4_pending_stays_until_a_generation_at_least_as_high_is_confirmed(cli, zt_env):
+    home = _setup(cli, zt_env, puts=1)
+    log, actor = _lib_log(home)
+    _vault_write(log, actor, "vault-a", 8)
+    _vault_write(log, actor, "vault-a", 9)  # a second writer before the first confirmed
+    log.confirm_vault("vault-a", 8)
+    state = log.vault_state("vault-a")
+    assert (state.confirmed, state.pending) == (8, 9)
+    log.append(event="secret_access", action="read", resource="app/v", success=True, actor=actor)
+    assert log.vault_state("vault-a").pending == 9  # carried to the next anchor
+    log.confirm_vault("vault-a", 9)
+    assert (log.vault_state("vault-a").confirmed, log.vault_state("vault-a").pending) == (9, 0)
+
+
+def test_v4_crash_window_record_counts_as_pending(cli, zt_env, tmp_path):
+    home = _setup(cli, zt_env, puts=1)
+    log, actor = _lib_log(home)
+    older = tmp_path / "head"
+    shutil.copy2(home / "audit.log.head", older)
+    _vault_write(log, actor, "vault-a", 5)
+    shutil.copy2(older, home / "audit.log.head")  # the writer died between its record and its anchor
+    state = log.vault_state("vault-a")
+    assert (state.confirmed, state.pending, state.known) == (0, 5, True)
+    log.append(event="secret_access", action="read", resource="app/v", success=True, actor=actor)
+    assert json.loads((home / "audit.log.head").read_bytes())["pending"] == {"vault-a": 5}
+
+
+def test_v4_vault_state_reports_ids_log_and_key(cli, zt_env):
+    home = _setup(cli, zt_env, puts=1)
+    log, actor = _lib_log(home)
+    head = json.loads((home / "audit.log.head").read_bytes())
+    (own_id, own_gen), = head["vaults"].items()
+    state = log.vault_state(own_id)
+    assert state.confirmed == own_gen == log.vault_floor(own_id)
+    assert (state.pending, state.known, state.others) == (0, True, False)
+    assert state.log_id == head["log"] and state.key_id == head["key_id"] and state.records == head["seq"]
+    unknown = log.vault_state("no-such-vault")
+    assert (unknown.confirmed, unknown.known, unknown.others) == (0, False, True)
+
+
+def test_v4_vault_state_raises_where_vault_floor_does(cli, zt_env):
+    from zerotrust_admin.errors import IntegrityError
+
+    home = _setup(cli, zt_env, puts=1)
+    log, _ = _lib_log(home)
+    head = json.loads((home / "audit.log.head").read_bytes())
+    head["pending"] = {}  # any edit breaks the MAC
+    (home / "audit.log.head").write_text(json.dumps(head) + "\n")
+    for call in (log.vault_floor, log.vault_state):
+        with pytest.raises(IntegrityError, match="does not authenticate"):
+            call("x")
+    (home / "audit.log.head").unlink()
+    for call in (log.vault_floor, log.vault_state):
+        with pytest.raises(IntegrityError, match="missing"):
+            call("x")
+
+
+def test_v4_acknowledging_an_interrupted_write_is_audited_and_clears_pending(cli, zt_env):
+    from zerotrust_admin.errors import IntegrityError
+
+    home = _setup(cli, zt_env, puts=1)
+    log, actor = _lib_log(home)
+    log.confirm_vault("vault-a", 3)
+    _vault_write(log, actor, "vault-a", 4)  # never confirmed: the vault stayed at 3
+    record = log.acknowledge_interrupted("vault-a", 3, actor)
+    assert record["event"] == "audit_recovery" and record["action"] == "acknowledge"
+    assert record["details"]["pending_generation"] == 4 and record["details"]["vault_generation"] == 3
+    assert record["details"]["acknowledged_by"] == "alice@EXAMPLE.COM"
+    state = log.vault_state("vault-a")
+    assert (state.confirmed, state.pending) == (3, 0)
+    with pytest.raises(IntegrityError, match="rollback"):
+        log.acknowledge_interrupted("vault-a", 2, actor)
+    assert cli("audit", "verify").code == 0
+
+
+def test_v4_generation_going_back_between_checkpoints_fails_verify(cli, zt_env, tmp_path):
+    """An insider with the audit key and the signing key lowers the anchor's vault
+    generation (to pass an older vault.db): the next checkpoint is genuine but goes
+    back from the one the witness already holds."""
+    from zerotrust_admin.audit.checkpoint import sign_anchor
+    from zerotrust_admin.signing import load_signing_key
+
+    home = _setup(cli, zt_env, puts=2)
+    witness = tmp_path / "siem.jsonl"
+    shutil.copy2(home / "audit.log.checkpoints", witness)
+    head = json.loads((home / "audit.log.head").read_bytes())
+    (vault_id, generation), = head["vaults"].items()
+    head["vaults"][vault_id] = generation - 2  # below what the last witnessed checkpoint confirmed
+    key = base64.b64decode((home / "audit.key").read_bytes().strip())
+    signing = load_signing_key(None, home, create=False)
+    (home / "audit.log.head").write_text(json.dumps(sign_anchor(head, signing, key)) + "\n")
+    assert cli("audit", "verify").code == 5  # the head (the newest checkpoint) goes back from the checkpoints file
+    log, actor = _lib_log(home)
+    log.append(event="secret_access", action="read", resource="app/s0", success=True, actor=actor)
+    with open(witness, "ab") as fh:
+        fh.write((home / "audit.log.checkpoints").read_bytes().splitlines(keepends=True)[-1])
+    res = cli("audit", "verify", "--witness", str(witness))
+    assert res.code == 5, res.err
+    assert f"vault {vault_id} went back from generation {generation - 1}" in res.err and "a rollback" in res.err

@@ -36,7 +36,10 @@ from zerotrust_admin.errors import IntegrityError, UsageError
 VERSION = 1
 SIG_PREFIX = b"zt-checkpoint-v1\n"
 MAC_PREFIX = b"zt-anchor-v1\n"
-SIGNED_FIELDS = ("hash", "key_id", "log", "offset", "seq", "sha256", "time", "v", "vaults")
+REQUIRED_FIELDS = ("hash", "key_id", "log", "offset", "seq", "sha256", "time", "v", "vaults")
+# ``pending`` ({vault id: generation} written but not yet confirmed, threat model V4)
+# is signed when present; checkpoints without it (none pending, or older ones) sign as before.
+SIGNED_FIELDS = REQUIRED_FIELDS + ("pending",)
 _READ = 1 << 20
 
 
@@ -65,7 +68,7 @@ def log_id_of(first_record_hash: str) -> str:
 
 
 def is_checkpoint(obj) -> bool:
-    return isinstance(obj, dict) and obj.get("v") == VERSION and all(k in obj for k in SIGNED_FIELDS) and "sig" in obj
+    return isinstance(obj, dict) and obj.get("v") == VERSION and all(k in obj for k in REQUIRED_FIELDS) and "sig" in obj
 
 
 def check_signature(checkpoint: dict, public, *, what: str = "checkpoint") -> None:
@@ -457,3 +460,105 @@ def anchor_existing_log(log, *, every: int = 0) -> dict:
     fsutil.write_private_file(log.checkpoints_path, b"".join(lines_out))
     fsutil.write_private_file(log.head_path, canonical(anchor) + b"\n")
     return anchor
+
+
+# --- consistency of the checkpoints file, vault generations, recovered fragments -------
+def prefix_digest(path: Path, offset: int) -> str | None:
+    """SHA-256 of the first ``offset`` bytes of ``path`` (None when it is shorter)."""
+    h = hashlib.sha256()
+    remaining = offset
+    try:
+        with open(path, "rb") as fh:
+            while remaining > 0:
+                chunk = fh.read(min(_READ, remaining))
+                if not chunk:
+                    return None
+                h.update(chunk)
+                remaining -= len(chunk)
+    except FileNotFoundError:
+        return None if offset else h.hexdigest()
+    return h.hexdigest()
+
+
+def check_checkpoints_describe_log(log_path: Path, checkpoints: list[dict], log_id: str | None, size: int, known: dict | None = None) -> str | None:
+    """F4: every checkpoint of the checkpoints file must describe this log (its id,
+    a prefix no longer than the log); the first and the last are checked against
+    the log's bytes. ``known`` is a checkpoint already proven (the head): skipped."""
+    mine = [c for c in checkpoints if is_checkpoint(c)]
+    if not mine:
+        return None
+    for cp in mine:
+        if cp["log"] != log_id and not (cp["seq"] == 0 and not cp["log"]):
+            return (f"the checkpoints file describes log {cp['log']} (checkpoint {cp['seq']}) but the local log is {log_id or 'empty'}: "
+                    "the log was deleted or replaced")
+        if cp["offset"] > size:
+            return (f"the checkpoints file describes a longer log: checkpoint {cp['seq']} covers {cp['offset']} bytes but the log has {size}: "
+                    "it was truncated")
+    for cp in {id(mine[0]): mine[0], id(mine[-1]): mine[-1]}.values():
+        if known is not None and cp["offset"] == known.get("offset") and cp["sha256"] == known.get("sha256"):
+            continue
+        if prefix_digest(log_path, cp["offset"]) != cp["sha256"]:
+            return f"the first {cp['offset']} bytes of the log differ from checkpoint {cp['seq']} of the checkpoints file: the log was rewritten"
+    return None
+
+
+def check_vault_generations(checkpoints: list[dict], *, source: str = "the checkpoints") -> str | None:
+    """V4: a vault's confirmed generation never decreases from one checkpoint to the
+    next, in order of seq (the order given within a seq: the checkpoint line is
+    written before the anchor is re-signed with the confirmation, so pass the
+    anchor last); a decrease is a rollback."""
+    highest: dict[str, tuple[int, int]] = {}  # vault id -> (generation, seq)
+    ordered = sorted((c for c in checkpoints if isinstance(c, dict) and isinstance(c.get("seq"), int) and isinstance(c.get("vaults"), dict)),
+                     key=lambda c: c["seq"])
+    for cp in ordered:
+        for vault_id, gen in cp["vaults"].items():
+            if not isinstance(gen, int):
+                continue
+            before = highest.get(vault_id)
+            if before is not None and gen < before[0]:
+                return (f"vault {vault_id} went back from generation {before[0]} at checkpoint {before[1]} to {gen} at checkpoint {cp['seq']} "
+                        f"({source}): a rollback")
+            highest[vault_id] = (gen, cp["seq"])
+    return None
+
+
+_RECOVERY_MARK = b'"event":"audit_recovery"'
+
+
+def recovered_fragments(log_path: Path, end: int | None = None) -> list[tuple[int, bytes, bool]]:
+    """(line number, bytes, parses as a JSON object) of every torn fragment that an
+    ``audit_recovery`` record accounts for: bytes no record's MAC covers. One
+    fast scan for the marker; lines are split only when it occurs."""
+    found = False
+    carry = b""
+    try:
+        with open(log_path, "rb") as fh:
+            remaining = end
+            while chunk := fh.read(_READ if remaining is None else min(_READ, remaining)):
+                if remaining is not None:
+                    remaining -= len(chunk)
+                if _RECOVERY_MARK in carry + chunk:
+                    found = True
+                    break
+                carry = chunk[-len(_RECOVERY_MARK):]
+            if not found:
+                return []
+            fh.seek(0)
+            out = []
+            previous = None
+            pos = 0
+            for number, line in enumerate(fh, start=1):
+                pos += len(line)
+                if end is not None and pos > end:
+                    break
+                if _RECOVERY_MARK in line and b'"action":"recover"' in line and previous is not None:
+                    fragment = previous.rstrip(b"\n")
+                    try:
+                        is_object = isinstance(json.loads(fragment), dict)
+                    except ValueError:
+                        is_object = False
+                    out.append((number - 1, fragment, is_object))
+                previous = line
+            return out
+    except FileNotFoundError:
+        return []

@@ -70,6 +70,19 @@ class VerifyResult:
         }
 
 
+@dataclass(frozen=True)
+class VaultAuditState:
+    """What the audit anchor says about one vault (``AuditLog.vault_state``)."""
+
+    confirmed: int = 0  # the generation the anchor confirmed (vault_floor)
+    pending: int = 0  # a generation written (its record is in the log) but not yet confirmed; 0 if none
+    known: bool = False  # the id is in the anchor's confirmed or pending map
+    others: bool = False  # the maps hold other vault ids
+    log_id: str | None = None
+    key_id: str | None = None  # the anchor's signing key id
+    records: int = 0  # seq of the last record
+
+
 def canonical(record: dict) -> bytes:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -123,12 +136,18 @@ class AuditLog:
         actor: Actor,
         level: str | None = None,
         ship: bool = True,
+        _acknowledge: tuple[str, int] | None = None,
         **details,
     ) -> dict:
-        """Append one record; raises AuditError if it cannot be made durable."""
+        """Append one record; raises AuditError if it cannot be made durable.
+
+        A record with ``details["vault"] = {"id", "generation", ...}`` makes its
+        anchor say ``pending[id] = generation`` (signed and MACed) until
+        ``confirm_vault`` confirms it (threat model V4)."""
         for k in details:
             if k in SECRET_LIKE_KEYS:
                 raise ValueError(f"refusing to audit a field named {k!r}")
+        self._refuse_a_new_log_over_checkpoints()
         try:
             key = self._load_key(create=True)
             fsutil.ensure_private_dir(self.path.parent)
@@ -139,9 +158,16 @@ class AuditLog:
             fcntl.flock(fd, fcntl.LOCK_EX)
             last, torn = _tail(self.path)
             size = os.fstat(fd).st_size
+            torn_record = self._torn_record(key, last, torn) if torn is not None else None  # exit 5 for a forged last line (A1/A4)
             resume = self._resume(key, last, torn, size)  # exit 5 when the log is behind or beside its anchor
             written = []
-            if torn is not None:
+            if torn_record is not None:
+                # A genuine record that lost only its newline (the disk filled at
+                # its last byte): keep it, terminate it; nothing to recover.
+                written.append(b"\n")
+                last = torn_record
+                _note_pending(resume, torn_record)
+            elif torn is not None:
                 # A previous writer died (or the disk filled) mid-line. Keep the
                 # fragment as evidence, terminate it, and say so in the chain.
                 written.append(b"\n")
@@ -151,6 +177,11 @@ class AuditLog:
                 written.append(canonical(recovery) + b"\n")
                 last = recovery
             record = self._build(key, last, event=event, action=action, resource=resource, success=success, actor=actor, level=level, details=details)
+            _note_pending(resume, record)
+            if _acknowledge is not None:
+                vault_id, generation = _acknowledge
+                resume["vaults"][vault_id] = int(generation)
+                resume["pending"].pop(vault_id, None)
             line = canonical(record) + b"\n"
             written.append(line)
             os.write(fd, b"".join(written))
@@ -184,18 +215,36 @@ class AuditLog:
 
         anchor = self._read_anchor()
         existed = self.signer.exists()
-        signing_key = self._signing_key(anchor)
+        has_checkpoints = os.path.lexists(self.checkpoints_path) and os.path.getsize(self.checkpoints_path) > 0
         if anchor is None or "v" not in anchor:
-            signed_before = existed or (os.path.lexists(self.checkpoints_path) and os.path.getsize(self.checkpoints_path) > 0)
+            signed_before = existed or has_checkpoints
             if size > 0 and signed_before:
                 raise self._anchor_error(f"the audit log {self.path} has records but its anchor {self.head_path} is "
                                          f"{'missing' if anchor is None else 'not signed'}, although this installation signs checkpoints: it was removed or replaced")
+            if size == 0 and has_checkpoints:
+                # F4: the log and its anchor were deleted (or audit.path points at a new file) but the checkpoints remain.
+                raise self._anchor_error(f"the audit log {self.path} is empty or missing but {self.checkpoints_path} holds signed checkpoints of a log: "
+                                         "it was deleted or replaced; refusing to start a new log")
+            if size > 0 and anchor is None:
+                # F6: records, but no anchor, no signing key, no checkpoints. A log from
+                # before signed checkpoints always has its (unsigned) anchor; without one this
+                # is a log whose anchor, checkpoints and key were deleted: never sign it under a new key.
+                raise self._anchor_error(f"the audit log {self.path} has records but no anchor, no signing key and no checkpoints: "
+                                         "the anchor, checkpoints and signing key were deleted; refusing to sign it under a new key")
             if anchor is not None and last is not None and last["seq"] < anchor.get("seq", 0):
                 raise self._anchor_error(f"the audit log ends at record {last['seq']} but its anchor records {anchor.get('seq')}: it was truncated")
+            if anchor is not None and size > 0 and not _legacy_head_matches(anchor, last):
+                raise self._anchor_error(f"the audit log {self.path} does not end where its (unsigned, pre-checkpoint) anchor {self.head_path} says: "
+                                         "refusing to sign it under a new key")
+            signing_key = self._signing_key(anchor)
             # A log from before signed checkpoints (or a new one): hash it once from the start.
-            return {"state": ResumableSHA256(), "offset": 0, "vaults": {}, "log": self._first_log_id(), "signing_key": signing_key}
+            return {"state": ResumableSHA256(), "offset": 0, "vaults": {}, "pending": {}, "log": self._first_log_id(), "signing_key": signing_key}
         if not anchor_mac_ok(anchor, key):
             raise self._anchor_error(f"the audit anchor {self.head_path} does not authenticate under the audit key: it was edited or replaced")
+        if anchor.get("seq") == 0 and size == 0 and has_checkpoints:
+            raise self._anchor_error(f"the audit log {self.path} is empty or missing but {self.checkpoints_path} holds signed checkpoints of a log: "
+                                     "it was deleted or replaced; refusing to start a new log")
+        signing_key = self._signing_key(anchor)
         if anchor.get("key_id") != signing_key.key_id:
             raise IntegrityError(f"the signing key was replaced: the anchor was signed by key {anchor.get('key_id')} but {signing_key.location} is key {signing_key.key_id}",
                                  hint="restore the original signing.key and signing.pub from backup; preserve the log as evidence")
@@ -209,7 +258,37 @@ class AuditLog:
         compressed, tail = state.state()["n"], bytes.fromhex(state.state()["tail"])
         if state.size != anchor["offset"] or _read_range(self.path, compressed, state.size) != tail:
             raise self._anchor_error(f"the last bytes of the audit log before offset {anchor['offset']} differ from its anchor: the log was rewritten")
-        return {"state": state, "offset": anchor["offset"], "vaults": dict(anchor.get("vaults") or {}), "log": anchor["log"], "signing_key": signing_key}
+        resume = {"state": state, "offset": anchor["offset"], "vaults": dict(anchor.get("vaults") or {}), "pending": dict(anchor.get("pending") or {}),
+                  "log": anchor["log"], "signing_key": signing_key}
+        if last is not None and last.get("seq") == anchor.get("seq", 0) + 1:
+            _note_pending(resume, last)  # the crash-window record's write was never confirmed
+        return resume
+
+    def _refuse_a_new_log_over_checkpoints(self) -> None:
+        """F4: no new log (not even its empty file) where the checkpoints describe one."""
+        if not os.path.lexists(self.path) and os.path.lexists(self.checkpoints_path) and os.path.getsize(self.checkpoints_path) > 0:
+            raise self._anchor_error(f"the audit log {self.path} is empty or missing but {self.checkpoints_path} holds signed checkpoints of a log: "
+                                     "it was deleted or replaced; refusing to start a new log")
+
+    def _torn_record(self, key: bytes, last: dict | None, torn: bytes) -> dict | None:
+        """A fragment after the last newline that parses as a JSON object must be
+        the next genuine record (it lost only its newline): return it. Anything
+        else that parses is a forged record (A1/A4): exit 5, nothing written.
+        A fragment that does not parse is a torn write (None: recover it)."""
+        try:
+            record = json.loads(torn)
+        except ValueError:
+            return None
+        if not isinstance(record, dict):
+            return None
+        body = {k: v for k, v in record.items() if k != "hash"}
+        claimed = record.get("hash")
+        if (isinstance(claimed, str) and constant_time_equal(self._mac(key, body).encode(), claimed.encode()) and canonical(record) == torn
+                and record.get("seq") == (last["seq"] + 1 if last else 1) and record.get("prev") == (last["hash"] if last else GENESIS)):
+            return record
+        raise IntegrityError(f"the log ends with a record that does not authenticate ({len(torn)} bytes after record {last['seq'] if last else 0}, no newline): "
+                             "it was appended without the audit key",
+                             hint="nothing was written; preserve audit.log, audit.log.head and audit.log.checkpoints as evidence and run: zerotrust-admin audit verify")
 
     def _anchor_error(self, message: str) -> IntegrityError:
         return IntegrityError(message, hint="nothing was written; preserve audit.log, audit.log.head and audit.log.checkpoints as evidence and run: zerotrust-admin audit verify")
@@ -245,6 +324,8 @@ class AuditLog:
         anchor = {"v": VERSION, "log": resume["log"] or self._first_log_id() or log_id_of(record["hash"]),
                   "seq": record["seq"], "hash": record["hash"], "offset": size + len(written), "sha256": state.hexdigest(),
                   "time": record["timestamp"], "vaults": resume["vaults"], "key_id": signing_key.key_id, "state": state.state()}
+        if resume.get("pending"):
+            anchor["pending"] = resume["pending"]
         anchor = sign_anchor(anchor, signing_key, key)
         fsutil.write_private_file(self.head_path, canonical(anchor) + b"\n")
         checkpoint = public_checkpoint(anchor)
@@ -275,24 +356,61 @@ class AuditLog:
             return self._vault_floor(vault_id)
 
     def _vault_floor(self, vault_id: str) -> int:
+        return self._vault_state(vault_id).confirmed
+
+    def vault_state(self, vault_id: str) -> "VaultAuditState":
+        """What the authenticated anchor (and a valid crash-window record after it)
+        says about ``vault_id``: the confirmed generation, a pending (written, not
+        yet confirmed) one, whether the id is known, the log id and signing key id.
+        Raises IntegrityError exactly where ``vault_floor`` does."""
+        with self.shared_lock():
+            return self._vault_state(vault_id)
+
+    def _vault_state(self, vault_id: str) -> "VaultAuditState":
         from zerotrust_admin.audit.checkpoint import anchor_mac_ok
 
         anchor = self._read_anchor()
+        exists = os.path.lexists(self.path)
         if anchor is None or "v" not in anchor:
-            if os.path.lexists(self.path) and os.path.getsize(self.path) > 0 and self.signer.exists():
+            if exists and os.path.getsize(self.path) > 0 and self.signer.exists():
                 raise self._anchor_error(f"the audit anchor {self.head_path} is {'missing' if anchor is None else 'not signed'}: "
                                          "the vault generations it confirmed cannot be checked")
-            return 0
+            try:
+                last = _tail(self.path)[0] if exists else None
+            except AuditError:
+                last = None
+            return VaultAuditState(records=last["seq"] if last else 0)
+        last, torn = _tail(self.path) if exists else (None, None)
         key = self._load_key(create=False)
         if not anchor_mac_ok(anchor, key):
             raise self._anchor_error(f"the audit anchor {self.head_path} does not authenticate under the audit key: it was edited or replaced")
-        last, torn = _tail(self.path) if os.path.lexists(self.path) else (None, None)
-        size = os.path.getsize(self.path) if os.path.lexists(self.path) else 0
+        size = os.path.getsize(self.path) if exists else 0
         problem = _tail_vs_anchor(self, key, anchor, last, torn, size)
         if problem:
             raise self._anchor_error(problem)
-        value = (anchor.get("vaults") or {}).get(vault_id, 0)
-        return int(value) if isinstance(value, int) else 0
+        vaults = {k: v for k, v in (anchor.get("vaults") or {}).items() if isinstance(v, int)}
+        state = {"vaults": vaults, "pending": {k: v for k, v in (anchor.get("pending") or {}).items() if isinstance(v, int)}}
+        if last is not None and last.get("seq") == anchor.get("seq", 0) + 1:
+            _note_pending(state, last)  # a valid record beyond the anchor (the crash window) counts as pending
+        pending = state["pending"]
+        ids = set(vaults) | set(pending)
+        return VaultAuditState(confirmed=int(vaults.get(vault_id, 0)), pending=int(pending.get(vault_id, 0)), known=vault_id in ids,
+                               others=bool(ids - {vault_id}), log_id=anchor.get("log") or None, key_id=anchor.get("key_id"),
+                               records=last["seq"] if last else 0)
+
+    def acknowledge_interrupted(self, vault_id: str, generation: int, actor: Actor) -> dict:
+        """Accept that the write which left ``pending[vault_id]`` never confirmed:
+        append an ``audit_recovery`` record (action ``acknowledge``: the pending
+        generation, the vault's generation, who) whose anchor sets
+        ``vaults[vault_id] = generation`` and clears ``pending[vault_id]``. A
+        generation below the confirmed one is a rollback, not an interruption: exit 5."""
+        state = self.vault_state(vault_id)
+        if int(generation) < state.confirmed:
+            raise IntegrityError(f"vault {vault_id} is at generation {generation} but the audit anchor confirmed generation {state.confirmed}: "
+                                 "that is a rollback, not an interrupted write", hint="restore the vault from a backup at or after that generation")
+        return self.append(event="audit_recovery", action="acknowledge", resource=f"vault/{vault_id}", success=True, actor=actor, level="warning",
+                           _acknowledge=(vault_id, int(generation)), vault_id=vault_id, pending_generation=state.pending,
+                           confirmed_generation=state.confirmed, vault_generation=int(generation), acknowledged_by=actor.user)
 
     def shared_lock(self):
         """A shared flock on the log (writers hold it exclusively from their record
@@ -325,6 +443,7 @@ class AuditLog:
         from zerotrust_admin.audit.checkpoint import VERSION
         from zerotrust_admin.audit.prefixhash import ResumableSHA256
 
+        self._refuse_a_new_log_over_checkpoints()
         try:
             key = self._load_key(create=True)
             fsutil.ensure_private_dir(self.path.parent)
@@ -334,6 +453,9 @@ class AuditLog:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             anchor = self._read_anchor()
+            if anchor is None and os.fstat(fd).st_size == 0 and os.path.lexists(self.checkpoints_path) and os.path.getsize(self.checkpoints_path) > 0:
+                raise self._anchor_error(f"the audit log {self.path} is empty or missing but {self.checkpoints_path} holds signed checkpoints of a log: "
+                                         "it was deleted or replaced; refusing to start a new log")
             if anchor is None and os.fstat(fd).st_size == 0:
                 # A new vault before the log's first record: an anchor at record 0 carries the generation.
                 empty = ResumableSHA256()
@@ -344,12 +466,21 @@ class AuditLog:
             if anchor is None or "v" not in anchor or not anchor_mac_ok(anchor, key):
                 raise self._anchor_error(f"the audit anchor {self.head_path} is missing or does not authenticate; vault generation {generation} cannot be confirmed")
             vaults = dict(anchor.get("vaults") or {})
+            pending = dict(anchor.get("pending") or {})
             # The floor only rises: two writers commit in lock order but may
             # confirm out of order, and the later confirmation must not lower it.
-            if int(vaults.get(vault_id, 0)) >= int(generation):
+            # A pending generation is cleared once a generation at least as high is confirmed.
+            clears = vault_id in pending and int(generation) >= int(pending[vault_id])
+            if int(vaults.get(vault_id, 0)) >= int(generation) and not clears:
                 return
-            vaults[vault_id] = int(generation)
+            vaults[vault_id] = max(int(vaults.get(vault_id, 0)), int(generation))
             anchor["vaults"] = vaults
+            if clears:
+                pending.pop(vault_id)
+            if pending:
+                anchor["pending"] = pending
+            else:
+                anchor.pop("pending", None)
             fsutil.write_private_file(self.head_path, canonical(sign_anchor(anchor, self._signing_key(anchor), key)) + b"\n")
         except OSError as exc:
             raise AuditError(f"cannot write the audit anchor {self.head_path}: {exc.strerror}") from None
@@ -534,7 +665,10 @@ class AuditLog:
                 return VerifyResult(False, count, head_seq + 2, None, f"the log has {count - head_seq} records after the head anchor (record {head_seq}): "
                                     "the anchor is two or more records behind (rolled back, or records added without it)")
         elif count:
-            result.warnings.append("no head anchor file: deletion of the last records cannot be detected")
+            # A log from before signed checkpoints has its unsigned anchor; no anchor at
+            # all means it (with the checkpoints and the key) was deleted (F6).
+            return VerifyResult(False, count, count, None, f"the log has {count} records but no head anchor: the anchor was deleted, "
+                                "so the deletion of the last records cannot be ruled out")
         return result
 
     def _read_head(self) -> dict | None:
@@ -662,6 +796,29 @@ def _fast_run(mac, lines: list[bytes], start: int, chain: _Chain) -> int:
     chain.expected_seq = expected
     chain.prev = prev_hex.decode("ascii", "replace")
     return start + accepted
+
+
+def _note_pending(resume: dict, record: dict) -> None:
+    """A record carrying ``details["vault"]`` with a generation above the confirmed
+    one makes that generation pending (written, not yet confirmed) for its vault."""
+    vault = (record.get("details") or {}).get("vault") if isinstance(record.get("details"), dict) else None
+    if not isinstance(vault, dict):
+        return
+    vault_id, generation = vault.get("id"), vault.get("generation")
+    if not isinstance(vault_id, str) or not vault_id or not isinstance(generation, int) or isinstance(generation, bool):
+        return
+    if generation > int(resume["vaults"].get(vault_id, 0)) and generation > int(resume["pending"].get(vault_id, 0)):
+        resume["pending"][vault_id] = generation
+
+
+def _legacy_head_matches(anchor: dict, last: dict | None) -> bool:
+    """An anchor from before signed checkpoints ({"seq", "hash"}) names the log's
+    last record (or the one before it: a crash between the record and the anchor)."""
+    if last is None:
+        return False
+    if last.get("seq") == anchor.get("seq") and last.get("hash") == anchor.get("hash"):
+        return True
+    return last.get("seq") == anchor.get("seq", -2) + 1 and last.get("prev") == anchor.get("hash")
 
 
 def _read_range(path: Path, start: int, end: int) -> bytes:
