@@ -197,8 +197,8 @@ def _cross_checks(log, report: VerifyReport, anchor: dict | None, size: int, che
         if report.public.ok:
             end = report.public.last_good["seq"] if report.public.last_good else 0
             if signed_head is not None:
-                report.proven.append(f"the end of the log: the signed head anchor is at record {signed_head['seq']} (an older genuine anchor copied back "
-                                     "with the records after it cut is caught only by a witness or the audit key's MAC)")
+                report.proven.append(f"the end of the log: the signed head anchor is at record {signed_head['seq']} (an older genuine head copied back "
+                                     "with the log cut to match it is caught only by a witness)")
             elif report.witness is not None and report.witness.ok and (report.witness.last_matched or 0) >= end:
                 report.proven.append(f"the end of the log: no head anchor; the witness's last checkpoint (record {report.witness.last_matched}) covers it")
             else:
