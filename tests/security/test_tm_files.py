@@ -383,6 +383,69 @@ def test_f2_terminal_table_shows_controls_escaped(initialized, zt_env):
     assert b"\x1b[2J" not in out
 
 
+@pytest.mark.parametrize("bad", ["Eve\x1b]0;pwned\x07", "Eve\nexpires 2099-01-01", "Eve\u2028FAKE", "Eve\u202eevil"])
+def test_f2_attest_and_accept_risk_refuse_control_characters(cli, initialized, tmp_path, bad):
+    """--reviewer, --owner and --reason are refused at input (exit 2) when they
+    hold a control character; nothing is recorded and nothing raw is printed."""
+    doc = tmp_path / "policy.pdf"
+    doc.write_bytes(b"%PDF-1.4 reviewed")
+    log = initialized / "audit.log"
+    before = log.read_bytes()
+    until = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 90 * 86400))
+    runs = [("compliance", "attest", "12.10.1", "--file", str(doc), "--reviewer", bad, "--expires", until),
+            ("compliance", "accept-risk", "10.3.3", "-s", "pci", "--owner", bad, "--reason", "SIEM in Q1", "--expires", until),
+            ("compliance", "accept-risk", "10.3.3", "-s", "pci", "--owner", "Bob", "--reason", bad, "--expires", until)]
+    for args in runs:
+        result = cli(*args)
+        assert result.code == 2, result.err
+        one_error_line(result)
+        assert "control character" in result.err
+        for raw in ("\x1b", "\x07", "\u2028", "\u202e"):
+            assert raw not in result.err and raw.encode() not in result.out
+        assert len(result.err.splitlines()) == 2  # the error line and its hint
+    assert log.read_bytes() == before
+
+
+def test_f2_markdown_report_stores_no_raw_controls(cli, initialized, tmp_path):
+    """Values from the audit log (an older record's reviewer, a principal) reach
+    the .md report escaped: no ESC, C1, U+2028/U+2029 or bidi control in the file."""
+    evil = "mallory\x1b[2J\u2028FAKE\u2029\u202e\x9b31m"
+    code = ("import sys; from pathlib import Path; from zerotrust_admin.audit.log import Actor, AuditLog; "
+            "a = Actor(user=sys.argv[2], source_ip='192.0.2.1', host='h'); log = AuditLog(Path(sys.argv[1])); "
+            "log.append(event='compliance_attestation', action='report', resource='compliance/requirement/12.10.1', success=True, actor=a, "
+            "requirement='12.10.1', standard='pci-dss', document='p\x1b.pdf', document_sha256='00'*32, reviewer=sys.argv[2], expires='2099-01-01T00:00:00Z'); "
+            "log.append(event='compliance_exception', action='report', resource='compliance/requirement/10.3.3', success=True, actor=a, "
+            "requirement='10.3.3', standard='pci-dss', owner=sys.argv[2], reason=sys.argv[2], expires='2099-01-01T00:00:00Z')")
+    subprocess.run([sys.executable, "-c", code, str(initialized / "audit.log"), evil], check=True, cwd=str(ROOT), timeout=60)
+    out = tmp_path / "r.md"
+    result = cli("compliance-report", "--standard", "pci", "-o", str(out))
+    assert result.code in (0, 10), result.err
+    text = out.read_text()
+    assert "mallory" in text and "mallory\\x1b[2J\\u2028FAKE" in text
+    for raw in ("\x1b", "\x9b", "\u2028", "\u2029", "\u202e"):
+        assert raw not in text, repr(raw)
+
+
+def test_f2_error_line_escapes_a_newline_from_the_command_line(cli):
+    result = cli("--config", "/tmp/x\nzerotrust-admin: all good", "config", "show")
+    assert result.code == 2, result.err
+    one_error_line(result)
+    lines = result.err.splitlines()
+    assert not any(line.startswith("zerotrust-admin: all good") for line in lines)
+    assert len(lines) == 2 and lines[0].startswith("zerotrust-admin: error: ") and "/tmp/x\\nzerotrust-admin: all good" in lines[0], result.err
+
+
+def test_f2_unicode_line_separators_are_escaped_in_tsv(cli, initialized):
+    """U+2028/U+2029 (and NEL, a vertical tab, a zero-width space) are line breaks
+    to some terminals, pagers and TSV readers: escaped like a newline."""
+    _plant_record(initialized, "mallory\u2028fake\u2029line\x85nel\x0bvt\u200bzw")
+    tail = cli("audit", "tail", "-n", "1")
+    assert tail.code == 0, tail.err
+    text = tail.out.decode()
+    assert "mallory\\u2028fake\\u2029line\\x85nel\\x0bvt\\u200bzw" in text, text
+    assert len(text.splitlines()) == 1 and len(text.split("\t")) == 7
+
+
 # --- F3: modes change only on what the tool created -------------------------------------------
 def _modes(*paths: Path) -> dict:
     return {str(p): (stat.S_IFMT(os.lstat(p).st_mode), stat.S_IMODE(os.lstat(p).st_mode)) for p in paths}

@@ -9,7 +9,20 @@ from typing import Annotated, Optional
 import typer
 
 from zerotrust_admin.cli.common import JsonOpt, app_context
-from zerotrust_admin.cli.output import emit_json, info
+from zerotrust_admin.cli.output import emit_json, escape_text, info
+
+
+def _plain(value: str | None, option: str) -> str | None:
+    """Names and reasons recorded in the audit log and printed in reports are
+    one line of printable text: a control character (ESC, a newline, U+2028,
+    a bidi override) is refused at input, exit 2 (threat model F2)."""
+    from zerotrust_admin.textsafe import escape_line, has_controls
+
+    if value is not None and has_controls(value):
+        from zerotrust_admin.errors import UsageError
+
+        raise UsageError(f"{option} {escape_line(value)!s} contains a control character", hint="give one line of printable text")
+    return value
 
 
 def compliance_report(
@@ -79,12 +92,12 @@ def verify(
     if not verdict.ok:
         for f in verdict.files:
             if f["verdict"] != "valid":
-                print(f"{f['verdict']}: {f['name']}", file=sys.stderr)
+                print(f"{f['verdict']}: {escape_text(f['name'])}", file=sys.stderr)  # a name from an untrusted bundle
         raise IntegrityError(f"evidence bundle {bundle} is not intact: {verdict.problems[0]}",
                              hint="the bundle was changed after it was signed, or signed by a key you do not trust")
     m = verdict.manifest or {}
-    print(f"bundle {bundle}: signature valid (key {verdict.key_id}), {len(verdict.files)} files intact")
-    print(f"standards: {', '.join(m.get('standards') or [])}; period {m['period']['start']} to {m['period']['end']}; created {m.get('created')}")
+    print(f"bundle {escape_text(bundle)}: signature valid (key {verdict.key_id}), {len(verdict.files)} files intact")
+    print(escape_text(f"standards: {', '.join(m.get('standards') or [])}; period {m['period']['start']} to {m['period']['end']}; created {m.get('created')}"))
     if m.get("source_date_epoch") is not None:
         print(f"note: the report time was fixed by SOURCE_DATE_EPOCH={m['source_date_epoch']}")
     print(f"evidence sha256: {m.get('evidence_sha256')}")
@@ -116,6 +129,7 @@ def scope(
     """Declare what is in scope; recorded in the audit log. Out of scope (or never declared) makes the tied requirements N/A, citing the declaration."""
     from zerotrust_admin.compliance.declarations import record_scope
 
+    _plain(note, "--note")
     app_ctx = app_context(ctx, json)
     app_ctx.authorize("report", "compliance/scope")
     given = {"cardholder_data": _yes_no(cardholder_data, "cardholder-data"), "phi": _yes_no(phi, "phi"),
@@ -142,6 +156,9 @@ def attest(
     """Record that a process or document requirement was reviewed: the report cites it (reviewer, date, SHA-256, expiry) instead of MANUAL."""
     from zerotrust_admin.compliance.declarations import record_attestation
 
+    _plain(requirement, "requirement")
+    _plain(reviewer, "--reviewer")
+    _plain(standard, "--standard")
     app_ctx = app_context(ctx, json)
     app_ctx.authorize("report", f"compliance/requirement/{requirement}")
     record = record_attestation(app_ctx.audit, app_ctx.actor, requirement, file, reviewer, expires, standard)
@@ -149,7 +166,8 @@ def attest(
     if app_ctx.json:
         emit_json({"seq": record["seq"], **d})
         return
-    print(f"{d['requirement']}: attested by {d['reviewer']}, {d['document']} sha256 {d['document_sha256']}, expires {d['expires'][:10]}")
+    print(f"{escape_text(d['requirement'])}: attested by {escape_text(d['reviewer'])}, {escape_text(d['document'])} sha256 {d['document_sha256']}, "
+          f"expires {escape_text(d['expires'][:10])}")
     info(f"recorded as audit record {record['seq']}", quiet=app_ctx.quiet)
 
 
@@ -166,6 +184,10 @@ def accept_risk(
     """Record an accepted risk. The requirement keeps its status; the report lists the exception on its own page."""
     from zerotrust_admin.compliance.declarations import record_exception
 
+    _plain(requirement, "requirement")
+    _plain(owner, "--owner")
+    _plain(reason, "--reason")
+    _plain(standard, "--standard")
     app_ctx = app_context(ctx, json)
     app_ctx.authorize("report", f"compliance/requirement/{requirement}")
     record = record_exception(app_ctx.audit, app_ctx.actor, requirement, owner, reason, expires, standard)
@@ -173,5 +195,5 @@ def accept_risk(
     if app_ctx.json:
         emit_json({"seq": record["seq"], **d})
         return
-    print(f"{d['requirement']}: risk accepted by {d['owner']} until {d['expires'][:10]}")
+    print(f"{escape_text(d['requirement'])}: risk accepted by {escape_text(d['owner'])} until {escape_text(d['expires'][:10])}")
     info(f"recorded as audit record {record['seq']}", quiet=app_ctx.quiet)

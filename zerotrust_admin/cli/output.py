@@ -12,27 +12,15 @@ from typing import Iterable, Sequence
 
 PROG = "zerotrust-admin"
 
-# C0 controls, DEL, C1 controls, and the backslash itself (so that an escaped
-# "\x1b" can be told from the four characters a principal might contain).
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]}
-_CONTROL.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x5C: "\\\\"})
-# Unicode controls that reorder or hide text on a terminal (Trojan Source).
-_CONTROL.update({c: f"\\u{c:04x}" for c in [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]})
+from zerotrust_admin.textsafe import escape_line, escape_text  # noqa: F401  (escape_text: re-exported for the commands)
 
-_CONTROL_DIAG = {c: v for c, v in _CONTROL.items() if c != 0x5C}  # messages: a backslash stays one
-
-
-def escape_text(value: object) -> str:
-    """``value`` as text safe for a terminal or one TSV field (threat model F2):
-    control characters (C0 incl. tab and newline, DEL, C1, ESC sequences and
-    bidi overrides) are shown escaped, ``\\x1b``, ``\\t``, ``\\n``; a
-    backslash is doubled. Every text renderer runs data it did not write
-    (principals, resources, secret names, metadata) through this; --json
-    output needs nothing more (JSON escapes controls itself)."""
-    text = "" if value is None else str(value)
-    if text.isprintable() and "\\" not in text:
-        return text  # the common case, no copy
-    return text.translate(_CONTROL)
+# escape_text (threat model F2): every character that is not printable (C0
+# incl. tab and newline, DEL, C1, ESC sequences, U+2028/U+2029 line and
+# paragraph separators, bidi overrides, other format characters) is shown
+# escaped, ``\\x1b``, ``\\t``, ``\\n``, ``\\u2028``; a backslash is doubled.
+# Every text renderer runs data it did not write (principals, resources,
+# secret names, metadata) through it; --json output needs nothing more (JSON
+# escapes controls itself; U+2028/U+2029 are escaped by json.dumps too).
 
 
 def tsv_line(cells: Iterable[object]) -> str:
@@ -50,20 +38,22 @@ def emit_json_line(obj) -> None:
     sys.stdout.write(json.dumps(obj, separators=(",", ":"), default=str) + "\n")
 
 
-def _diagnostic(text: str) -> str:
-    """A message for stderr: URL passwords redacted (F5), controls escaped (F2),
-    line breaks the message itself contains kept."""
+def _diagnostic(text: str, *, one_line: bool = True) -> str:
+    """A message for stderr: URL passwords redacted (F5), controls escaped (F2).
+    An error or warning is one line: a newline inside it (from a path, a
+    principal, a value) is escaped like any control; ``info`` messages may
+    keep the line breaks they were written with."""
     from zerotrust_admin.secret import redact_url
 
     text = redact_url(text)
-    if text.isprintable() or text.replace("\n", "").isprintable():
-        return text
-    return "\n".join(line.translate(_CONTROL_DIAG) for line in text.split("\n"))
+    if one_line:
+        return escape_line(text)
+    return "\n".join(escape_line(line) for line in text.split("\n"))
 
 
 def info(message: str, *, quiet: bool = False) -> None:
     if not quiet:
-        sys.stderr.write(_diagnostic(message) + "\n")
+        sys.stderr.write(_diagnostic(message, one_line=False) + "\n")
 
 
 def warn(message: str) -> None:

@@ -6,6 +6,7 @@ control detail, key ages, activity, anomalies, evidence hashes)."""
 from __future__ import annotations
 
 from zerotrust_admin.compliance.summary import declarations, exceptions, top_findings
+from zerotrust_admin.textsafe import escape_document
 
 STATUS_LABEL = {"pass": "PASS", "fail": "FAIL", "warning": "WARNING", "manual": "MANUAL", "not_evaluated": "NOT EVALUATED",
                 "not_applicable": "N/A"}
@@ -164,4 +165,6 @@ def render_markdown(report: dict) -> str:
             f"- Audit records: {h.get('audit_records')}",
             f"- Vault file SHA-256: `{h.get('vault_sha256') or 'n/a'}`",
             f"- Evidence SHA-256: `{h.get('evidence_sha256')}`", ""]
-    return "\n".join(out)
+    # Values come from audit records, principals and the operator's own input:
+    # no ESC sequence, separator or bidi control reaches the file (F2).
+    return escape_document("\n".join(out))
