@@ -294,12 +294,18 @@ class SealedSecret:
 _URL_START = None
 
 
-def redact_url(text: str) -> str:
+def redact_url(text: str, *, value: bool = False) -> str:
     """``text`` with the password of every URL's userinfo replaced by
     ``<redacted>``: ``redis://:PASS@host`` -> ``redis://:<redacted>@host``,
     ``https://user:pw@host/x`` -> ``https://user:<redacted>@host/x`` (threat
     model F5). A userinfo without a colon is a user name (RFC 3986) and is
-    kept. Used wherever a configuration value or an error is shown."""
+    kept. Used wherever a configuration value or an error is shown.
+
+    ``value=True`` when ``text`` is one configuration value rather than a
+    message: a URL holds no whitespace, so a space does not end it and a
+    password with a space (``redis://u:P4SS word@h``) is redacted whole. In a
+    message a space ends the URL (else "redis://h:6379 for alice@EXAMPLE.COM"
+    would lose its port)."""
     global _URL_START
     if "://" not in text or "@" not in text:
         return text
@@ -314,7 +320,7 @@ def redact_url(text: str) -> str:
         if start < pos:
             continue
         end = start
-        while end < len(text) and text[end] not in "/?#" and not text[end].isspace() and text[end] not in "'\"<>":
+        while end < len(text) and text[end] not in "/?#" and (value or not text[end].isspace()) and text[end] not in "'\"<>":
             end += 1
         authority = text[start:end]
         at = authority.rfind("@")
@@ -323,7 +329,7 @@ def redact_url(text: str) -> str:
             # redact up to the last "@" of the token, at the price of hiding a
             # port in the rare https://host:8443/a@b
             token_end = end
-            while token_end < len(text) and not text[token_end].isspace() and text[token_end] not in "'\"<>":
+            while token_end < len(text) and (value or not text[token_end].isspace()) and text[token_end] not in "'\"<>":
                 token_end += 1
             at = text.rfind("@", start, token_end) - start
         colon = authority.find(":", 0, at) if at > 0 else -1

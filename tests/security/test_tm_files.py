@@ -639,6 +639,58 @@ def test_f4_size_and_depth_are_bounded(cli, tmp_path):
     assert result.code == 2 and "deeper than" in result.err, result.err
 
 
+@pytest.mark.parametrize("text,key,where", [
+    (DENY_ALL + "aws: {region: eu-west-1}\naccess:\n  policies: []\n", "'access'", "lines 1 and 5"),
+    ("aws: {region: eu-west-1, region: us-east-1}\n", "'aws.region'", "line 1"),
+    ("access:\n  policies:\n    - {principals: ['*'], secrets: ['*'], actions: ['*'], effect: deny, effect: allow}\n",
+     "'access.policies[0].effect'", "line 3"),
+])
+def test_f4_a_duplicate_key_is_refused_naming_it_and_its_line(cli, initialized, tmp_path, text, key, where):
+    """A second `access:` block silently replaced the first one's deny-all rule
+    and `config check` said OK: refused at every level, exit 2."""
+    cfg = write_config(tmp_path / "c.yaml", text)
+    for args in (("config", "show"), ("vault", "list")):
+        result = cli("--config", str(cfg), *args)
+        assert result.code == 2, result.err
+        one_error_line(result)
+        assert f"key {key} twice" in result.err and where in result.err, result.err
+    check = cli("--config", str(cfg), "config", "check", "--json")
+    assert check.code == 1 and "twice" in json.loads(check.out)["problems"][0]["message"], check.out
+
+
+@pytest.mark.parametrize("text,expect", [
+    ("encryption:\n  rotation: {master_days: " + "9" * 5000 + "}\n", "integer of 5000 characters at line 2"),
+    ("aws:\n  region: 2026-13-45\n", "cannot convert"),
+    ("sessions: {backend: redis}\nredis:\n  url: 'redis://127.0.0.1:99999/0'\n", "port is not a number"),
+    ("sessions: {backend: redis}\nredis:\n  url: 'redis://u:Pass/Word-F4@127.0.0.1:6379/0'\n", "port is not a number"),
+    ("sessions: {backend: redis}\nredis:\n  url: 'redis://u:Pa[ss-F4@127.0.0.1:6379/0'\n", "unbalanced '['"),
+    ("sessions: {backend: redis}\nredis:\n  url: 'redis://[127.0.0.1:6379/0'\n", "unbalanced '['"),
+])
+def test_f4_values_the_parser_cannot_take_are_one_line_exit_2(cli, initialized, tmp_path, text, expect):
+    """A 5000-digit integer, an impossible date, a redis.url with a bad port, a '/'
+    or '[' in its password: was "internal error (ValueError)", exit 1."""
+    cfg = write_config(tmp_path / "c.yaml", text)
+    for args in (("config", "show"), ("sessions", "list"), ("vault", "list")):
+        result = cli("--config", str(cfg), *args)
+        assert result.code == 2, (args, result.err)
+        one_error_line(result)
+        assert expect in result.err and "Word-F4" not in result.err and "ss-F4" not in result.err, result.err
+    check = cli("--config", str(cfg), "config", "check")
+    assert check.code == 1 and expect in check.text and "Word-F4" not in check.text, (check.text, check.err)
+
+
+def test_f5_a_password_with_a_space_is_redacted(cli, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", "redis:\n  url: 'redis://u:P4SS word-F5@h.example:6379'\n")
+    show = cli("--config", str(cfg), "config", "show")
+    shown_json = cli("--config", str(cfg), "config", "show", "--json")
+    check = cli("--config", str(cfg), "config", "check", "--json")
+    for result in (show, shown_json, check):
+        assert "P4SS" not in result.text and "word-F5" not in result.text and "P4SS" not in result.err, (result.text, result.err)
+    assert show.code == 0 and "redis://u:<redacted>@h.example:6379" in show.text
+    assert json.loads(shown_json.out)["config"]["redis"]["url"] == "redis://u:<redacted>@h.example:6379"
+    assert "redis.url" in {p["key"] for p in json.loads(check.out)["problems"]}  # a password written in the file is a finding
+
+
 # --- F5: URL userinfo passwords are redacted wherever config values are shown -----------------
 URL_CONFIG = ("redis:\n  url: 'redis://:RedisPass-F5@127.0.0.1:6379/0'\n"
               "secrets:\n  provider: hashicorp\n  config: {url: 'https://ops:VaultPass-F5@127.0.0.1:1/', token: '${VAULT_TOKEN}'}\n")

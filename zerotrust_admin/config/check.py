@@ -26,6 +26,7 @@ from zerotrust_admin.config.loader import (
     refused_overrides,
     type_errors,
     unknown_keys,
+    url_problems,
 )
 from zerotrust_admin.errors import ConfigError, ZeroTrustError
 from zerotrust_admin.fsutil import check_home_dir
@@ -115,7 +116,9 @@ def check_config(explicit=None, environ=None) -> CheckReport:
         problems.append(Problem("error", "sessions.backend", f"unknown session backend {backend!r}", "sqlite or redis"))
     problems.extend(_tls_policy(config))
     problems.extend(_files(config.data))
-    problems.extend(_plaintext_transport(config))
+    bad_urls = url_problems(config.data)
+    problems.extend(Problem("error", dotted, message, hint) for dotted, message, hint in bad_urls)
+    problems.extend(_plaintext_transport(config, skip={dotted for dotted, _m, _h in bad_urls}))
     problems.extend(_security_settings(config))
     problems.extend(_unknown_overrides(env))
     return CheckReport(str(path) if path else None, problems, config.env_applied)
@@ -176,7 +179,7 @@ def walk_config(node, prefix=""):
 def _plaintext_secrets(raw: dict) -> list[Problem]:
     found = []
     for dotted, key, value in walk_config(raw):
-        if isinstance(value, str) and "${" not in value and redact_url(value) != value:
+        if isinstance(value, str) and "${" not in value and redact_url(value, value=True) != value:
             found.append(Problem(
                 "error", dotted, f"{dotted} holds a password inside a URL in the config file",
                 f"move the password to {key}_file or a password key (mode 0600 file), an environment variable (${{VAR}}) or the vault (vault:NAME)"
@@ -242,12 +245,15 @@ def _files(data: dict) -> list[Problem]:
     return found
 
 
-def _plaintext_transport(config: Config) -> list[Problem]:
+def _plaintext_transport(config: Config, skip=frozenset()) -> list[Problem]:
     found = []
     for dotted, key, value in walk_config(config.data):
-        if key not in ("url", "vault_url", "address") or not isinstance(value, str):
+        if key not in ("url", "vault_url", "address") or not isinstance(value, str) or dotted in skip:
             continue
-        parsed = urlparse(value)
+        try:
+            parsed = urlparse(value)
+        except ValueError:  # reported by url_problems
+            continue
         if parsed.scheme in ("http", "redis") and (parsed.hostname or "") not in LOOPBACK:
             found.append(Problem("warning", dotted, f"{dotted} uses plaintext {parsed.scheme}:// to {parsed.hostname}", f"use {'https' if parsed.scheme == 'http' else 'rediss'}://"))
     return found

@@ -62,14 +62,54 @@ MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: a real config is a few KiB
 MAX_CONFIG_DEPTH = 32  # nesting of mappings and lists
 
 
+MAX_INT_DIGITS = 64  # a config number is a port, a count or a duration; 5000 digits hit Python's int limit
+_PLAIN_INT = re.compile(r"[-+]?(0b[01_]+|0x[0-9a-fA-F_]+|0o?[0-7_]+|[0-9][0-9_]*|[1-9][0-9_]*(:[0-5]?[0-9])+)")
+
+
 def _refuse_aliases_and_depth(yaml, loader, text: str, where: str) -> None:
     """Walk the parser's events (nothing is constructed yet): an anchor or an
     alias is refused, naming its line, before any expansion can happen
     (threat model F4: nested aliases make a 499-byte file take 1 GB), and so
-    is nesting deeper than MAX_CONFIG_DEPTH."""
+    is nesting deeper than MAX_CONFIG_DEPTH, a key written twice in one
+    mapping at any level (YAML keeps the last one silently: a second
+    ``access:`` would drop the first block's deny rules), and an integer of
+    more than MAX_INT_DIGITS digits."""
     depth = 0
+    # one frame per open collection: a mapping's keys seen so far (key -> line)
+    # and whether the next node is a key; a list's index
+    frames: list[dict] = []
     for event in yaml.parse(text, Loader=loader):
         line = event.start_mark.line + 1 if event.start_mark is not None else "?"
+        is_node = isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent))
+        if is_node and frames:
+            frame = frames[-1]
+            if not frame["map"]:
+                frame["at"] += 1
+            elif frame["key_next"]:
+                if isinstance(event, yaml.ScalarEvent):
+                    first = frame["seen"].get(event.value)
+                    frame["seen"][event.value] = line
+                    frame["at"] = event.value
+                    if first is not None:
+                        lines = f"line {line}" if first == line else f"lines {first} and {line}"
+                        raise ConfigError(f"{where} has the key {_shown_key(_dotted(frames))} twice, at {lines}; "
+                                          "YAML would silently keep only the last one",
+                                          hint="merge the two into one")
+                elif not isinstance(event, yaml.AliasEvent):
+                    raise ConfigError(f"{where} uses a mapping or list as a key at line {line}", hint="keys are plain names")
+                frame["key_next"] = False
+            else:
+                frame["key_next"] = True
+        if isinstance(event, yaml.ScalarEvent) and not event.style and len(event.value) > MAX_INT_DIGITS \
+                and _PLAIN_INT.fullmatch(event.value):
+            raise ConfigError(f"{where} has an integer of {len(event.value)} characters at line {line}; at most {MAX_INT_DIGITS} digits",
+                              hint="quote it if it is meant as text")
+        if isinstance(event, yaml.MappingStartEvent):
+            frames.append({"map": True, "key_next": True, "seen": {}, "at": None})
+        elif isinstance(event, yaml.SequenceStartEvent):
+            frames.append({"map": False, "at": -1})
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            frames.pop()
         if isinstance(event, yaml.AliasEvent):
             raise ConfigError(f"{where} uses a YAML alias (*{event.anchor}) at line {line}; aliases and anchors are not allowed in the config",
                               hint="write the value out in full where it is needed")
@@ -82,6 +122,23 @@ def _refuse_aliases_and_depth(yaml, loader, text: str, where: str) -> None:
                 raise ConfigError(f"{where} nests deeper than {MAX_CONFIG_DEPTH} levels at line {line}", hint="flatten the configuration")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
+
+
+def _dotted(frames: list[dict]) -> str:
+    """``access.policies[0].effect``: where the parser is, from the open frames."""
+    out = ""
+    for frame in frames:
+        if frame["map"]:
+            out += ("." if out else "") + str(frame["at"])
+        else:
+            out += f"[{frame['at']}]"
+    return out
+
+
+def _shown_key(key: str) -> str:
+    from zerotrust_admin.textsafe import escape_line
+
+    return repr(escape_line(key[:80]))
 
 
 def read_config_text(path: Path) -> str:
@@ -115,6 +172,9 @@ def parse_yaml(text: str, where: str) -> dict:
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{where} is not valid YAML{at}: {problem}", hint="fix the YAML syntax (indentation, quotes, colons)") from None
+    except (ValueError, OverflowError):  # a scalar the constructor cannot convert (an impossible date, 2026-13-45)
+        raise ConfigError(f"{where} holds a value YAML cannot convert (an impossible date or number)",
+                          hint="quote the value if it is meant as text") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -414,6 +474,48 @@ def check_audit_path(data: dict) -> None:
                       hint="point audit.path at a file (it is created 0600 if missing)")
 
 
+URL_KEYS = ("url", "endpoint_url", "events_url", "vault_url", "address", "authority_host")
+
+
+def url_problems(data: dict, prefix: str = "") -> list[tuple[str, str, str]]:
+    """[(dotted key, message, hint)] for every URL setting that does not parse:
+    a port that is not a number from 0 to 65535, an unbalanced ``[``, no host.
+    A password with an unencoded ``/``, ``?``, ``#``, ``@`` or ``[`` ends the
+    host part early and shows up here. Messages show the URL redacted, and
+    never the parser's own words (they can quote a piece of the password)."""
+    from urllib.parse import urlsplit
+
+    found = []
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found.extend(url_problems(value, dotted + "."))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    found.extend(url_problems(item, f"{dotted}[{i}]."))
+        elif key in URL_KEYS and isinstance(value, str) and "://" in value:
+            shown = redact_url(value, value=True)
+            try:
+                parts = urlsplit(value)
+                bad_port = False
+                try:
+                    parts.port
+                except ValueError:
+                    bad_port = True
+            except ValueError:
+                found.append((dotted, f"{dotted} {shown} is not a valid URL (an unbalanced '[' in the host or the password)",
+                              "percent-encode special characters of a password (%5B for '[') or move the password to password_file"))
+                continue
+            if bad_port:
+                found.append((dotted, f"{dotted} {shown} is not a valid URL: its port is not a number from 0 to 65535",
+                              "fix the port; a '/', '?', '#' or '@' in a password must be percent-encoded (%2F, %3F, %23, %40) "
+                              "or the password moved to password_file"))
+            elif not parts.hostname and parts.scheme not in ("unix", "file"):
+                found.append((dotted, f"{dotted} {shown} is not a valid URL: it names no host", "write scheme://host[:port]/..."))
+    return found
+
+
 def read_secret_file(path: Path, key: str) -> bytes:
     try:
         data = fsutil.read_private_file(path, what=f"{key} file")
@@ -432,7 +534,7 @@ def redact(value, key: str = ""):
     if key in S.SECRET_KEYS and value not in (None, "") and not (isinstance(value, str) and value.startswith("vault:")):
         return "<redacted>"
     if isinstance(value, str):
-        return redact_url(value)  # redis://:PASS@host (F5)
+        return redact_url(value, value=True)  # redis://:PASS@host, also with a space in PASS (F5)
     return value
 
 
@@ -480,6 +582,10 @@ def load_config(explicit: str | os.PathLike | None = None, environ=None, *, vali
             raise ConfigError(f"secrets.provider {provider!r} is not one of {', '.join(S.PROVIDERS)}")
     home = default_home(env)
     if validate:
+        bad_urls = url_problems(data)
+        if bad_urls:
+            _dotted_key, message, hint = bad_urls[0]
+            raise ConfigError(message, hint=hint)
         fsutil.check_home_dir(home)
         check_audit_path(data)
     config = Config(data, path=path, raw=raw, environ=env, home=home)
