@@ -215,10 +215,8 @@ def bucket_digest(rows) -> str:
     """Hex SHA-256 over ``name`` 0x00 ``head_mac`` 0x0A for every (name, head_mac)
     of one bucket, in name order (an empty bucket: EMPTY_BUCKET_DIGEST). A
     damaged row (a non-text MAC) contributes ``?``, so it never matches."""
-    digest = hashlib.sha256()
-    for name, mac in rows:
-        digest.update(f"{name}\x00{mac if isinstance(mac, str) else '?'}\n".encode("utf-8", "replace"))
-    return digest.hexdigest()
+    text = "".join(f"{name}\x00{mac if isinstance(mac, str) else '?'}\n" for name, mac in rows)
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 
 def commit_input(vault_id: str, generation: int, deks: int, session_keys: int, digest_hex: str) -> bytes:

@@ -12,6 +12,7 @@ rewrites the commitment; open checks it; every read checks its bucket.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -205,16 +206,8 @@ class HeadsMixin:
         """Every bucket, in one scan (list, export, dump, restore, re-encryption): O(n)."""
         if len(self._verified) == fmt.BUCKETS:
             return
-        current, rows = None, []
-        seen = {}
-        for bucket, name, mac in conn.execute("SELECT bucket, name, head_mac FROM secrets ORDER BY bucket, name"):
-            if bucket != current:
-                if current is not None:
-                    seen[current] = fmt.bucket_digest(rows)
-                current, rows = bucket, []
-            rows.append((name, mac))
-        if current is not None:
-            seen[current] = fmt.bucket_digest(rows)
+        rows = conn.execute("SELECT bucket, name, head_mac FROM secrets ORDER BY bucket, name")
+        seen = {bucket: fmt.bucket_digest((r[1], r[2]) for r in group) for bucket, group in itertools.groupby(rows, key=lambda r: r[0])}
         for bucket in seen:
             if not isinstance(bucket, int) or not 0 <= bucket < fmt.BUCKETS:
                 raise IntegrityError(f"the vault {self.path} holds a secret record outside every bucket (tampered vault)", hint=RESTORE_HINT)

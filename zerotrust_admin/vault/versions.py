@@ -29,7 +29,7 @@ class VersionsMixin:
             details["version"] = info.version
         return info
 
-    def _put_in_txn(self, conn, name: str, value: bytes, metadata: dict, sensitive: bool) -> VersionInfo:
+    def _put_in_txn(self, conn, name: str, value: bytes, metadata: dict, sensitive: bool, dek_id: str | None = None) -> VersionInfo:
         bucket = self._touch(conn, name)
         head = self._select_head(conn, name)
         if head:
@@ -41,7 +41,7 @@ class VersionsMixin:
         # rows left over from an earlier one never fit it.
         incarnation = head.incarnation if head else pyrandom.token_hex(16)
         created = head.created if head else now
-        dek_id = self._active_dek_id()
+        dek_id = dek_id or self._active_dek_id()
         metadata_json = json.dumps(metadata, sort_keys=True, separators=(",", ":"))
         sealed = seal(self._dek(dek_id), value, fmt.secret_aad(self.vault_id, name, version, dek_id, metadata_json))
         actor = self.actor.user if self.actor else ""
@@ -214,6 +214,7 @@ class VersionsMixin:
             _check_value(value, name)
         result = ImportResult(compared=compare)
         with self._audited_write("import", source or "import") as (conn, details):
+            dek_id = self._active_dek_id()  # once per transaction (checked), not once per item
             for done, (name, value) in enumerate(items, start=1):
                 self._touch(conn, name)  # its bucket checks out before "created" / "updated" / "unchanged" is decided
                 row = conn.execute("SELECT deleted_at FROM secrets WHERE name = ?", (name,)).fetchone()
@@ -228,7 +229,7 @@ class VersionsMixin:
                     result.updated += 1
                 else:
                     result.created += 1
-                self._put_in_txn(conn, name, value, {}, False)
+                self._put_in_txn(conn, name, value, {}, False, dek_id)
                 if progress and done % 1000 == 0:
                     progress(done)
             details.update(result.to_dict(), compared=compare)
