@@ -751,3 +751,24 @@ def test_v4_generation_going_back_between_checkpoints_fails_verify(cli, zt_env, 
     res = cli("audit", "verify", "--witness", str(witness))
     assert res.code == 5, res.err
     assert f"vault {vault_id} went back from generation {generation - 1}" in res.err and "a rollback" in res.err
+
+
+def test_v4_checkpoints_file_scan_matches_the_full_parse_and_finds_a_going_back(cli, zt_env):
+    from zerotrust_admin.audit.checkpoint import check_vault_generations, read_checkpoints, summarize_checkpoints
+
+    home = _setup(cli, zt_env, puts=4)
+    path = home / "audit.log.checkpoints"
+    full = read_checkpoints(path)
+    summary, problem = summarize_checkpoints(path)
+    assert problem is None and summary == [full[0], full[-1]]
+    lines = path.read_bytes().splitlines(keepends=True)
+    cp = json.loads(lines[3])
+    (vault_id, generation), = cp["vaults"].items()
+    cp["vaults"][vault_id] = generation - 1  # a later line says the vault went back
+    lines[4] = json.dumps({**json.loads(lines[4]), "vaults": {vault_id: generation - 1}}, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    path.write_bytes(b"".join(lines))
+    summary, problem = summarize_checkpoints(path)
+    assert problem == check_vault_generations(read_checkpoints(path), source="the checkpoints file")
+    assert f"vault {vault_id} went back from generation {generation}" in problem
+    res = cli("audit", "verify")
+    assert res.code == 5 and "a rollback" in res.err

@@ -562,3 +562,90 @@ def recovered_fragments(log_path: Path, end: int | None = None) -> list[tuple[in
             return out
     except FileNotFoundError:
         return []
+
+
+
+_CANONICAL_CP = None
+
+
+def _canonical_pattern():
+    global _CANONICAL_CP
+    import re
+
+    if _CANONICAL_CP is None:
+        _CANONICAL_CP = re.compile(
+            rb'\{"hash":"([0-9a-f]{64})","key_id":"([0-9a-f]{1,64})","log":"([0-9a-f]{0,64})","offset":(\d{1,19}),'
+            rb'(?:"pending":(\{(?:"[0-9A-Za-z_.:-]*":\d{1,19},?)*\}),)?"seq":(\d{1,19}),"sha256":"([0-9a-f]{64})",'
+            rb'"sig":"([A-Za-z0-9+/=]{1,200})","time":"([^"\\]{1,64})","v":1,"vaults":(\{(?:"[0-9A-Za-z_.:-]*":\d{1,19},?)*\})\}\n')
+    return _CANONICAL_CP
+
+
+def _full(m) -> dict:
+    cp = {"hash": m[1].decode(), "key_id": m[2].decode(), "log": m[3].decode(), "offset": int(m[4]), "seq": int(m[6]),
+          "sha256": m[7].decode(), "sig": m[8].decode(), "time": m[9].decode(), "v": VERSION, "vaults": json.loads(m[10])}
+    if m[5] is not None:
+        cp["pending"] = json.loads(m[5])
+    return cp
+
+
+def summarize_checkpoints(path: Path) -> tuple[list[dict], str | None]:
+    """(checkpoints, problem) for the cross-checks of ``audit verify``, from the
+    writer's own checkpoints file: its first and last lines (enough for
+    ``check_checkpoints_describe_log`` when the file holds one log) and the first decrease of a vault generation from one line to a
+    later one (V4), or None. The lines are canonical JSON: per 1 MiB block a few
+    C-level ``findall`` calls and one comparison per line of the ``vaults``
+    bytes (parsed only when they change). Anything unusual (another log id,
+    a decrease, a line the patterns do not take) sends the
+    file through ``read_checkpoints`` and the full checks. Signatures are not
+    checked here."""
+    import re
+
+    pattern = _canonical_pattern()
+    vaults_re = re.compile(rb',"vaults":(\{[^{}]*\})\}\n')
+    first = last = None
+    log_id = None
+    prev_vaults = None
+    highest: dict[str, int] = {}
+
+    def slow() -> tuple[list[dict], str | None]:
+        full = read_checkpoints(path)
+        return full, check_vault_generations(full, source="the checkpoints file")
+
+    try:
+        with open(path, "rb") as fh:
+            rest = b""
+            while chunk := fh.read(_READ):
+                data = rest + chunk
+                cut = data.rfind(b"\n") + 1
+                block, rest = data[:cut], data[cut:]
+                if not block:
+                    continue
+                lines = block.count(b"\n")
+                if first is None:
+                    first = pattern.match(block)
+                    if first is None:
+                        return slow()
+                    log_id = first[3]
+                vaults = vaults_re.findall(block)
+                if len(vaults) != lines or block.count(b'"log":"' + log_id + b'","offset":') != lines:
+                    return slow()  # another log id, or lines not in the writer's form
+                for v in vaults:
+                    if v == prev_vaults:
+                        continue
+                    prev_vaults = v
+                    for vault_id, gen in json.loads(v).items():
+                        if gen < highest.get(vault_id, gen):
+                            return slow()
+                        highest[vault_id] = gen
+                last = pattern.match(block, block.rfind(b"\n", 0, len(block) - 1) + 1)
+                if last is None:
+                    return slow()
+            if rest:
+                return slow()
+    except FileNotFoundError:
+        return [], None
+    except (OSError, ValueError, AttributeError):
+        return slow()
+    if first is None:
+        return [], None
+    return ([_full(first)] if first.start() != last.start() or first.string is not last.string else []) + [_full(last)], None

@@ -116,7 +116,7 @@ def local_log_id(log_path: Path) -> str | None:
 
 
 def run_verify(log, *, public_key: Path | None = None, witness: Path | None = None) -> VerifyReport:
-    from zerotrust_admin.audit.checkpoint import read_checkpoints, verify_public, verify_witness
+    from zerotrust_admin.audit.checkpoint import read_checkpoints, summarize_checkpoints, verify_public, verify_witness
     from zerotrust_admin.signing import PublicKey
 
     if public_key is not None:
@@ -128,7 +128,7 @@ def run_verify(log, *, public_key: Path | None = None, witness: Path | None = No
             anchor = _read_json_file(log.head_path)
             newest = last_checkpoint(log.checkpoints_path)
             size = os.path.getsize(log.path) if os.path.lexists(log.path) else 0
-            checkpoints = read_checkpoints(log.checkpoints_path)
+            checkpoints, local_problem = summarize_checkpoints(log.checkpoints_path)
         report.public = verify_public(log.path, anchor, log.checkpoints_path, trusted, newest=newest, size=size)
     else:
         report = VerifyReport("chain")
@@ -137,7 +137,7 @@ def run_verify(log, *, public_key: Path | None = None, witness: Path | None = No
         with log.shared_lock():  # the anchor, the checkpoints and the size at one instant
             anchor = _read_json_file(log.head_path)
             size = os.path.getsize(log.path) if os.path.lexists(log.path) else 0
-            checkpoints = read_checkpoints(log.checkpoints_path)
+            checkpoints, local_problem = summarize_checkpoints(log.checkpoints_path)
     if witness is not None:
         if not os.path.lexists(witness):
             from zerotrust_admin.errors import NotFoundError
@@ -151,11 +151,12 @@ def run_verify(log, *, public_key: Path | None = None, witness: Path | None = No
             from zerotrust_admin.audit.checkpoint import WitnessResult
 
             report.witness = WitnessResult(False, problem=f"the witness file holds a checkpoint that does not verify: {exc.message}")
-    _cross_checks(log, report, anchor, size, checkpoints, witness)
+    _cross_checks(log, report, anchor, size, checkpoints, local_problem, witness)
     return report
 
 
-def _cross_checks(log, report: VerifyReport, anchor: dict | None, size: int, checkpoints: list[dict], witness: Path | None) -> None:
+def _cross_checks(log, report: VerifyReport, anchor: dict | None, size: int, checkpoints: list[dict], local_problem: str | None,
+                  witness: Path | None) -> None:
     """What neither the chain nor one checkpoint proves alone: the checkpoints file
     describes this log (F4), vault generations never go back (V4), the end of the
     log is proven by the head anchor or a witness (F9), recovered torn fragments
@@ -180,6 +181,8 @@ def _cross_checks(log, report: VerifyReport, anchor: dict | None, size: int, che
     witnessed = read_checkpoints(witness) if witness is not None and os.path.lexists(witness) else []
     key_id = signed_head["key_id"] if signed_head else (checkpoints[-1].get("key_id") if checkpoints else None)
     witnessed = [c for c in witnessed if key_id is None or c.get("key_id") == key_id]
+    if local_problem:
+        fail(local_problem, "a vault was rolled back; restore it from a backup at or after the higher generation, and preserve the files as evidence")
     for source, cps in (("the checkpoints file and the head anchor", [*checkpoints, *([signed_head] if signed_head else [])]),
                         ("the witness", witnessed),
                         ("the witness and the local checkpoints", [*witnessed, *checkpoints, *([signed_head] if signed_head else [])])):
