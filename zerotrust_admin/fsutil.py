@@ -243,21 +243,21 @@ def check_output_path(path: Path, *, own_dirs=(), own_files=()) -> Path:
     spellings = {parent / path.name, Path(os.path.realpath(path))}
     ancestors = [parent, *parent.parents]
 
-    def refuse(what: object) -> UsageError:
-        return UsageError(f"refusing to write {path}: it is {what}, one of the tool's own files",
+    def refuse(what: str) -> UsageError:
+        return UsageError(f"refusing to write {path}: {what}",
                           hint="write the output outside $ZEROTRUST_HOME and away from the config, audit and key files")
 
     for directory in own_dirs:
         directory = Path(directory)
         real = Path(os.path.realpath(directory))
         if any(s == real or real in s.parents for s in spellings) or any(_same_file(a, directory) for a in ancestors):
-            raise refuse(f"inside {directory}")
+            raise refuse(f"it is inside {directory}, which holds the tool's own files")
     for own in own_files:
         own = Path(own)
         real_parent = Path(os.path.realpath(own.parent))
         if (real_parent / own.name in spellings or Path(os.path.realpath(own)) in spellings
                 or (own.name == path.name and _same_file(parent, own.parent))):
-            raise refuse(own)
+            raise refuse(f"it is {own}, one of the tool's own files")
     try:
         st = os.stat(parent)
     except OSError:
