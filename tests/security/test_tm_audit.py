@@ -772,3 +772,11 @@ def test_v4_checkpoints_file_scan_matches_the_full_parse_and_finds_a_going_back(
     assert f"vault {vault_id} went back from generation {generation}" in problem
     res = cli("audit", "verify")
     assert res.code == 5 and "a rollback" in res.err
+
+
+def test_a1_search_does_not_show_a_forged_unterminated_record(cli, zt_env):
+    home = _setup(cli, zt_env, puts=1)
+    _forge_unterminated(home)
+    res = cli("audit", "search", "--user", "bob@EXAMPLE.COM")
+    assert res.code == 0 and b"prod/db" not in res.out
+    assert "1 unreadable line(s) skipped" in res.err

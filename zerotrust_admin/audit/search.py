@@ -185,10 +185,16 @@ def search_lines(lines: Iterable[tuple[int, bytes]], query: AuditQuery, stats: S
 
     A line that is not valid JSON is counted in ``stats.unreadable_lines`` and
     skipped: a damaged log is still searchable (``audit verify`` reports the damage).
+    So is a last line without its newline: no writer ever left a record like that
+    (a torn write, or a record appended without the audit key: red team F8).
     """
     stats = stats if stats is not None else SearchStats()
     for number, raw in lines:
         stats.scanned += 1
+        if not raw.endswith(b"\n"):
+            if len(stats.unreadable_lines) < 1000:
+                stats.unreadable_lines.append(number)
+            continue
         if not query.prefilter(raw):
             continue
         try:
