@@ -412,7 +412,7 @@ def recompute(v: dict, payload: bytes) -> bytes:
     assert public.hex() == v["signing_public"] and key_id == v["signer_key_id"]
     stated = json.loads(v["header"])
     header = canonical({"chunk_size": 65536, "created": stated["created"], "kek": kek_json, "payload": "jsonl-v2",
-                        "signer": {"algorithm": "ed25519", "key_id": key_id}, "source_vault_id": stated["source_vault_id"]})
+                        "payload_bytes": len(payload), "signer": {"algorithm": "ed25519", "key_id": key_id}, "source_vault_id": stated["source_vault_id"]})
     assert header == v["header"].encode()
     preamble = b"ZTBACKUP" + bytes([2, kek_type]) + struct.pack(">I", len(header))
     assert preamble.hex() == v["preamble"]
@@ -492,3 +492,52 @@ def test_format2_vector_tampering_is_caught_at_each_layer(tmp_path):
         bk.verify_backup(path, identity=ident, trusted=trusted)
     path.write_bytes(data)
     assert bk.verify_backup(path, identity=ident, trusted=trusted)["versions"] == 1
+
+
+def test_writer_declares_the_payload_and_discards_a_vault_that_changed_between_its_two_reads(tmp_path):
+    """write_backup reads the records twice (measure for the header's
+    payload_bytes, then write); a second read that differs is BusyError (exit 7).
+    Chunking: exactly ceil(P / 65536) chunks, the last never empty, whatever P."""
+    import io
+
+    from zerotrust_admin.errors import BusyError
+    from zerotrust_admin.secret import Secret
+    from zerotrust_admin.vault import backup as bk
+
+    t = "2026-01-01T00:00:00.000000Z"
+
+    def records(value: bytes, by: str = "x"):
+        return [{"type": "secret", "name": "a/b", "current_version": 1, "sensitive": False, "created": t, "updated": t,
+                 "deleted_at": None, "deleted_by": None},
+                {"type": "version", "name": "a/b", "version": 1, "created": t, "created_by": by, "metadata": "{}",
+                 "value": base64.b64encode(value).decode()}]
+
+    calls = []
+
+    def changing():
+        calls.append(1)
+        return iter(records(b"first" if len(calls) == 1 else b"second"))
+
+    signer = fixed_signer()
+    kek = bk.PassphraseKek(Secret("a long enough passphrase"), scrypt_n=2**10)
+    with pytest.raises(BusyError, match="changed while the backup"):
+        bk.write_backup(changing, io.BytesIO(), kek, signer=signer, source_vault_id="v")
+
+    # A payload of exactly k * 65536 bytes: k chunks, none empty; the reader checks the declared layout.
+    def payload_size(recs) -> int:
+        return sum(len(line) for line in bk._payload_lines(recs, "v"))
+
+    for target in (65536, 2 * 65536, 2 * 65536 + 1):
+        value = b"x" * (((target - 1000) // 4) * 3)
+        by = "x" * (1 + target - payload_size(records(value)))  # pad created_by to hit the size exactly
+        size = payload_size(records(value, by))
+        assert size == target
+        out = io.BytesIO()
+        result = bk.write_backup(records(value, by), out, kek, signer=signer, source_vault_id="v")
+        path = tmp_path / f"p{target}.ztb"
+        path.write_bytes(out.getvalue())
+        head = bk.read_header(io.BytesIO(out.getvalue()))
+        assert head.payload_bytes == size and result["chunks"] == head.chunks == -(-size // 65536), (target, size)
+        assert len(out.getvalue()) == head.file_size
+        info = bk.verify_backup(path, trusted=signer.public, get_passphrase=lambda: Secret("a long enough passphrase"))
+        assert info["versions"] == 1

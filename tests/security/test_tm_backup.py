@@ -506,3 +506,79 @@ def test_b3_oversized_header_chunk_and_record_lengths_fail_before_allocating(cli
         result = cli("vault", "restore", str(bad), "--allow-unsigned", *args, env=host2)
         assert result.code == 5 and "internal error" not in result.err, result.err
     assert names_in(zt_env, host2) == []
+
+
+def _sparse_append(path: Path, extra: int) -> None:
+    """Attacker (b) pads a backup with a sparse tail (no disk used)."""
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size + extra)
+
+
+def _walkable_padding(data: bytes, out: Path, size: int) -> None:
+    """The red team's file: a genuine header, then `size` bytes of well-framed
+    non-final chunks of zeros (sparse on disk), then the genuine chunks and
+    signature. A reader that walks before deciding hashes all of it."""
+    header_len = struct.unpack(">I", data[10:14])[0]
+    body_at = 14 + header_len + 4 + 60 + 32
+    frame = struct.pack(">BI", 0, 65536 + 28)
+    with open(out, "wb") as fh:
+        fh.write(data[:body_at])
+        for _ in range(size // (65536 + 33)):
+            fh.write(frame)
+            fh.seek(65536 + 28, 1)
+        fh.write(data[body_at:])
+
+
+GIB = 1 << 30
+
+
+def test_b3_another_signer_is_refused_from_the_header_before_the_walk(cli, zt_env, initialized, tmp_path):
+    """The red team: "signed by key X, not by the trusted key Y" came only after
+    hashing the whole file (1 GiB: 3.75 s). Now it is the header's call."""
+    assert cli("vault", "put", "db/password", input=b"v").code == 0
+    data = genuine_backup(cli, tmp_path, env=PASS).read_bytes()
+    big = tmp_path / "big.ztb"
+    _walkable_padding(data, big, 2 * GIB)
+    host2 = second_home(cli, tmp_path)  # its own key is not the one that signed
+    for extra in (["--dry-run"], []):
+        started = time.monotonic()
+        result = cli("vault", "restore", str(big), *extra, env={**host2, **PASS})
+        elapsed = time.monotonic() - started
+        assert result.code == 5 and "not by the trusted key" in result.err, result.err
+        assert elapsed < 2.0, f"{elapsed:.2f} s"
+
+
+def test_b3_file_size_is_fixed_by_the_header_before_reading(cli, zt_env, initialized, tmp_path):
+    """payload_bytes in the header fixes the chunk count and the file's exact
+    size: 2 GiB of well-framed chunks inserted, or a sparse tail, or a cut file
+    is refused before the body is read (was: the whole file hashed first)."""
+    assert cli("vault", "put", "db/password", input=b"v").code == 0
+    data = genuine_backup(cli, tmp_path, env=PASS).read_bytes()
+    host2 = second_home(cli, tmp_path)
+    signer = ["--signer", str(initialized / "signing.pub")]  # the right key: only the size can stop it early
+    bad = tmp_path / "bad.ztb"
+    _walkable_padding(data, bad, 2 * GIB)
+    for pad in (None, 2 * GIB):
+        if pad:
+            bad.write_bytes(data)
+            _sparse_append(bad, pad)
+        started = time.monotonic()
+        result = cli("vault", "restore", str(bad), *signer, env={**host2, **PASS})
+        assert result.code == 5 and "header declares" in result.err, result.err
+        assert time.monotonic() - started < 2.0
+    header_len = struct.unpack(">I", data[10:14])[0]
+    declared = json.loads(data[14:14 + header_len])["payload_bytes"]
+    variants = {
+        "cut by one byte": data[:-65] + data[-64:],
+        "payload_bytes missing": rewrite_header(data, lambda h: h.pop("payload_bytes")),
+        "payload_bytes a string": rewrite_header(data, lambda h: h.update(payload_bytes=str(declared))),
+        "payload_bytes over 2^40": rewrite_header(data, lambda h: h.update(payload_bytes=(1 << 40) + 1)),
+        "payload_bytes one more, a byte appended": rewrite_header(data, lambda h: h.update(payload_bytes=declared + 1))[:-64] + b"\0" + data[-64:],
+    }
+    for what, blob in variants.items():
+        bad.write_bytes(blob)
+        result = cli("vault", "restore", str(bad), *signer, env={**host2, **PASS})
+        assert result.code == 5 and result.err.count("error:") == 1 and "internal error" not in result.err, (what, result.err)
+    assert names_in(zt_env, host2) == []
+    bad.write_bytes(data)
+    assert cli("vault", "restore", str(bad), *signer, env={**host2, **PASS}).code == 0

@@ -58,7 +58,7 @@ from zerotrust_admin.crypto import (
     x25519_shared,
 )
 from zerotrust_admin.crypto.kdf import WorkFactorOutOfBounds, scrypt_params_from_untrusted
-from zerotrust_admin.errors import AlreadyExistsError, DeniedError, IntegrityError, NotFoundError, UsageError, ZeroTrustError
+from zerotrust_admin.errors import AlreadyExistsError, BusyError, DeniedError, IntegrityError, NotFoundError, UsageError, ZeroTrustError
 from zerotrust_admin.secret import Secret
 from zerotrust_admin.timeutil import rfc3339
 
@@ -76,6 +76,8 @@ WRAPPED_SIZE = NONCE_SIZE + 32 + TAG_SIZE  # nonce || sealed CEK || tag
 MAX_SEALED_CHUNK = CHUNK_SIZE + NONCE_SIZE + TAG_SIZE
 MAX_RECORD_LINE = 1 << 22  # 4 MiB: a 1 MiB value in base64 plus metadata fits with room
 MAX_RECORDS = 1 << 24  # secrets + versions in one backup
+MAX_PAYLOAD = 1 << 40  # declared payload bytes (header "payload_bytes"); 1 TiB, far above any vault
+CHUNK_OVERHEAD = 5 + NONCE_SIZE + TAG_SIZE  # framing (final flag, length) + nonce + tag per chunk
 SIGNATURE_SIZE = 64
 SIG_CONTEXT = b"zerotrust-admin backup v2 signature\n"
 PAYLOAD = {1: "jsonl-v1", 2: "jsonl-v2"}
@@ -206,6 +208,12 @@ def _chunk_aad(checksum: bytes, index: int, final: bool) -> bytes:
     return checksum + struct.pack(">QB", index, 1 if final else 0)
 
 
+def _counted(records: Iterable[dict], counts: dict) -> Iterator[dict]:
+    for rec in records:
+        counts[rec["type"] + "s"] += 1
+        yield rec
+
+
 def signed_message(transcript_sha256: bytes) -> bytes:
     return SIG_CONTEXT + transcript_sha256
 
@@ -226,16 +234,47 @@ class _HashingWriter:
         self.out.write(data)
 
 
-def write_backup(records: Iterable[dict], out: BinaryIO, kek, *, signer, source_vault_id: str, created: str | None = None,
+def _payload_lines(records: Iterable[dict], source_vault_id: str) -> Iterator[bytes]:
+    """The payload, line by line (docs/backup.md, "Payload"); the end record last."""
+    counts = {"secrets": 0, "versions": 0}
+    yield canonical({"format": VERSION, "source_vault_id": source_vault_id, "type": "backup"}) + b"\n"
+    for rec in records:
+        rec = _project(rec)
+        counts[rec["type"] + "s"] += 1
+        yield canonical(rec) + b"\n"
+    yield canonical({"secrets": counts["secrets"], "type": "end", "versions": counts["versions"]}) + b"\n"
+
+
+def _measure(records: Iterable[dict], source_vault_id: str) -> tuple[int, bytes]:
+    size, sha = 0, hashlib.sha256()
+    for line in _payload_lines(records, source_vault_id):
+        size += len(line)
+        sha.update(line)
+    return size, sha.digest()
+
+
+def write_backup(records, out: BinaryIO, kek, *, signer, source_vault_id: str, created: str | None = None,
                  rand: Callable[[int], bytes] = os.urandom) -> dict:
     """Write a format-2 backup of ``records`` to ``out``, signed by ``signer``
-    (``.sign(msg) -> 64 bytes``, ``.key_id``). ``rand`` and ``created`` exist
-    so that the known-answer vectors can be replayed byte for byte; the draws
-    are, in order: the X25519 ephemeral private key (32) or the scrypt salt
-    (16), the CEK (32), the wrap nonce (12), then one nonce (12) per chunk."""
+    (``.sign(msg) -> 64 bytes``, ``.key_id``). ``records`` is an iterable, or a
+    callable returning a fresh iterator over the same records (the vault's
+    dump: nothing is held in memory). The header declares the payload's length
+    (``payload_bytes``, B3), so the records are read twice: once to measure,
+    once to write; if the second read differs from the first (the vault
+    changed in between), it is BusyError and the caller discards the file.
+    ``rand`` and ``created`` exist so that the known-answer vectors can be
+    replayed byte for byte; the draws are, in order: the X25519 ephemeral
+    private key (32) or the scrypt salt (16), the CEK (32), the wrap nonce
+    (12), then one nonce (12) per chunk."""
+    if not callable(records):
+        records = (lambda kept=list(records): iter(kept))
+    payload_bytes, payload_sha = _measure(records(), source_vault_id)
+    if payload_bytes > MAX_PAYLOAD:
+        raise UsageError(f"the backup payload would be {payload_bytes} bytes, over the {MAX_PAYLOAD}-byte limit")
     kek_type, kek_header, kek_key = _new_kek(kek, rand)
     header = canonical({"chunk_size": CHUNK_SIZE, "created": created or rfc3339(), "kek": kek_header, "payload": PAYLOAD[VERSION],
-                        "signer": {"algorithm": "ed25519", "key_id": signer.key_id}, "source_vault_id": source_vault_id})
+                        "payload_bytes": payload_bytes, "signer": {"algorithm": "ed25519", "key_id": signer.key_id},
+                        "source_vault_id": source_vault_id})
     preamble = MAGIC + struct.pack(">BBI", VERSION, kek_type, len(header))
     cek = rand(32)
     wrapped = seal(kek_key, cek, preamble + header, nonce=rand(NONCE_SIZE))
@@ -248,24 +287,26 @@ def write_backup(records: Iterable[dict], out: BinaryIO, kek, *, signer, source_
 
     def flush(final: bool) -> None:
         nonlocal index
-        while len(buf) >= CHUNK_SIZE or final:
+        # Exactly ceil(payload_bytes / CHUNK_SIZE) chunks: every one full but
+        # the final one, which holds 1 to CHUNK_SIZE bytes (never empty).
+        while len(buf) > CHUNK_SIZE or (final and buf):
             piece = bytes(buf[:CHUNK_SIZE])
             del buf[:CHUNK_SIZE]
             last = final and not buf
             sealed = seal(cek, piece, _chunk_aad(checksum, index, last), nonce=rand(NONCE_SIZE))
             sink.write(struct.pack(">BI", 1 if last else 0, len(sealed)) + sealed)
             index += 1
-            if last:
-                return
 
-    buf += canonical({"format": VERSION, "source_vault_id": source_vault_id, "type": "backup"}) + b"\n"
-    for rec in records:
-        rec = _project(rec)
-        counts[rec["type"] + "s"] += 1
-        buf += canonical(rec) + b"\n"
-        if len(buf) >= CHUNK_SIZE:
+    written, again = 0, hashlib.sha256()
+    for line in _payload_lines(_counted(records(), counts), source_vault_id):
+        written += len(line)
+        again.update(line)
+        buf += line
+        if len(buf) > CHUNK_SIZE:
             flush(False)
-    buf += canonical({"secrets": counts["secrets"], "type": "end", "versions": counts["versions"]}) + b"\n"
+    if written != payload_bytes or again.digest() != payload_sha:
+        raise BusyError("the vault changed while the backup was being written; the file was discarded",
+                        hint="run vault backup again")
     flush(True)
     signature = signer.sign(signed_message(sink.sha.digest()))
     if len(signature) != SIGNATURE_SIZE:
@@ -368,7 +409,11 @@ def create_backup(vault, output: Path, kek, *, signer=None, plan: BackupPlan | N
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, fsutil.FILE_MODE)
         try:
             with os.fdopen(fd, "wb") as fh:
-                result = write_backup(_planned(vault.dump_records(), plan, left_out), fh, kek, signer=signer, source_vault_id=vault.vault_id)
+                def planned() -> Iterator[dict]:  # read twice by write_backup (measure, then write): count once
+                    left_out.update(hidden=0, reserved=0)
+                    return _planned(vault.dump_records(), plan, left_out)
+
+                result = write_backup(planned, fh, kek, signer=signer, source_vault_id=vault.vault_id)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, output)
@@ -422,6 +467,23 @@ class BackupHeader:
     wrapped: bytes
     checksum: bytes
     scrypt: ScryptParams | None = None
+    payload_bytes: int | None = None  # format 2: declared in the header, bounded before any chunk is read
+
+    @property
+    def chunks(self) -> int | None:
+        """Format 2: the exact chunk count the header declares (every chunk full but the last)."""
+        return None if self.payload_bytes is None else -(-self.payload_bytes // CHUNK_SIZE)
+
+    def final_sealed_length(self) -> int:
+        return self.payload_bytes - (self.chunks - 1) * CHUNK_SIZE + NONCE_SIZE + TAG_SIZE
+
+    @property
+    def file_size(self) -> int | None:
+        """Format 2: the exact size of the file the header declares."""
+        if self.payload_bytes is None:
+            return None
+        return len(self.preamble) + len(self.header_bytes) + 4 + len(self.wrapped) + 32 + self.chunks * CHUNK_OVERHEAD \
+            + self.payload_bytes + SIGNATURE_SIZE
 
     @property
     def kek(self) -> str:
@@ -472,6 +534,10 @@ def _read_header(rd: _Reader) -> BackupHeader:
         signer = header.get("signer")
         if not (isinstance(signer, dict) and signer.get("algorithm") == "ed25519" and isinstance(signer.get("key_id"), str)):
             raise _damaged("the header names no Ed25519 signer")
+        declared = header.get("payload_bytes")
+        if type(declared) is not int or not 1 <= declared <= MAX_PAYLOAD:
+            raise _damaged(f"the header must declare payload_bytes, 1 to {MAX_PAYLOAD}")
+        head.payload_bytes = declared
     if kek_type == KEK_PASSPHRASE:
         # Work factors are bounded here, before anything is derived (threat model B3 / V7).
         try:
@@ -498,6 +564,8 @@ def _frames(rd: _Reader, head: BackupHeader, cek: bytes | None) -> Iterator[byte
                 raise _damaged(f"chunk {index} has a bad final flag")
             if length > MAX_SEALED_CHUNK or length < NONCE_SIZE + TAG_SIZE or (not final and length != MAX_SEALED_CHUNK):
                 raise _damaged(f"chunk {index} has an impossible length")
+            if head.chunks is not None and (bool(final) != (index == head.chunks - 1) or (final and length != head.final_sealed_length())):
+                raise _damaged(f"chunk {index} does not match the {head.chunks} chunks its header declares")
             sealed = rd.exact(length, f"chunk {index}")
             if cek is not None:
                 try:
@@ -538,16 +606,17 @@ def _read_signature(rd: _Reader) -> tuple[bytes, bytes]:
 
 def _check_size(fh: BinaryIO, head: BackupHeader) -> None:
     """Before the walk (B3): a regular file (a fifo or device could stream
-    forever), at least as long as the smallest possible backup. The walk
-    then reads each byte once, no more (no amplification)."""
+    forever) of exactly the size its header declares (``payload_bytes`` fixes
+    the chunk count and every chunk's length). A file padded or cut (a sparse
+    GiB appended) is refused from the header and one fstat, nothing hashed."""
     import stat
 
     st = os.fstat(fh.fileno())
     if not stat.S_ISREG(st.st_mode):
         raise UsageError("a backup must be a regular file", hint="copy it to a file first")
-    smallest = PREAMBLE_SIZE + len(head.header_bytes) + 4 + WRAPPED_SIZE + 32 + 5 + NONCE_SIZE + TAG_SIZE + SIGNATURE_SIZE
-    if st.st_size < smallest:
-        raise _damaged(f"truncated: {st.st_size} bytes, the smallest backup with this header is {smallest}")
+    if st.st_size != head.file_size:
+        raise _damaged(f"the file is {st.st_size} bytes but its header declares {head.file_size} "
+                       f"({head.payload_bytes} payload bytes in {head.chunks} chunks)")
 
 
 def _check_signer(head: BackupHeader, trusted) -> None:
