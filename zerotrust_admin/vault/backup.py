@@ -20,14 +20,17 @@ only when the caller explicitly allows it.
 Layout (format 2)::
 
     preamble   "ZTBACKUP" | version u8 = 2 | KEK type u8 | header length u32 BE
-    header     canonical JSON: kek parameters, chunk size, signer key id, source vault, time
+    header     canonical JSON: kek parameters, chunk size, payload length, signer key id, source vault, time
     wrapped    u32 BE length (60) | AES-256-GCM(KEK, CEK, aad = preamble || header)
     checksum   SHA-256(preamble || header || wrapped length || wrapped)
     chunk i    u8 final | u32 BE length | AES-256-GCM(CEK, data, aad = checksum || u64 BE i || u8 final)
     signature  Ed25519(SIG_CONTEXT || SHA-256(everything above)), 64 bytes, then end of file
 
 Everything a file chooses (header size, KDF work factors, chunk sizes, record
-sizes and counts) is bounded before any work or allocation it would cause.
+sizes and counts) is bounded before any work or allocation it would cause. The
+header's ``payload_bytes`` fixes the chunk count and the file's exact size, and
+the header's signer key id must be the trusted key's, both checked before a
+byte of the body is read (threat model B3).
 """
 
 from __future__ import annotations
