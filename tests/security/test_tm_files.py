@@ -256,6 +256,25 @@ OUTPUT_COMMANDS = {
 }
 
 
+def test_f1_every_output_option_is_attacked_here():
+    """Every command with an -o/--output/--output-file option is in OUTPUT_COMMANDS,
+    so a new output command cannot skip the check unnoticed."""
+    import typer
+
+    from zerotrust_admin.cli.app import app
+
+    found = set()
+
+    def walk(command, path):
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            walk(sub, path + [name])
+        if any(opt in ("-o", "--output", "--output-file") for p in command.params for opt in getattr(p, "opts", [])):
+            found.add(" ".join(path))
+
+    walk(typer.main.get_command(app), [])
+    assert found == {name.split(" --")[0] for name in OUTPUT_COMMANDS}
+
+
 @pytest.mark.parametrize("command", sorted(OUTPUT_COMMANDS))
 def test_f1_output_onto_the_tools_own_files_is_refused(cli, initialized, tmp_path, command):
     """The red team's `vault get S -o $ZEROTRUST_HOME/master.key` (and vault.db,
