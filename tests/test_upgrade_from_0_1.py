@@ -45,7 +45,7 @@ def test_previous_release_home_works_whatever_command_runs_first(cli, old_home, 
     res = cli("--json", "audit", "verify")
     assert res.code == 0, res.err
     assert json.loads(res.out)["ok"] is True
-    pub = old_home / "auditor.pub"
+    pub = old_home.parent / "auditor.pub"  # an auditor's copy lives outside the home (-o into it is refused)
     assert cli("keys", "public-key", "--output", str(pub)).code == 0
     res = cli("audit", "verify", "--public-key", str(pub))
     assert res.code == 0, res.err
