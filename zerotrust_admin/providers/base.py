@@ -240,7 +240,7 @@ class ProviderBase:
         for name, value in items:  # validate everything before writing anything
             validate_name(name)
             _check_value(value, name)
-        result = ImportResult()
+        result = ImportResult(compared=compare)
         for done, (name, value) in enumerate(items, start=1):
             if not compare:
                 exists = self._exists(name)
