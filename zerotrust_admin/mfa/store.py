@@ -158,7 +158,7 @@ def require_mfa(config, store: MfaStore, actor, audit, resource: str, code_sourc
         audit_outcome(False, reason=reason)
         lockout.record_failure(principal, "mfa")
         raise
-    lockout.record_success(principal)
+    lockout.record_success(principal, "mfa")  # clears only the MFA counter (P4)
     audit_outcome(True, step=step)
 
 
