@@ -310,3 +310,25 @@ def test_p3_external_provider_write_only_import_reads_nothing(cli, initialized, 
     assert imports == [(MALLORY, False), (ALICE, True)]
     reads = [r for r in records(initialized) if r["action"] == "read" and r["resource"] == name]
     assert reads == []  # nothing was read on the importers' behalf through the audited path
+
+
+# --- M2: the state files behind replay protection and lockout (a stated limit) -----------
+def test_m2_replay_record_in_mfa_db_is_only_as_safe_as_the_file(cli, initialized):
+    """Row M2 says what the MFA replay record and the lockout counters rest on: the
+    file permissions of mfa.db / lockout.db, not a key. This pins both halves: a
+    used code is refused, and an attacker who can write mfa.db can make it usable
+    again within its window (why the row names the deployment that closes it)."""
+    import sqlite3
+
+    seed = seed_of(cli("mfa", "enroll", "--json"))
+    assert cli("vault", "put", "prod/db", "--sensitive", input=b"the-real-value").code == 0
+    code = fresh_code(seed)
+    assert cli("vault", "get", "prod/db", env={"ZEROTRUST_OTP": code}).code == 0
+    replay = cli("vault", "get", "prod/db", env={"ZEROTRUST_OTP": code})
+    assert replay.code == 4 and replay.out == b""  # a used code is refused
+    with sqlite3.connect(initialized / "mfa.db") as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        assert "used_steps" in tables, tables
+        conn.execute("DELETE FROM used_steps")
+    again = cli("vault", "get", "prod/db", env={"ZEROTRUST_OTP": code})
+    assert again.code == 0 and again.out == b"the-real-value"  # out of scope, as M2 says
