@@ -81,6 +81,7 @@ class KillSchedule:
         self.runtime = runtime
         self.count = count
         self.killed = 0
+        self.interrupted = 0  # kills between a write's audit record and its COMMIT (settle_after_kill)
 
     def __iter__(self):
         for i in range(self.count):
@@ -94,6 +95,32 @@ class KillSchedule:
         else:
             self.runtime = min(self.runtime, elapsed)
         return killed, code
+
+
+INTERRUPTED = "it was interrupted"
+
+
+def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "zerotrust_admin", *args], env=env, cwd=str(ROOT), input=b"", capture_output=True, timeout=120)
+
+
+def settle_after_kill(env: dict, schedule: "KillSchedule | None" = None) -> bool:
+    """After a kill, the CLI opens the vault (exit 0), or (killed between the
+    write's audit record and its COMMIT) refuses with exit 5 "interrupted" until
+    ``vault recover --interrupted --yes``; nothing else is acceptable. Returns
+    True (and counts it) when the recovery was needed."""
+    proc = _cli(env, "vault", "list", "--json")
+    if proc.returncode == 0:
+        return False
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 5 and INTERRUPTED in err and proc.stdout == b"", (proc.returncode, err)
+    recovered = _cli(env, "vault", "recover", "--interrupted", "--yes")
+    assert recovered.returncode == 0, recovered.stderr.decode()
+    again = _cli(env, "vault", "list", "--json")
+    assert again.returncode == 0, again.stderr.decode()
+    if schedule is not None:
+        schedule.interrupted += 1
+    return True
 
 
 def warm_runtime(env: dict, args: list[str], stdin_bytes: bytes | None = None, runs: int = 3) -> float:

@@ -513,16 +513,141 @@ def test_v4_key_rotation_audit_records_carry_the_commitment(cli, initialized, zt
 
 def test_v4_crash_before_commit_never_trips_the_floor(cli, initialized, zt_env):
     """SIGKILL `vault put` at random points: the floor moves only after COMMIT, so
-    whatever state the kill left, the next `vault get` opens (exit 0)."""
+    a kill never makes the vault look replaced. A kill between the put's audit
+    record and its COMMIT (the audit log's pending generation is not in the vault)
+    is exit 5 "interrupted" until `vault recover --interrupted --yes`; then the
+    value is the previous one. Every other kill leaves a vault that opens."""
     env = dict(zt_env)
     rng = random.Random(12_2026)
     runtime = warm_runtime(env, ["vault", "put", "crash/warm"], b"w")
     schedule = KillSchedule(rng, runtime, int(os.environ.get("ZT_TM_V4_KILLS", "24")))
+    values: dict[str, bytes] = {}
     for i, delay in enumerate(schedule):
-        schedule.run(env, ["vault", "put", f"crash/k{i % 3}"], delay, f"value-{i}".encode())
+        name, value = f"crash/k{i % 3}", f"value-{i}".encode()
+        schedule.run(env, ["vault", "put", name], delay, value)
         result = cli("vault", "get", "crash/warm")
+        if result.code == INTEGRITY and "it was interrupted" in result.err:
+            schedule.interrupted += 1
+            assert result.out == b""
+            recovered = cli("vault", "recover", "--interrupted", "--yes")
+            assert recovered.code == 0, recovered.err
+            result = cli("vault", "get", "crash/warm")
         assert result.code == 0 and result.out == b"w", (i, delay, result.err)
+        got = cli("vault", "get", name)
+        assert got.out in (value, values.get(name)) or (got.code == 3 and name not in values), (i, got.code, got.err)
+        if got.code == 0:
+            values[name] = got.out
     assert schedule.killed >= 5, schedule.killed
+
+
+def test_v4_vault_and_key_swapped_for_another_installations_pair_refused(cli, initialized, zt_env, tmp_path):
+    """F1 (r1_swap.sh): vault.db AND master.key replaced by a pair made by `init`
+    elsewhere: the audit log records other vault ids but not this one: exit 5."""
+    import subprocess
+    import sys
+
+    _put(cli, "app/db", b"genuine")
+    other = dict(zt_env, ZEROTRUST_HOME=str(tmp_path / "attacker-home"), HOME=str(tmp_path / "attacker-userhome"))
+    for args, value in ((["init"], b""), (["vault", "put", "app/db"], b"attacker")):
+        proc = subprocess.run([sys.executable, "-m", "zerotrust_admin", *args], input=value, capture_output=True, env=other, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+    home = Path(zt_env["ZEROTRUST_HOME"])
+    for name in ("vault.db", "master.key"):
+        shutil.copy2(tmp_path / "attacker-home" / name, home / name)
+    for name in ("vault.db-wal", "vault.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    for args in (["vault", "get", "app/db"], ["vault", "list"]):
+        result = _refused(cli, *args, forbidden=b"attacker")
+        assert "not the vault this audit log records" in result.err, result.err
+    result = cli("vault", "put", "app/new", input=b"x")
+    assert result.code == INTEGRITY, result.err
+
+
+_CRASH_AFTER_RECORD = """
+import os, shutil, sys
+from zerotrust_admin.audit.log import AuditLog
+original = AuditLog.append
+MODE, KEEP = sys.argv[1], sys.argv[2]
+def append(self, **kw):
+    record = original(self, **kw)
+    if "vault" in kw and kw.get("event") == "secret_access":
+        if MODE == "crash":
+            os._exit(9)                                    # killed between the write's audit record and its COMMIT
+        shutil.copy2(self.head_path, KEEP)                 # the attacker keeps the anchor written at this instant
+    return record
+AuditLog.append = append
+sys.argv = ["zerotrust-admin"] + sys.argv[3:]
+from zerotrust_admin.cli.entry import main
+main()
+"""
+
+
+def _put_with(zt_env, mode: str, keep: Path, name: str, value: bytes) -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _CRASH_AFTER_RECORD, mode, str(keep), "vault", "put", name], input=value,
+                          capture_output=True, env=zt_env, timeout=60, cwd=str(Path(__file__).resolve().parents[2]))
+    return proc.returncode
+
+
+def test_v4_anchor_from_inside_the_write_copied_back_with_the_older_vault_refused(cli, initialized, zt_env, tmp_path):
+    """F3 (r2_anchor.sh): the anchor written between a put's audit record and its
+    confirmation still confirms the previous generation; copied back with the
+    pre-put vault.db it would roll the last write back. Its pending generation
+    is ahead of the vault: exit 5."""
+    home = Path(zt_env["ZEROTRUST_HOME"])
+    _put(cli, "app/x", b"old")
+    shutil.copy2(_db(zt_env), tmp_path / "pre.db")
+    assert _put_with(zt_env, "keep", tmp_path / "anchor", "app/x", b"new") == 0
+    assert cli("vault", "get", "app/x").out == b"new"
+    shutil.copy2(tmp_path / "anchor", home / "audit.log.head")
+    shutil.copy2(tmp_path / "pre.db", _db(zt_env))
+    for name in ("vault.db-wal", "vault.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    result = _refused(cli, "vault", "get", "app/x", forbidden=b"old")
+    assert "the last audited write (generation" in result.err and "vault recover --interrupted" in result.err, result.err
+
+
+def test_v4_crash_between_record_and_commit_needs_recover_interrupted(cli, initialized, zt_env):
+    """A put killed after its audit record, before its COMMIT: exit 5 until an
+    operator runs `vault recover --interrupted` (confirmation, audited); then the
+    value is the previous one and writes go on."""
+    import json
+
+    _put(cli, "app/x", b"old")
+    assert _put_with(zt_env, "crash", Path("/nonexistent"), "app/x", b"new") == 9
+    result = _refused(cli, "vault", "get", "app/x")
+    assert "it was interrupted" in result.err
+    assert cli("vault", "recover", "--interrupted", input=b"").code == USAGE  # no terminal, no --yes
+    _refused(cli, "vault", "get", "app/x")
+    result = cli("vault", "recover", "--interrupted", "--yes", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["pending_generation"] == json.loads(result.out)["vault_generation"] + 1
+    assert cli("vault", "get", "app/x").out == b"old"
+    result = cli("vault", "recover", "--interrupted", "--yes")
+    assert result.code == 0 and "Nothing to recover" in result.err, result.err
+    _put(cli, "app/x", b"newer")
+    assert cli("vault", "get", "app/x").out == b"newer"
+    assert cli("audit", "verify").code == 0
+    records = [json.loads(line) for line in (Path(zt_env["ZEROTRUST_HOME"]) / "audit.log").read_text().splitlines()]
+    assert [r["action"] for r in records if r["event"] == "audit_recovery"] == ["acknowledge"]
+
+
+def test_v4_recover_interrupted_needs_the_restore_policy(cli, initialized, zt_env):
+    _put(cli, "app/x", b"old")
+    assert _put_with(zt_env, "crash", Path("/nonexistent"), "app/x", b"new") == 9
+    import yaml
+
+    config = Path(zt_env["HOME"]) / "policy.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(yaml.safe_dump({"access": {"policies": [
+        {"principals": ["*"], "secrets": ["*"], "actions": ["read", "write", "list"], "effect": "allow"}]}}))
+    config.chmod(0o600)
+    policy = {"ZEROTRUST_CONFIG": str(config)}
+    result = cli("vault", "recover", "--interrupted", "--yes", env=policy)
+    assert result.code == 4, result.err
+    _refused(cli, "vault", "get", "app/x")
 
 
 # --- V5: key metadata -----------------------------------------------------------------

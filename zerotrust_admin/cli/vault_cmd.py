@@ -258,6 +258,39 @@ def migrate(
         raise typer.Exit(1)
 
 
+@app.command("recover")
+def recover(
+    ctx: typer.Context,
+    interrupted: Annotated[bool, typer.Option("--interrupted", help="Accept the vault as it is after a write that was audited but never committed (a crash).")] = False,
+    yes: YesOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """After checking: accept the vault's generation when its last audited write was interrupted (audited; policy action 'restore')."""
+    from zerotrust_admin.keys import open_configured_source
+    from zerotrust_admin.vault import Vault
+
+    if not interrupted:
+        raise UsageError("say what to recover: --interrupted", hint="zerotrust-admin vault recover --interrupted")
+    app_ctx = app_context(ctx, json)
+    kctx = app_ctx.key_context()
+    with Vault.open(app_ctx.config.vault_path, lambda kind, params: open_configured_source(kctx, kind, params),
+                    audit=app_ctx.audit, actor=app_ctx.actor, interrupted_ok=True) as vault:
+        app_ctx.authorize("restore", f"vault/{vault.vault_id}")
+        pending, generation = vault._pending_generation()
+        if pending <= generation:
+            result = None
+        else:
+            if not confirm(f"The write of generation {pending} is not in the vault (generation {generation}); accept the vault as it is?", yes=yes):
+                raise typer.Exit(1)
+            result = vault.acknowledge_interrupted()
+    if app_ctx.json:
+        emit_json(result or {"vault_id": None, "interrupted": False})
+    elif result is None:
+        info("Nothing to recover: no interrupted write", quiet=app_ctx.quiet)
+    else:
+        info(f"Accepted vault generation {result['vault_generation']} (the write of generation {result['pending_generation']} was interrupted)", quiet=app_ctx.quiet)
+
+
 class _progress:
     """A rich progress bar on stderr when it is a terminal; otherwise nothing."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from zerotrust_admin import fsutil
-from zerotrust_admin.audit.log import Actor, AuditLog
+from zerotrust_admin.audit.log import Actor, AuditLog, VaultAuditState
 from zerotrust_admin.crypto import random_key
 from zerotrust_admin.errors import AlreadyExistsError, AuditError, IntegrityError, UsageError, WrongKeyError, ZeroTrustError
 from zerotrust_admin.keys import KeySource, UnwrapFailed
@@ -133,7 +133,8 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
         return vault
 
     @classmethod
-    def open(cls, path: Path, open_source: Callable[[str, dict], KeySource], *, audit: AuditLog | None = None, actor: Actor | None = None) -> "Vault":
+    def open(cls, path: Path, open_source: Callable[[str, dict], KeySource], *, audit: AuditLog | None = None, actor: Actor | None = None,
+             interrupted_ok: bool = False) -> "Vault":
         """Open an existing vault; ``open_source(kind, params)`` yields its master key.
 
         Before the key: the file checks (mode, type, size) and the schema check
@@ -176,7 +177,9 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
                 raise
             # The floor is read BEFORE the vault: a concurrent writer confirms its
             # generation only after its COMMIT, so the vault read next is at least as new.
-            floor = vault._floor()
+            state = vault._audit_state()
+            vault._check_known(state)
+            floor = state.confirmed
             if version == fmt.FORMAT_V1:
                 vault._check_floor(0, floor)
                 upgrade_v1(vault)
@@ -189,10 +192,66 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
                 finally:
                     conn.execute("COMMIT")
             vault._check_floor(generation, floor)
+            if state.pending > generation and not interrupted_ok:
+                vault._check_pending()
         except BaseException:
             vault.close()
             raise
         return vault
+
+    def _audit_state(self) -> VaultAuditState:
+        if self.audit is None:
+            return VaultAuditState()  # library use without an audit log: no floor (docs/vault-format.md)
+        return self.audit.vault_state(self.vault_id)
+
+    def _check_known(self, state: VaultAuditState) -> None:
+        """V1/V4: the audit log records other vaults but never this one: the vault
+        (and its key) were swapped for another installation's pair."""
+        if state.others and not state.known:
+            raise IntegrityError(f"the vault {self.path} (id {self.vault_id}) is not the vault this audit log records: "
+                                 "vault.db (and its key) were replaced by another vault", hint="restore this installation's vault and key from a backup")
+
+    def _pending_generation(self) -> tuple[int, int]:
+        """Under the vault's write lock (no writer between its audit record and its
+        COMMIT): the audit log's pending generation and the vault's verified one."""
+        with _db_errors(self.path):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                generation = self._verify_state(self._conn, dict(self._conn.execute("SELECT key, value FROM meta").fetchall()))
+                self._verified_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+                return self._audit_state().pending, generation
+            finally:
+                self._conn.execute("ROLLBACK")
+
+    def _check_pending(self) -> None:
+        """V4 (F3): a generation the audit log recorded as written is not in the
+        vault. Seen without the lock it may be a writer still between its record
+        and its COMMIT, so it is decided again under the vault's write lock."""
+        pending, generation = self._pending_generation()
+        if pending > generation:
+            raise IntegrityError(f"the last audited write (generation {pending}) is not in the vault (generation {generation}): it was interrupted "
+                                 "(a crash between its audit record and its commit) or vault.db was replaced by the copy from before it",
+                                 hint="after checking, accept the vault as it is with: zerotrust-admin vault recover --interrupted")
+
+    def acknowledge_interrupted(self) -> dict | None:
+        """Accept the vault's current generation after an interrupted write
+        (``vault recover --interrupted``): audited through
+        ``AuditLog.acknowledge_interrupted``. None when nothing is pending."""
+        if self.audit is None or self.actor is None:
+            raise UsageError("recovering an interrupted write needs the audit log")
+        with _db_errors(self.path):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                generation = self._verify_state(self._conn, dict(self._conn.execute("SELECT key, value FROM meta").fetchall()))
+                state = self._audit_state()
+                self._check_known(state)
+                self._check_floor(generation, state.confirmed)
+                if state.pending <= generation:
+                    return None
+                self.audit.acknowledge_interrupted(self.vault_id, generation, self.actor)
+                return {"vault_id": self.vault_id, "pending_generation": state.pending, "vault_generation": generation}
+            finally:
+                self._conn.execute("ROLLBACK")
 
     def _floor(self) -> int:
         if self.audit is None:
