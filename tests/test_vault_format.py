@@ -136,6 +136,34 @@ def _hand_aad(*parts) -> bytes:
     return b"\x00".join(str(p).encode("utf-8") for p in parts)
 
 
+def _hand_fields(*parts) -> bytes:
+    """The documented format-2 MAC framing, written independently of format.py:
+    NULL = 0x00; text = 0x01, 4-byte big-endian UTF-8 length, the UTF-8 bytes."""
+    out = b""
+    for p in parts:
+        if p is None:
+            out += b"\x00"
+        else:
+            data = str(p).encode("utf-8")
+            out += b"\x01" + len(data).to_bytes(4, "big") + data
+    return out
+
+
+def test_v2_framing_tells_null_from_empty_and_fields_from_nul_bytes():
+    """F10/F11: NULL and '' differ; a value holding NUL bytes never equals more fields."""
+    assert fmt._fields(None) != fmt._fields("")
+    assert fmt._fields("a\x00b", "c") != fmt._fields("a", "b\x00c") != fmt._fields("a", "b", "c")
+    assert fmt.meta_mac_input("v", {"created": "T\x00dek_rotated\x00T2"}) != fmt.meta_mac_input("v", {"created": "T", "dek_rotated": "T2"})
+    args = ("v", "n", "i", 1, False, "c", "u")
+    assert fmt.head_mac_input_v2(*args, None, None) != fmt.head_mac_input_v2(*args, "", None)
+    import pytest as _pytest
+
+    with _pytest.raises(TypeError):
+        fmt._fields(b"blob")
+    assert fmt.bucket_digest([(b"zz/z", "00")]) == fmt.BAD_BUCKET_DIGEST
+    assert fmt.bucket_digest([("a\x00" + "m1" + "\n" + "b", "m2")]) != fmt.bucket_digest([("a", "m1"), ("b", "m2")])
+
+
 def test_vector_master_key_file_text():
     key = decode_key_text(VECTORS["key_file_text"].encode(), "vector key")
     assert key.reveal().hex() == VECTORS["master_key_hex"]
@@ -231,8 +259,8 @@ def test_vector_v2_heads():
     for h in v["heads"]:
         data = fmt.head_mac_input_v2(v["vault_id"], h["name"], h["incarnation"], h["current_version"], h["sensitive"], h["created"],
                                      h["updated"], h["deleted_at"], h["deleted_by"])
-        assert data == _hand_aad("zt-head-v2", v["vault_id"], h["name"], h["incarnation"], h["current_version"], "1" if h["sensitive"] else "0",
-                                 h["created"], h["updated"], h["deleted_at"] or "", h["deleted_by"] or "")
+        assert data == _hand_fields("zt-head-v2", v["vault_id"], h["name"], h["incarnation"], h["current_version"], "1" if h["sensitive"] else "0",
+                                    h["created"], h["updated"], h["deleted_at"], h["deleted_by"])
         assert data.hex() == h["input_hex"] and _hmac(v["head_key_hex"], data) == h["mac_hex"]
 
 
@@ -244,7 +272,7 @@ def test_vector_v2_version_mac():
     assert hashlib.sha256(sealed).hexdigest() == r["sealed_sha256_hex"]
     data = fmt.version_mac_input(v["vault_id"], r["name"], r["incarnation"], r["version"], r["dek_id"], r["created"], r["created_by"],
                                  r["size"], r["metadata_json"], r["sealed_sha256_hex"])
-    assert data == _hand_aad("zt-version-v2", v["vault_id"], r["name"], r["incarnation"], r["version"], r["dek_id"], r["created"],
+    assert data == _hand_fields("zt-version-v2", v["vault_id"], r["name"], r["incarnation"], r["version"], r["dek_id"], r["created"],
                              r["created_by"], r["size"], r["metadata_json"], r["sealed_sha256_hex"])
     assert data.hex() == r["input_hex"] and _hmac(v["head_key_hex"], data) == r["mac_hex"]
 
@@ -253,22 +281,22 @@ def test_vector_v2_key_records_and_meta():
     v = VECTORS2
     for d in v["deks"]:
         data = fmt.dek_record_mac_input(v["vault_id"], d["id"], d["master_key_id"], d["created"], d["state"])
-        assert data == _hand_aad("zt-dek-record-v2", v["vault_id"], d["id"], d["master_key_id"], d["created"], d["state"])
+        assert data == _hand_fields("zt-dek-record-v2", v["vault_id"], d["id"], d["master_key_id"], d["created"], d["state"])
         assert data.hex() == d["input_hex"] and _hmac(v["head_key_hex"], data) == d["mac_hex"]
     s = v["session_key"]
     data = fmt.session_key_record_mac_input(v["vault_id"], s["id"], s["master_key_id"], s["created"], s["state"])
-    assert data == _hand_aad("zt-session-key-record-v2", v["vault_id"], s["id"], s["master_key_id"], s["created"], s["state"])
+    assert data == _hand_fields("zt-session-key-record-v2", v["vault_id"], s["id"], s["master_key_id"], s["created"], s["state"])
     assert data.hex() == s["input_hex"] and _hmac(v["head_key_hex"], data) == s["mac_hex"]
     m = v["meta"]
     data = fmt.meta_mac_input(v["vault_id"], {**m["records"], "meta_mac": "x", "commit": "y", "generation": "7"})  # those three are left out
     pairs = [x for k in sorted(m["records"]) for x in (k, m["records"][k])]
-    assert data == _hand_aad("zt-meta-v2", v["vault_id"], *pairs)
+    assert data == _hand_fields("zt-meta-v2", v["vault_id"], *pairs)
     assert data.hex() == m["input_hex"] and _hmac(v["head_key_hex"], data) == m["mac_hex"]
 
 
 def test_vector_v2_buckets():
     """bucket(name) = first byte of SHA-256("zt-bucket-v1" NUL vault_id NUL name); a bucket's
-    digest = SHA-256 over "name NUL head_mac LF" of its rows in name order; empty: SHA-256 of nothing."""
+    digest = SHA-256 over the framed name, head_mac of its rows in name order; empty: SHA-256 of nothing."""
     import hashlib
 
     v, b = VECTORS2, VECTORS2["buckets"]
@@ -278,7 +306,7 @@ def test_vector_v2_buckets():
         assert data.hex() == h["bucket_input_hex"]
         assert hashlib.sha256(data).digest()[0] == h["bucket"] == fmt.bucket_of(v["vault_id"], h["name"])
     for bucket in b["non_empty"]:
-        text = "".join(f"{name}\x00{mac}\n" for name, mac in bucket["rows"]).encode()
+        text = b"".join(_hand_fields(name, mac) for name, mac in bucket["rows"])
         assert text.hex() == bucket["input_hex"]
         assert hashlib.sha256(text).hexdigest() == bucket["digest_hex"] == fmt.bucket_digest([tuple(r) for r in bucket["rows"]])
         assert {h["name"]: h["mac_hex"] for h in v["heads"] if h["bucket"] == bucket["bucket"]} == dict(map(tuple, bucket["rows"]))
@@ -293,7 +321,7 @@ def test_vector_v2_commitment():
     macs += [d["mac_hex"] for d in sorted(v["deks"], key=lambda d: d["id"])] + [v["session_key"]["mac_hex"], v["meta"]["mac_hex"]]
     assert hashlib.sha256("".join(macs).encode("ascii")).hexdigest() == c["digest_hex"]
     data = fmt.commit_input(v["vault_id"], c["generation"], c["deks"], c["session_keys"], c["digest_hex"])
-    assert data == _hand_aad("zt-commit-v2", v["vault_id"], c["generation"], c["deks"], c["session_keys"], c["digest_hex"])
+    assert data == _hand_fields("zt-commit-v2", v["vault_id"], c["generation"], c["deks"], c["session_keys"], c["digest_hex"])
     assert data.hex() == c["input_hex"] and _hmac(v["head_key_hex"], data) == c["mac_hex"]
 
 

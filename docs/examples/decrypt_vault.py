@@ -15,12 +15,15 @@ def aad(*parts):  # the fields, UTF-8 encoded, joined by one NUL byte
     return b"\x00".join(str(p).encode("utf-8") for p in parts)
 
 
-def unseal(key, blob, ad):  # blob = nonce(12) || ciphertext || tag(16)
-    return AESGCM(key).decrypt(blob[:12], blob[12:], ad)
+fields = lambda *parts: b"".join(b"\x00" if p is None else b"\x01" + len(str(p).encode()).to_bytes(4, "big") + str(p).encode() for p in parts)  # noqa: E731
+# a format-2 MAC input: NULL = 0x00; text = 0x01, its UTF-8 length (4 bytes, big-endian), its UTF-8 bytes
+
+
+unseal = lambda key, blob, ad: AESGCM(key).decrypt(blob[:12], blob[12:], ad)  # noqa: E731  (blob = nonce(12) || ciphertext || tag(16))
 
 
 def check(mac, *parts):  # an HMAC-SHA256 under the head key, stored as hex
-    assert hmac.compare_digest(hmac.new(head_key, aad(*parts), hashlib.sha256).hexdigest(), mac or ""), f"tampered: {parts[:3]}"
+    assert hmac.compare_digest(hmac.new(head_key, fields(*parts), hashlib.sha256).hexdigest(), mac or ""), f"tampered: {parts[:3]}"
 
 
 db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
@@ -36,13 +39,13 @@ else:  # keyfile / env: the same 32-byte key, stored as base64 text
 assert unseal(master, bytes.fromhex(meta["kcv"]), aad("zt-kcv-v1", vid, mkid)) == b"zerotrust key check v1", "wrong master key"
 head_key = unseal(master, bytes.fromhex(meta["head_key"]), aad("zt-head-key-v1", vid, mkid))
 check(meta["meta_mac"], "zt-meta-v2", vid, *[x for k in sorted(meta) if k not in ("meta_mac", "commit", "generation") for x in (k, meta[k])])
-heads, buckets = {r[0]: r for r in db.execute("SELECT name, incarnation, current_version, sensitive, created, updated, deleted_at, deleted_by, head_mac, bucket FROM secrets ORDER BY name")}, [""] * 256
+heads, buckets = {r[0]: r for r in db.execute("SELECT name, incarnation, current_version, sensitive, created, updated, deleted_at, deleted_by, head_mac, bucket FROM secrets ORDER BY name")}, [b""] * 256
 for name, inc, cur, sens, created, updated, deleted_at, deleted_by, mac, b in heads.values():
-    check(mac, "zt-head-v2", vid, name, inc, cur, sens, created, updated, deleted_at or "", deleted_by or "")
+    check(mac, "zt-head-v2", vid, name, inc, cur, sens, created, updated, deleted_at, deleted_by)
     assert b == hashlib.sha256(aad("zt-bucket-v1", vid, name)).digest()[0], f"tampered: {name} outside its bucket"
-    buckets[b] += f"{name}\x00{mac}\n"  # a bucket's digest: name NUL head_mac LF per row, in name order
+    buckets[b] += fields(name, mac)  # a bucket's digest: SHA-256 over the framed name, head_mac of its rows, in name order
 deks, macs = {}, [d for _, d in db.execute("SELECT bucket, digest FROM buckets ORDER BY bucket")]
-assert macs == [hashlib.sha256(t.encode()).hexdigest() for t in buckets], "tampered: a bucket does not match its rows"
+assert macs == [hashlib.sha256(t).hexdigest() for t in buckets], "tampered: a bucket does not match its rows"
 for i, w, m, created, state, mac in db.execute("SELECT id, wrapped, master_key_id, created, state, mac FROM deks ORDER BY id"):
     check(mac, "zt-dek-record-v2", vid, i, m, created, state)
     deks[i], macs = unseal(master, w, aad("zt-dek-v1", vid, i, m)), macs + [mac]

@@ -467,6 +467,74 @@ def test_v3_open_does_not_read_every_head(initialized, zt_env, cli, tmp_path, mo
     assert heads and all("WHERE" in s for s in heads), heads  # by name or by bucket, never the whole table
 
 
+def test_v3_renamed_mfa_seed_rows_refused_not_read_as_unenrolled(cli, initialized, zt_env):
+    """F2 (r4_mfa.sh): the MFA seed's rows renamed in place (same bucket column):
+    `mfa status` / `mfa enroll` must not read the seed as absent and re-enrol without a code."""
+    assert cli("mfa", "enroll").code == 0
+    _put(cli, "prod/db", b"TOPSECRET", "--sensitive")
+    _sql(zt_env, "UPDATE secrets SET name = name || '0' WHERE name LIKE '\\_zerotrust/mfa/%' ESCAPE '\\'",
+         "UPDATE versions SET name = name || '0' WHERE name LIKE '\\_zerotrust/mfa/%' ESCAPE '\\'")
+    assert _rows(zt_env, "SELECT count(*) FROM secrets WHERE name LIKE '%0' AND name LIKE '\\_zerotrust/mfa/%' ESCAPE '\\'") == [(1,)]
+    _refused(cli, "mfa", "status")
+    _refused(cli, "mfa", "enroll", "--yes")
+    _refused(cli, "vault", "get", "prod/db", "--otp-stdin", forbidden=b"TOPSECRET")
+
+
+@pytest.mark.parametrize("cast", ["CAST(name AS BLOB)", "name || char(0) || 'x'"])
+def test_v3_name_made_blob_or_nul_refused_not_hidden(cli, initialized, zt_env, cast):
+    """F2/F10 (r10_hide.sh part 2): a name turned into a BLOB (or given a NUL tail)
+    must not make the secret silently vanish from list/get: exit 5."""
+    _put(cli, "app/a", b"v")
+    _put(cli, "zz/z", b"v")
+    _sql(zt_env, f"UPDATE secrets SET name = {cast} WHERE name = 'zz/z'", f"UPDATE versions SET name = {cast} WHERE name = 'zz/z'")
+    _refused(cli, "vault", "list")
+    _refused(cli, "vault", "get", "zz/z")
+
+
+def test_v3_bucket_rows_merged_into_one_name_refused(cli, initialized, zt_env):
+    """A bucket's digest input must not let two rows pose as one: a single row named
+    "a NUL mac-a LF b" with b's MAC hides both a and b under the old NUL/LF joining."""
+    import hashlib
+
+    from zerotrust_admin.vault import format as fmt
+
+    vault_id = _rows(zt_env, "SELECT value FROM meta WHERE key = 'vault_id'")[0][0]
+    names = [f"app/k{i}" for i in range(600)]
+    by_bucket: dict[int, list[str]] = {}
+    for name in names:
+        by_bucket.setdefault(fmt.bucket_of(vault_id, name), []).append(name)
+    pair = next(sorted(v)[:2] for v in by_bucket.values() if len(v) >= 2)
+    for name in pair:
+        _put(cli, name, b"v-" + name.encode())
+    (a, mac_a, inc, bucket), (b, mac_b) = (_rows(zt_env, "SELECT name, head_mac, incarnation, bucket FROM secrets WHERE name = ?", (pair[0],))[0],
+                                           _rows(zt_env, "SELECT name, head_mac FROM secrets WHERE name = ?", (pair[1],))[0])
+    merged = f"{a}\x00{mac_a}\n{b}"
+    _sql(zt_env, "DELETE FROM secrets WHERE name = ?", "UPDATE secrets SET name = ? WHERE name = ?", params=[(a,), (merged, b)])
+    assert hashlib.sha256(f"{merged}\x00{mac_b}\n".encode()).digest() == hashlib.sha256(f"{a}\x00{mac_a}\n{b}\x00{mac_b}\n".encode()).digest()
+    _refused(cli, "vault", "get", a)
+    _refused(cli, "vault", "list")
+
+
+def test_v3_soft_delete_by_empty_deleted_at_refused(cli, initialized, zt_env):
+    """F10 (r10_hide.sh): deleted_at = '' instead of NULL must not authenticate
+    (the head MAC tells NULL from empty): exit 5, not 'deleted (recoverable)'."""
+    _put(cli, "app/a", b"v")
+    _sql(zt_env, "UPDATE secrets SET deleted_at = '' WHERE name = 'app/a'")
+    result = _refused(cli, "vault", "get", "app/a")
+    assert "does not authenticate" in result.err, result.err
+    _refused(cli, "vault", "list")
+
+
+def test_v5_meta_record_folded_into_another_with_nul_refused(cli, initialized, zt_env):
+    """F11 (r11_metanul.sh): dek_rotated folded into created with NUL bytes and
+    its row deleted: the meta MAC input is framed, so it no longer verifies."""
+    _put(cli, "app/x", b"v")
+    assert cli("rotate-keys", "--dek").code == 0
+    _sql(zt_env, "UPDATE meta SET value = value || char(0) || 'dek_rotated' || char(0) || (SELECT value FROM meta WHERE key = 'dek_rotated') WHERE key = 'created'",
+         "DELETE FROM meta WHERE key = 'dek_rotated'")
+    _refused(cli, "vault", "get", "app/x")
+
+
 # --- V4: whole-file replay --------------------------------------------------------------
 def test_v4_older_copy_of_the_whole_vault_refused(cli, initialized, zt_env, tmp_path):
     _put(cli, "db/password", b"old-compromised")

@@ -4,7 +4,8 @@ Run from the repository root:  .venv/bin/python tests/vectors/generate_vault_v2.
 The format-2 MACs (docs/vault-format.md, "Format 2: MACs and the commitment"),
 all HMAC-SHA256 under the head key of vault_v1.json. Do not regenerate to make
 tests/test_vault_format.py pass: a mismatch means the format changed.
-(Regenerated once for the bucketed commitment, zt-commit-v2.)
+(Regenerated once for the bucketed commitment, zt-commit-v2; and once for the
+framed MAC inputs, NULL distinct from empty and no field able to pose as two: F10/F11.)
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def main() -> None:
     data = fmt.meta_mac_input(VAULT_ID, meta)
     out["meta"] = {"records": meta, "input_hex": data.hex(), "mac_hex": mac(data)}
     # Buckets: bucket(name) = first byte of SHA-256("zt-bucket-v1" 0x00 vault_id 0x00 name);
-    # a bucket's digest = SHA-256 over name 0x00 head_mac 0x0A of its rows in name order.
+    # a bucket's digest = SHA-256 over the framed fields name, head_mac of its rows in name order.
     members: dict[int, list] = {}
     for h in sorted(heads, key=lambda h: h["name"]):
         h["bucket_input_hex"] = fmt._join("zt-bucket-v1", VAULT_ID, h["name"]).hex()
@@ -65,7 +66,7 @@ def main() -> None:
     digests = [fmt.bucket_digest(members.get(b, ())) for b in range(fmt.BUCKETS)]
     out["buckets"] = {"empty_digest_hex": fmt.EMPTY_BUCKET_DIGEST,
                       "non_empty": [{"bucket": b, "rows": [list(r) for r in rows],
-                                     "input_hex": "".join(f"{n}\x00{m}\n" for n, m in rows).encode().hex(), "digest_hex": digests[b]}
+                                     "input_hex": b"".join(fmt._fields(n, m) for n, m in rows).hex(), "digest_hex": digests[b]}
                                     for b, rows in sorted(members.items())]}
     macs = digests + [d["mac_hex"] for d in sorted(deks, key=lambda d: d["id"])]
     macs += [out["session_key"]["mac_hex"], out["meta"]["mac_hex"]]

@@ -164,6 +164,23 @@ CREATE TABLE IF NOT EXISTS session_keys (
 )
 """
 
+def _fields(*parts: str | None) -> bytes:
+    """A format-2 MAC input: every field framed, so no two field lists encode
+    alike: NULL is one 0x00 byte; a text is 0x01, its UTF-8 length as 4 bytes
+    big-endian, then its UTF-8 bytes. Anything but text or NULL (a BLOB, a
+    number where text belongs) raises TypeError: such a row never authenticates."""
+    out = bytearray()
+    for part in parts:
+        if part is None:
+            out += b"\x00"
+            continue
+        if not isinstance(part, str):
+            raise TypeError("a MAC input field must be text or NULL")
+        data = part.encode("utf-8")
+        out += b"\x01" + len(data).to_bytes(4, "big") + data
+    return bytes(out)
+
+
 META_GENERATION = "generation"  # decimal; +1 per write transaction
 META_COMMIT = "commit"          # hex HMAC: the vault-wide commitment (commit_input)
 META_MAC = "meta_mac"           # hex HMAC over every other meta record (meta_mac_input)
@@ -174,31 +191,32 @@ META_UNMACED = frozenset({META_MAC, META_COMMIT, META_GENERATION})
 def head_mac_input_v2(vault_id: str, name: str, incarnation: str, current_version: int, sensitive: bool,
                       created: str, updated: str, deleted_at: str | None, deleted_by: str | None) -> bytes:
     """A format-2 head: everything in the ``secrets`` row but the MAC."""
-    return _join("zt-head-v2", vault_id, name, incarnation, str(int(current_version)), "1" if sensitive else "0",
-                 created, updated, deleted_at or "", deleted_by or "")
+    return _fields("zt-head-v2", vault_id, name, incarnation, str(int(current_version)), "1" if sensitive else "0",
+                   created, updated, deleted_at, deleted_by)
 
 
 def version_mac_input(vault_id: str, name: str, incarnation: str, version: int, dek_id: str, created: str,
                       created_by: str, size: int, metadata_json: str, sealed_sha256_hex: str) -> bytes:
     """A version row's metadata, bound to its secret's incarnation and (by hash) to its ciphertext."""
-    return _join("zt-version-v2", vault_id, name, incarnation, str(int(version)), dek_id, created, created_by,
-                 str(int(size)), metadata_json, sealed_sha256_hex)
+    return _fields("zt-version-v2", vault_id, name, incarnation, str(int(version)), dek_id, created, created_by,
+                   str(int(size)), metadata_json, sealed_sha256_hex)
 
 
 def dek_record_mac_input(vault_id: str, dek_id: str, master_key_id: str, created: str, state: str) -> bytes:
-    return _join("zt-dek-record-v2", vault_id, dek_id, master_key_id, created, state)
+    return _fields("zt-dek-record-v2", vault_id, dek_id, master_key_id, created, state)
 
 
 def session_key_record_mac_input(vault_id: str, key_id: str, master_key_id: str, created: str, state: str) -> bytes:
-    return _join("zt-session-key-record-v2", vault_id, key_id, master_key_id, created, state)
+    return _fields("zt-session-key-record-v2", vault_id, key_id, master_key_id, created, state)
 
 
 def meta_mac_input(vault_id: str, meta: dict[str, str]) -> bytes:
-    """Every meta record except META_UNMACED, as key, value pairs in key order."""
+    """Every meta record except META_UNMACED, as key, value pairs in key order
+    (framed: a value holding NUL bytes cannot pose as further records)."""
     fields = ["zt-meta-v2", vault_id]
     for key in sorted(k for k in meta if k not in META_UNMACED):
         fields += [key, meta[key]]
-    return _join(*fields)
+    return _fields(*fields)
 
 
 # --- Buckets: the commitment is O(1) at open and O(n/256) per read/write -------
@@ -211,15 +229,24 @@ def bucket_of(vault_id: str, name: str) -> int:
     return hashlib.sha256(_join("zt-bucket-v1", vault_id, name)).digest()[0]
 
 
+BAD_BUCKET_DIGEST = "damaged"  # never equal to a stored (hex) digest
+
+
 def bucket_digest(rows) -> str:
-    """Hex SHA-256 over ``name`` 0x00 ``head_mac`` 0x0A for every (name, head_mac)
-    of one bucket, in name order (an empty bucket: EMPTY_BUCKET_DIGEST). A
-    damaged row (a non-text MAC) contributes ``?``, so it never matches."""
-    text = "".join(f"{name}\x00{mac if isinstance(mac, str) else '?'}\n" for name, mac in rows)
-    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+    """Hex SHA-256 over the framed fields (``_fields``) ``name``, ``head_mac`` of
+    every row of one bucket, in name order (an empty bucket: EMPTY_BUCKET_DIGEST).
+    A damaged row (a name or MAC that is not text, e.g. a BLOB) makes the digest
+    BAD_BUCKET_DIGEST, so it never matches."""
+    digest = hashlib.sha256()
+    try:
+        for name, mac in rows:
+            digest.update(_fields(name, mac))
+    except (TypeError, UnicodeEncodeError):
+        return BAD_BUCKET_DIGEST
+    return digest.hexdigest()
 
 
 def commit_input(vault_id: str, generation: int, deks: int, session_keys: int, digest_hex: str) -> bytes:
     """``digest_hex`` = SHA-256 over the ASCII hex texts: the 256 bucket digests in
     bucket order, every deks.mac in id order, every session_keys.mac in id order, then meta_mac."""
-    return _join("zt-commit-v2", vault_id, str(int(generation)), str(deks), str(session_keys), digest_hex)
+    return _fields("zt-commit-v2", vault_id, str(int(generation)), str(deks), str(session_keys), digest_hex)

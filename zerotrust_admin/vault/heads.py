@@ -104,7 +104,8 @@ class HeadsMixin:
             raise IntegrityError(f"session key {key_id}: its record (created, state) does not authenticate (tampered vault)", hint=RESTORE_HINT)
 
     def _check_meta(self, meta: dict) -> None:
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        # Keys and values are text without NUL bytes (none is ever written with one).
+        if not all(isinstance(k, str) and isinstance(v, str) and "\x00" not in k and "\x00" not in v for k, v in meta.items()):
             raise IntegrityError(f"the vault {self.path} has a damaged meta record", hint=RESTORE_HINT)
         if not self._mac_ok(lambda: fmt.meta_mac_input(self.vault_id, meta), meta.get(fmt.META_MAC)):
             raise IntegrityError("the vault's key records (master source, params, key id, created; data key rotation) do not authenticate: "
