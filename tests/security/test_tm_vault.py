@@ -181,6 +181,39 @@ def test_v2_write_reads_back_before_commit(cli, initialized, zt_env, monkeypatch
     assert (_rows(zt_env, "SELECT * FROM secrets"), _rows(zt_env, "SELECT name, version FROM versions")) == before
 
 
+_PLANT_EMPTY_INDEX = """
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1]); c.execute("pragma wal_checkpoint(TRUNCATE)")
+c.execute("create table t2(dek_id TEXT, name TEXT, version INTEGER)"); c.execute("create index i2 on t2(dek_id)"); c.commit()
+R = c.execute("select rootpage from sqlite_master where name='i2'").fetchone()[0]; sv = c.execute("pragma schema_version").fetchone()[0]
+c.execute("pragma writable_schema=ON")
+if sys.argv[2] == "drop-orphans": c.execute("delete from sqlite_master where name in ('t2','i2')")
+else: c.execute("update sqlite_master set rootpage = (select rootpage from sqlite_master where name='versions_by_dek') where name='i2'")
+c.execute("update sqlite_master set rootpage=? where name='versions_by_dek'", (R,)); c.execute(f"pragma schema_version={sv+1}"); c.commit()
+"""
+
+
+@pytest.mark.parametrize("variant", ["drop-orphans", "swap-roots"])
+def test_v2_planted_index_root_page_does_not_destroy_secrets_on_rotation(cli, initialized, zt_env, variant):
+    """F5 (r6_rootpage.sh): versions_by_dek's root page pointed at an empty index
+    (name and SQL text unchanged). `rotate-keys --dek` used to re-encrypt 0
+    versions, then purge the old data key: every secret lost, exit 0. Now the
+    decisions read the table (NOT INDEXED) and maintenance runs quick_check and
+    compares each index with its table first: exit 5, nothing lost."""
+    import subprocess
+    import sys
+
+    _put(cli, "app/a", b"va")
+    _put(cli, "app/b", b"vb")
+    subprocess.run([sys.executable, "-c", _PLANT_EMPTY_INDEX, str(_db(zt_env)), variant], check=True)
+    deks_before = _rows(zt_env, "SELECT id FROM deks NOT INDEXED")
+    result = cli("rotate-keys", "--dek")
+    assert result.code == INTEGRITY, (result.code, result.err)
+    assert _rows(zt_env, "SELECT id FROM deks NOT INDEXED") == deks_before
+    _refused(cli, "vault", "delete", "app/a", "--destroy", "--yes")
+    assert {r[0] for r in _rows(zt_env, "SELECT DISTINCT dek_id FROM versions NOT INDEXED")} <= {r[0] for r in deks_before}
+
+
 # --- V3: single-secret rollback ------------------------------------------------------
 def test_v3_older_secrets_row_copied_back_refused(cli, initialized, zt_env):
     _put(cli, "db/password", b"old-compromised")
@@ -465,6 +498,52 @@ def test_v3_open_does_not_read_every_head(initialized, zt_env, cli, tmp_path, mo
         vault.get("bulk/s0007")[0].wipe()
     heads = [s for s in statements if "FROM secrets" in s]
     assert heads and all("WHERE" in s for s in heads), heads  # by name or by bucket, never the whole table
+
+
+def test_v3_racing_rollback_writer_never_gets_a_wrong_value_served(cli, initialized, zt_env):
+    """F7 (r5_toctou.sh): a writer thread flips prod/db between its genuine new rows
+    and its old rows while `vault get` runs again and again: every exit 0 prints
+    the genuine value; the rolled-back state is exit 5, never served."""
+    import threading
+    import time
+
+    _put(cli, "prod/db", b"old")
+    old_head = _snapshot_head(zt_env, "prod/db")
+    _put(cli, "prod/db", b"new")
+    new_head = _snapshot_head(zt_env, "prod/db")
+    v2 = _rows(zt_env, "SELECT * FROM versions WHERE name = 'prod/db' AND version = 2")[0]
+    stop = threading.Event()
+    flips = [0]
+
+    def attacker():
+        conn = sqlite3.connect(_db(zt_env), timeout=30, isolation_level=None)
+        heads = ", ".join("?" * len(new_head))
+        while not stop.is_set():
+            for head, with_v2 in ((old_head, False), (new_head, True)):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("DELETE FROM secrets WHERE name = 'prod/db'")
+                conn.execute(f"INSERT INTO secrets VALUES ({heads})", head)
+                conn.execute("DELETE FROM versions WHERE name = 'prod/db' AND version = 2")
+                if with_v2:
+                    conn.execute(f"INSERT INTO versions VALUES ({', '.join('?' * len(v2))})", v2)
+                conn.execute("COMMIT")
+                flips[0] += 1
+                time.sleep(0.003)
+        conn.close()
+
+    thread = threading.Thread(target=attacker)
+    thread.start()
+    served = {}
+    try:
+        for _ in range(25):
+            result = cli("vault", "get", "prod/db")
+            served[result.code] = served.get(result.code, 0) + 1
+            assert result.code in (0, INTEGRITY), (result.code, result.err)
+            assert result.code != 0 or result.out == b"new", result.out
+    finally:
+        stop.set()
+        thread.join()
+    assert flips[0] > 50 and served.get(INTEGRITY, 0) > 0, (flips, served)
 
 
 def test_v3_renamed_mfa_seed_rows_refused_not_read_as_unenrolled(cli, initialized, zt_env):

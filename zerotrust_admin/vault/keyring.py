@@ -85,6 +85,7 @@ class KeyringMixin:
         dek = random_key()
         with self._write_txn() as conn:
             self._check_master_unchanged(conn)
+            self._maintenance_check(conn)
             active = conn.execute("SELECT id, master_key_id, created FROM deks WHERE state = 'active'").fetchall()
             retired = [r[0] for r in active]
             conn.executemany("UPDATE deks SET state = 'retired', mac = ? WHERE id = ?",
@@ -101,8 +102,9 @@ class KeyringMixin:
     def pending_reencryption(self) -> int:
         """How many secret versions are still sealed under a retired data key."""
         with _db_errors(self.path):
+            # V2 (F5): from the table itself (NOT INDEXED): a planted index root page must not make this 0.
             return self._conn.execute(
-                "SELECT COUNT(*) FROM versions WHERE dek_id IN (SELECT id FROM deks WHERE state = 'retired')"
+                "SELECT COUNT(*) FROM versions NOT INDEXED WHERE dek_id IN (SELECT id FROM deks WHERE state = 'retired')"
             ).fetchone()[0]
 
     def reencrypt_batch(self, limit: int = 2000) -> int:
@@ -114,7 +116,7 @@ class KeyringMixin:
             target = self._active_dek_id()
             rows = conn.execute(
                 "SELECT v.name, v.version, v.dek_id, v.sealed, v.created, v.created_by, v.size, v.metadata, v.mac, s.incarnation "
-                "FROM versions v JOIN secrets s ON s.name = v.name "
+                "FROM versions v NOT INDEXED JOIN secrets s ON s.name = v.name "
                 "WHERE v.dek_id IN (SELECT id FROM deks WHERE state = 'retired') LIMIT ?",
                 (limit,),
             ).fetchall()
@@ -137,13 +139,30 @@ class KeyringMixin:
             conn.executemany("UPDATE versions SET dek_id = ?, sealed = ?, mac = ? WHERE name = ? AND version = ? AND dek_id = ?", updates)
             return len(updates)
 
+    def _maintenance_check(self, conn) -> None:
+        """V2 (F5), before a decision that destroys or skips data (rotation, purge,
+        destroy): ``PRAGMA quick_check`` must say ok, and every index must hold
+        exactly the rows of its table (a root page pointed at another b-tree
+        passes the schema check but not this). O(n)."""
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            detail = "; ".join(line for p in problems for line in str(p).splitlines() if not line.startswith("***"))
+            raise IntegrityError(f"the vault {self.path} fails SQLite's quick_check ({detail}); nothing was changed", hint="restore the vault from a backup")
+        for index, table, column in (("versions_by_dek", "versions", "dek_id"), ("secrets_by_bucket", "secrets", "bucket")):
+            rows = conn.execute(f"SELECT COUNT(*) FROM {table} NOT INDEXED").fetchone()[0]
+            indexed = conn.execute(f"SELECT COUNT(*) FROM {table} INDEXED BY {index} WHERE {column} IS NOT NULL").fetchone()[0]
+            if rows != indexed:
+                raise IntegrityError(f"the vault {self.path}: index {index} holds {indexed} row(s) but table {table} holds {rows} "
+                                     "(an altered index root page?); nothing was changed", hint="restore the vault from a backup")
+
     def purge_retired_deks(self) -> list[str]:
         """Delete retired data keys that no version refers to any more (their
         pages are zeroed by secure_delete). Returns the ids removed."""
         with self._write_txn() as conn:
-            ids = [r[0] for r in conn.execute(
-                "SELECT id FROM deks WHERE state = 'retired' AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.dek_id = deks.id)"
-            ).fetchall()]
+            self._maintenance_check(conn)
+            # V2 (F5): which keys still seal a version is read from the table (NOT INDEXED), never an index.
+            used = {r[0] for r in conn.execute("SELECT DISTINCT dek_id FROM versions NOT INDEXED")}
+            ids = [r[0] for r in conn.execute("SELECT id FROM deks WHERE state = 'retired'").fetchall() if r[0] not in used]
             conn.executemany("DELETE FROM deks WHERE id = ?", [(i,) for i in ids])
             if ids:
                 conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (fmt.META_DEK_ROTATED, rfc3339()))

@@ -187,6 +187,7 @@ class VersionsMixin:
         """Purge every version; the freed pages are zeroed (secure_delete)."""
         validate_name(name)
         with self._audited_write("destroy", name, mode="destroy") as (conn, details):
+            self._maintenance_check(conn)  # V2 (F5): nothing is destroyed from a damaged or re-pointed file
             self._touch(conn, name)
             if conn.execute("SELECT 1 FROM secrets WHERE name = ?", (name,)).fetchone() is None:
                 raise NotFoundError(f"secret {name!r} not found")
