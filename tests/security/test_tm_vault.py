@@ -710,6 +710,50 @@ def test_v4_vault_and_key_swapped_for_another_installations_pair_refused(cli, in
     assert result.code == INTEGRITY, result.err
 
 
+@pytest.mark.parametrize("removed", [
+    ("audit.log", "audit.log.head"),                                                  # r3_dellog.sh
+    ("audit.log", "audit.log.head", "audit.log.checkpoints"),                         # nothing left for the audit side to compare
+    ("audit.log.head", "audit.log.checkpoints", "signing.key", "signing.pub"),        # r9_resign.sh: re-signed under a new key
+    ("audit.log", "audit.log.head", "audit.log.checkpoints", "signing.key", "signing.pub", "audit.key"),  # a whole new audit trail
+])
+def test_v4_vault_bound_to_its_audit_trail_refuses_a_replaced_or_removed_one(cli, initialized, zt_env, tmp_path, removed):
+    """F4/F6: the vault records (inside its meta MAC) the audit log id and signing key
+    id its writes went to; with the log deleted, re-keyed or replaced, together with
+    an older vault.db, the vault is exit 5 before anything is read."""
+    import json
+
+    home = Path(zt_env["ZEROTRUST_HOME"])
+    _put(cli, "app/x", b"old")
+    shutil.copy2(_db(zt_env), tmp_path / "pre.db")
+    _put(cli, "app/x", b"new")
+    binding = json.loads(dict(_rows(zt_env, "SELECT key, value FROM meta"))["audit_binding"])
+    assert set(binding) == {"log", "key_id"} and all(binding.values())
+    if "audit.log" not in removed:  # cut the last records, as r9_resign.sh does
+        lines = (home / "audit.log").read_bytes().split(b"\n")
+        (home / "audit.log").write_bytes(b"\n".join(lines[:-3]) + b"\n")
+    shutil.copy2(tmp_path / "pre.db", _db(zt_env))
+    for name in removed + ("vault.db-wal", "vault.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    result = _refused(cli, "vault", "get", "app/x", forbidden=b"old")
+    assert "this vault's audit trail was replaced or removed" in result.err, result.err
+
+
+def test_v4_audit_binding_cannot_be_edited_or_dropped(cli, initialized, zt_env):
+    _put(cli, "app/x", b"v")
+    _sql(zt_env, "DELETE FROM meta WHERE key = 'audit_binding'")
+    result = _refused(cli, "vault", "get", "app/x")
+    assert "meta was edited" in result.err
+
+
+def test_v4_library_without_audit_log_opens_a_bound_vault(cli, initialized, zt_env):
+    from tests.reliability.helpers import open_vault
+
+    _put(cli, "app/x", b"v")
+    with open_vault(zt_env) as vault:  # audit=None: no floor, no binding check (documented)
+        secret, _ = vault.get("app/x")
+        assert secret.reveal() == b"v"
+
+
 _CRASH_AFTER_RECORD = """
 import os, shutil, sys
 from zerotrust_admin.audit.log import AuditLog

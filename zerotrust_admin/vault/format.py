@@ -99,6 +99,7 @@ META_MASTER_PENDING = "master_pending"    # a new master key being created, not 
 META_MASTER_RETIRING = "master_retiring"  # the previous master key, to destroy after the commit
 META_HEAD_KEY = "head_key"                # HMAC key for secret heads, wrapped by the master key (hex)
 META_DEK_ROTATED = "dek_rotated"          # RFC 3339 time of the last completed DEK rotation
+META_AUDIT_BINDING = "audit_binding"      # JSON {"log", "key_id"}: the audit log and signing key this vault's writes go to (V4)
 
 
 def session_key_aad(vault_id: str, key_id: str, master_key_id: str) -> bytes:

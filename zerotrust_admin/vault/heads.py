@@ -270,6 +270,10 @@ class HeadsMixin:
             for bucket in dirty:
                 stored[bucket] = fmt.bucket_digest(conn.execute("SELECT name, head_mac FROM secrets WHERE bucket = ? ORDER BY name", (bucket,)))
         conn.executemany("UPDATE buckets SET digest = ? WHERE bucket = ?", [(stored[b], b) for b in dirty])
+        binding = getattr(self, "_audit_binding", None)
+        if binding is not None and conn.execute("SELECT 1 FROM meta WHERE key = ?", (fmt.META_AUDIT_BINDING,)).fetchone() is None:
+            # V4 (F4/F6): the first write once the audit log has an id and a signing key binds the vault to them (inside the meta MAC).
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (fmt.META_AUDIT_BINDING, binding))
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         generation = int(meta.get(fmt.META_GENERATION) or 0) + 1
         meta_mac = self._mac(fmt.meta_mac_input(self.vault_id, meta))

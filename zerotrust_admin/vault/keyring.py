@@ -172,7 +172,8 @@ class KeyringMixin:
 
     def set_meta(self, updates: dict[str, str], deletes: Iterable[str] = ()) -> None:
         """Write optional meta records (never the core ones) in one transaction."""
-        protected = {"format", "vault_id", "master_source", "master_params", "master_key_id", "kcv", "master_created", fmt.META_HEAD_KEY} | fmt.META_UNMACED
+        protected = {"format", "vault_id", "master_source", "master_params", "master_key_id", "kcv", "master_created", fmt.META_HEAD_KEY,
+                     fmt.META_AUDIT_BINDING} | fmt.META_UNMACED
         if protected & (set(updates) | set(deletes)):
             raise ValueError("core meta records change only through rewrap_master")
         if any("\x00" in str(k) + str(v) for k, v in updates.items()):

@@ -69,6 +69,7 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
         self._verified: set[int] = set()            # buckets whose rows were checked against their stored digest
         self._dirty: set[int] = set()               # buckets changed by the write transaction under way
         self._state_generation = 0
+        self._audit_binding: str | None = None  # the audit_binding record to write (JSON), when the log has an id and a key
 
     # --- lifecycle -------------------------------------------------------
     @classmethod
@@ -180,6 +181,8 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
             state = vault._audit_state()
             vault._check_known(state)
             floor = state.confirmed
+            if audit is not None and state.log_id and state.key_id:
+                vault._audit_binding = json.dumps({"key_id": state.key_id, "log": state.log_id}, sort_keys=True, separators=(",", ":"))
             if version == fmt.FORMAT_V1:
                 vault._check_floor(0, floor)
                 upgrade_v1(vault)
@@ -192,6 +195,7 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
                 finally:
                     conn.execute("COMMIT")
             vault._check_floor(generation, floor)
+            vault._check_binding(state)
             if state.pending > generation and not interrupted_ok:
                 vault._check_pending()
         except BaseException:
@@ -203,6 +207,21 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
         if self.audit is None:
             return VaultAuditState()  # library use without an audit log: no floor (docs/vault-format.md)
         return self.audit.vault_state(self.vault_id)
+
+    def _check_binding(self, state: VaultAuditState) -> None:
+        """V4 (F4/F6): a vault bound to an audit log (meta ``audit_binding``, under
+        the meta MAC) opens only with that log and signing key."""
+        if self.audit is None or fmt.META_AUDIT_BINDING not in self._meta:
+            return
+        try:
+            bound = json.loads(self._meta[fmt.META_AUDIT_BINDING])
+            bound_log, bound_key = bound["log"], bound["key_id"]
+        except (ValueError, KeyError, TypeError):
+            raise IntegrityError(f"the vault {self.path} has a damaged audit_binding record", hint="restore the vault from a backup") from None
+        if (bound_log, bound_key) != (state.log_id, state.key_id):
+            raise IntegrityError(f"this vault's audit trail was replaced or removed: the vault was written with audit log {bound_log} signed by key {bound_key}, "
+                                 f"the audit log now is {state.log_id or 'empty'} signed by {state.key_id or 'no key'}",
+                                 hint="restore audit.log, audit.log.head and signing.key from a backup (or compare with your SIEM copy: audit verify --witness)")
 
     def _check_known(self, state: VaultAuditState) -> None:
         """V1/V4: the audit log records other vaults but never this one: the vault
