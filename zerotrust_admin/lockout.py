@@ -173,7 +173,7 @@ class Lockout:
         kinds = (kind,) if kind else KINDS
         conn = self._connect()
         try:
-            count = conn.execute(f"SELECT COUNT(*) FROM attempt_failures WHERE scope = ? AND subject = ? AND at > ? "
+            count = conn.execute(f"SELECT COUNT(*) FROM attempt_failures WHERE scope = ? AND subject = ? AND at > ? "  # nosec B608 - only "?" placeholders are joined; values are bound
                                  f"AND kind IN ({','.join('?' * len(kinds))})",
                                  (PRINCIPAL, principal, now - self.policy.window_seconds, *kinds)).fetchone()[0]
             locks = [(scope, *row) for scope, subject in self._subjects(principal)

@@ -137,6 +137,7 @@ class AuditLog:
         level: str | None = None,
         ship: bool = True,
         _acknowledge: tuple[str, int] | None = None,
+        _withdraw: tuple[str, int] | None = None,
         **details,
     ) -> dict:
         """Append one record; raises AuditError if it cannot be made durable.
@@ -182,6 +183,13 @@ class AuditLog:
                 vault_id, generation = _acknowledge
                 resume["vaults"][vault_id] = int(generation)
                 resume["pending"].pop(vault_id, None)
+            if _withdraw is not None:
+                # The write this generation was pending for is being rolled back by
+                # this process (its record could not be shipped under the "refuse"
+                # policy): it will never be confirmed, so it stops being pending.
+                vault_id, generation = _withdraw
+                if int(resume["pending"].get(vault_id, -1)) == int(generation):
+                    resume["pending"].pop(vault_id)
             line = canonical(record) + b"\n"
             written.append(line)
             os.write(fd, b"".join(written))
@@ -217,20 +225,7 @@ class AuditLog:
         existed = self.signer.exists()
         has_checkpoints = os.path.lexists(self.checkpoints_path) and os.path.getsize(self.checkpoints_path) > 0
         if anchor is None or "v" not in anchor:
-            signed_before = existed or has_checkpoints
-            if size > 0 and signed_before:
-                raise self._anchor_error(f"the audit log {self.path} has records but its anchor {self.head_path} is "
-                                         f"{'missing' if anchor is None else 'not signed'}, although this installation signs checkpoints: it was removed or replaced")
-            if size == 0 and has_checkpoints:
-                # F4: the log and its anchor were deleted (or audit.path points at a new file) but the checkpoints remain.
-                raise self._anchor_error(f"the audit log {self.path} is empty or missing but {self.checkpoints_path} holds signed checkpoints of a log: "
-                                         "it was deleted or replaced; refusing to start a new log")
-            if size > 0 and anchor is None:
-                # F6: records, but no anchor, no signing key, no checkpoints. A log from
-                # before signed checkpoints always has its (unsigned) anchor; without one this
-                # is a log whose anchor, checkpoints and key were deleted: never sign it under a new key.
-                raise self._anchor_error(f"the audit log {self.path} has records but no anchor, no signing key and no checkpoints: "
-                                         "the anchor, checkpoints and signing key were deleted; refusing to sign it under a new key")
+            self._refuse_unanchored(anchor, size, existed, has_checkpoints)
             if anchor is not None and last is not None and last["seq"] < anchor.get("seq", 0):
                 raise self._anchor_error(f"the audit log ends at record {last['seq']} but its anchor records {anchor.get('seq')}: it was truncated")
             if anchor is not None and size > 0 and not _legacy_head_matches(anchor, last):
@@ -263,6 +258,25 @@ class AuditLog:
         if last is not None and last.get("seq") == anchor.get("seq", 0) + 1:
             _note_pending(resume, last)  # the crash-window record's write was never confirmed
         return resume
+
+    def _refuse_unanchored(self, anchor: dict | None, size: int, key_exists: bool, has_checkpoints: bool) -> None:
+        """The log has no signed anchor: refuse every shape of it that is a deleted
+        or replaced trail rather than a new (or pre-checkpoint) log. The writer and
+        ``vault_state`` share this, so a vault opened beside such a log is refused
+        with the audit side's own reason, before anything is read or written."""
+        if size > 0 and (key_exists or has_checkpoints):
+            raise self._anchor_error(f"the audit log {self.path} has records but its anchor {self.head_path} is "
+                                     f"{'missing' if anchor is None else 'not signed'}, although this installation signs checkpoints: it was removed or replaced")
+        if size == 0 and has_checkpoints:
+            # F4: the log and its anchor were deleted (or audit.path points at a new file) but the checkpoints remain.
+            raise self._anchor_error(f"the audit log {self.path} is empty or missing but {self.checkpoints_path} holds signed checkpoints of a log: "
+                                     "it was deleted or replaced; refusing to start a new log")
+        if size > 0 and anchor is None:
+            # F6: records, but no anchor, no signing key, no checkpoints. A log from
+            # before signed checkpoints always has its (unsigned) anchor; without one this
+            # is a log whose anchor, checkpoints and key were deleted: never sign it under a new key.
+            raise self._anchor_error(f"the audit log {self.path} has records but no anchor, no signing key and no checkpoints: "
+                                     "the anchor, checkpoints and signing key were deleted; refusing to sign it under a new key")
 
     def _refuse_a_new_log_over_checkpoints(self) -> None:
         """F4: no new log (not even its empty file) where the checkpoints describe one."""
@@ -372,9 +386,8 @@ class AuditLog:
         anchor = self._read_anchor()
         exists = os.path.lexists(self.path)
         if anchor is None or "v" not in anchor:
-            if exists and os.path.getsize(self.path) > 0 and self.signer.exists():
-                raise self._anchor_error(f"the audit anchor {self.head_path} is {'missing' if anchor is None else 'not signed'}: "
-                                         "the vault generations it confirmed cannot be checked")
+            has_checkpoints = os.path.lexists(self.checkpoints_path) and os.path.getsize(self.checkpoints_path) > 0
+            self._refuse_unanchored(anchor, os.path.getsize(self.path) if exists else 0, self.signer.exists(), has_checkpoints)
             try:
                 last = _tail(self.path)[0] if exists else None
             except AuditError:

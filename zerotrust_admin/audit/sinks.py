@@ -331,10 +331,12 @@ class SinkSet:
         if not failed:
             return
         self.failures.extend(failed)
+        withdraw = _withdrawn_write(record) if self.policy != "warn" else None
+        extra = {"withdrawn": {"vault": withdraw[0], "generation": withdraw[1]}} if withdraw else {}
         try:
             log.append(event="audit_sink_failure", action="ship", resource=",".join(s.split(":", 1)[0] for s in failed),
-                       success=False, actor=_actor_of(record), level="error", ship=False,
-                       failed_seq=record.get("seq"), policy=self.policy, errors=failed)
+                       success=False, actor=_actor_of(record), level="error", ship=False, _withdraw=withdraw,
+                       failed_seq=record.get("seq"), policy=self.policy, errors=failed, **extra)
         except AuditError:
             pass  # the original AuditError below says enough
         if self.policy == "warn":
@@ -388,3 +390,17 @@ def build_sinks(audit_config: dict | None) -> SinkSet | None:
         else:
             raise UsageError(f"unknown audit sink {name!r}", hint="audit.sinks takes: file, syslog, webhook, stdout")
     return SinkSet(sinks, policy) if sinks else None
+
+
+def _withdrawn_write(record: dict) -> tuple[str, int] | None:
+    """The vault write a refused record belonged to: under the "refuse" policy the
+    operation is rolled back, so its pending generation (threat model V4) is
+    withdrawn in the same record that reports the gap."""
+    details = record.get("details")
+    vault = details.get("vault") if isinstance(details, dict) else None
+    if not isinstance(vault, dict):
+        return None
+    vault_id, generation = vault.get("id"), vault.get("generation")
+    if isinstance(vault_id, str) and vault_id and isinstance(generation, int) and not isinstance(generation, bool):
+        return vault_id, generation
+    return None

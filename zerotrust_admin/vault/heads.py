@@ -67,7 +67,7 @@ class HeadsMixin:
         return self._mac(fmt.head_mac_input_v2(self.vault_id, name, incarnation, version, bool(sensitive), created, updated, deleted_at, deleted_by))
 
     def _select_head(self, conn, name: str) -> Head | None:
-        row = conn.execute(f"SELECT {HEAD_COLUMNS} FROM secrets WHERE name = ?", (name,)).fetchone()
+        row = conn.execute(f"SELECT {HEAD_COLUMNS} FROM secrets WHERE name = ?", (name,)).fetchone()  # nosec B608 - HEAD_COLUMNS and table names are module constants
         return Head(*row) if row else None
 
     def _check_head(self, head: Head) -> None:
@@ -137,7 +137,7 @@ class HeadsMixin:
         tables = ["deks"] + (["session_keys"] if self._has_table(conn, "session_keys") else [])
         for table in tables:
             n = 0
-            for (mac,) in conn.execute(f"SELECT mac FROM {table} ORDER BY id"):
+            for (mac,) in conn.execute(f"SELECT mac FROM {table} ORDER BY id"):  # nosec B608 - HEAD_COLUMNS and table names are module constants
                 digest.update(mac.encode("ascii", "replace") if isinstance(mac, str) else b"?")
                 n += 1
             counts.append(n)
@@ -188,7 +188,7 @@ class HeadsMixin:
 
     def _bucket_mismatch(self, conn, bucket: int) -> IntegrityError:
         # Slow path, only on failure: an edited row is named; otherwise it is a rollback.
-        for head in map(Head._make, conn.execute(f"SELECT {HEAD_COLUMNS} FROM secrets WHERE bucket = ? ORDER BY name", (bucket,))):
+        for head in map(Head._make, conn.execute(f"SELECT {HEAD_COLUMNS} FROM secrets WHERE bucket = ? ORDER BY name", (bucket,))):  # nosec B608 - HEAD_COLUMNS and table names are module constants
             self._check_head(head)
         return IntegrityError(f"the vault {self.path} does not match its commitment (generation {self._state_generation}, bucket {bucket}): "
                               "a secret record was rolled back, resurrected or removed", hint=RESTORE_HINT)

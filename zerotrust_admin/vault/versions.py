@@ -56,7 +56,7 @@ class VersionsMixin:
             conn.execute("UPDATE secrets SET current_version = ?, updated = ?, sensitive = ?, deleted_at = NULL, deleted_by = NULL, head_mac = ? WHERE name = ?",
                          (version, now, int(sensitive), new_head.head_mac, name))
         else:
-            conn.execute(f"INSERT INTO secrets ({HEAD_COLUMNS}, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*new_head, bucket))
+            conn.execute(f"INSERT INTO secrets ({HEAD_COLUMNS}, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (*new_head, bucket))  # nosec B608 - HEAD_COLUMNS is a module constant; values are bound
         # V2: read back what was written, inside the transaction, before COMMIT.
         stored = conn.execute("SELECT dek_id, sealed, mac FROM versions WHERE name = ? AND version = ?", (name, version)).fetchone()
         if self._select_head(conn, name) != new_head or stored != (dek_id, sealed, version_mac):
@@ -117,7 +117,7 @@ class VersionsMixin:
 
     def _query_list(self, prefix: str, include_deleted: bool) -> list[SecretInfo]:
         # Names are ASCII from a fixed alphabet, so prefix..prefix+'\x7f' is a range scan.
-        sql = f"SELECT {HEAD_COLUMNS} FROM secrets WHERE name >= ? AND name < ?"
+        sql = f"SELECT {HEAD_COLUMNS} FROM secrets WHERE name >= ? AND name < ?"  # nosec B608 - HEAD_COLUMNS is a module constant; values are bound
         with self._read_txn() as conn, _db_errors(self.path):
             self._check_all_buckets(conn)  # V3: a removed secret is in no listed row; every bucket is checked
             heads = [Head(*r) for r in conn.execute(sql + " ORDER BY name", (prefix, prefix + "\x7f")).fetchall()]
@@ -267,7 +267,7 @@ class VersionsMixin:
                 self._ensure_state(self._conn)
                 self._check_all_buckets(self._conn)  # V3: every bucket, in the same snapshot as the rows dumped
                 heads = {}
-                for head in map(Head._make, self._conn.execute(f"SELECT {HEAD_COLUMNS} FROM secrets ORDER BY name").fetchall()):
+                for head in map(Head._make, self._conn.execute(f"SELECT {HEAD_COLUMNS} FROM secrets ORDER BY name").fetchall()):  # nosec B608 - HEAD_COLUMNS is a module constant; values are bound
                     self._check_head(head)
                     heads[head.name] = head
                     yield {"type": "secret", "name": head.name, "current_version": head.current_version, "sensitive": bool(head.sensitive),
@@ -310,7 +310,7 @@ class VersionsMixin:
                     incarnation = incarnations.setdefault(name, pyrandom.token_hex(16))
                     head = (name, incarnation, int(rec["current_version"]), int(bool(rec["sensitive"])), rec["created"], rec["updated"],
                             rec.get("deleted_at"), rec.get("deleted_by"))
-                    conn.execute(f"INSERT INTO secrets ({HEAD_COLUMNS}, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    conn.execute(f"INSERT INTO secrets ({HEAD_COLUMNS}, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # nosec B608 - HEAD_COLUMNS is a module constant; values are bound
                                  (*head, self._head_mac(*head), self._bucket(name)))
                     counts["secrets"] += 1
                 elif rec.get("type") == "version":
