@@ -586,7 +586,8 @@ def test_f3_files_planted_by_another_user_in_a_shared_audit_directory_are_refuse
         assert (shared / name).read_bytes() == contents[name] and (shared / name).stat().st_uid == NOBODY
 
 
-@pytest.mark.parametrize("name", ["master.key", "audit.key", "audit.log", "audit.log.head", "audit.log.checkpoints", "signing.key", "lockout.db"])
+@pytest.mark.parametrize("name", ["master.key", "audit.key", "audit.log", "audit.log.head", "audit.log.checkpoints", "signing.key", "lockout.db",
+                                  "vault.db"])
 def test_f3_a_home_file_owned_by_another_user_is_refused(cli, initialized, name):
     """The same for the files in $ZEROTRUST_HOME (attacker b replaces one by a
     file of their own): refused, exit 2, naming the file and its owner."""

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
+from zerotrust_admin import fsutil
 from zerotrust_admin.errors import IntegrityError, InsecureFileError, NotFoundError, UsageError
 from zerotrust_admin.vault import format as fmt
 
@@ -26,6 +27,7 @@ def check_vault_file(path: Path) -> None:
         raise InsecureFileError(f"vault file {path} is a symbolic link; refusing to follow it", hint="replace the link with the real vault file")
     if not stat.S_ISREG(st.st_mode):
         raise InsecureFileError(f"vault file {path} is not a regular file")
+    fsutil.check_owner(st, path, what="vault file")  # V6: another user's file in its place is theirs, not ours
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
         what = "write" if mode & 0o022 else "read"
