@@ -148,13 +148,7 @@ class AuditLog:
         for k in details:
             if k in SECRET_LIKE_KEYS:
                 raise ValueError(f"refusing to audit a field named {k!r}")
-        self._refuse_a_new_log_over_checkpoints()
-        try:
-            key = self._load_key(create=True)
-            fsutil.ensure_private_dir(self.path.parent)
-            fd = fsutil.create_private_file(self.path)
-        except OSError as exc:
-            raise AuditError(f"cannot open the audit log {self.path}: {exc.strerror}", hint="the operation was refused because it could not be audited") from None
+        key, fd = self._open_for_write(hint="the operation was refused because it could not be audited")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             last, torn = _tail(self.path)
@@ -277,6 +271,17 @@ class AuditLog:
             # is a log whose anchor, checkpoints and key were deleted: never sign it under a new key.
             raise self._anchor_error(f"the audit log {self.path} has records but no anchor, no signing key and no checkpoints: "
                                      "the anchor, checkpoints and signing key were deleted; refusing to sign it under a new key")
+
+    def _open_for_write(self, hint: str | None = None) -> tuple[bytes, int]:
+        """The audit key and an fd of the log (created 0600 if missing), never a
+        new log where signed checkpoints describe one (F4). The caller flocks it."""
+        self._refuse_a_new_log_over_checkpoints()
+        try:
+            key = self._load_key(create=True)
+            fsutil.ensure_private_dir(self.path.parent)
+            return key, fsutil.create_private_file(self.path)
+        except OSError as exc:
+            raise AuditError(f"cannot open the audit log {self.path}: {exc.strerror}", hint=hint) from None
 
     def _refuse_a_new_log_over_checkpoints(self) -> None:
         """F4: no new log (not even its empty file) where the checkpoints describe one."""
@@ -456,13 +461,7 @@ class AuditLog:
         from zerotrust_admin.audit.checkpoint import VERSION
         from zerotrust_admin.audit.prefixhash import ResumableSHA256
 
-        self._refuse_a_new_log_over_checkpoints()
-        try:
-            key = self._load_key(create=True)
-            fsutil.ensure_private_dir(self.path.parent)
-            fd = fsutil.create_private_file(self.path)
-        except OSError as exc:
-            raise AuditError(f"cannot open the audit log {self.path}: {exc.strerror}") from None
+        key, fd = self._open_for_write()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             anchor = self._read_anchor()
