@@ -64,4 +64,5 @@ def policies(ctx: typer.Context, json: JsonOpt = False) -> None:
         print("no access policies configured: every operator may do everything file permissions allow")
         return
     table(None, ["#", "EFFECT", "PRINCIPALS", "SECRETS", "ACTIONS", "SOURCE CIDRS"],
-          ([r.index, r.effect, ",".join(r.principals), ",".join(r.resources), ",".join(r.actions), ",".join(map(str, r.networks)) or "any"] for r in rules))
+          ([r.index, r.effect, ",".join(r.principals), ",".join(r.resources), ",".join(r.actions), ",".join(map(str, r.networks)) or "any"] for r in rules),
+          keep=("PRINCIPALS", "SECRETS"))

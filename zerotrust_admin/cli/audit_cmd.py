@@ -16,6 +16,8 @@ from zerotrust_admin.errors import IntegrityError
 app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
 
 COLUMNS = ["SEQ", "TIMESTAMP", "USER", "EVENT", "ACTION", "RESOURCE", "OK"]
+KEEP = ("USER", "RESOURCE")  # copied into revoke-sessions / search commands: never cut (issue 14)
+DROP = ("ACTION", "SEQ", "EVENT")  # left out first on a narrow terminal; --json and pipes keep them
 
 
 def _row(r: dict) -> list:
@@ -37,7 +39,7 @@ def tail(
         for r in records:
             emit_json_line(r) if app_ctx.json else sys.stdout.write(tsv_line(_row(r)))
     else:
-        table(None, COLUMNS, (_row(r) for r in records), highlight=lambda row: "red" if row[-1] == "NO" else None)
+        table(None, COLUMNS, (_row(r) for r in records), highlight=lambda row: "red" if row[-1] == "NO" else None, keep=KEEP, drop=DROP)
     if follow:
         _follow(log, records[-1]["seq"] if records else 0, app_ctx.json)
 
@@ -113,7 +115,7 @@ def search(
         for r in matches:
             emit_json_line(r)
     elif sys.stdout.isatty():
-        table(None, COLUMNS, (_row(r) for r in matches), highlight=lambda row: "red" if row[-1] == "NO" else None)
+        table(None, COLUMNS, (_row(r) for r in matches), highlight=lambda row: "red" if row[-1] == "NO" else None, keep=KEEP, drop=DROP)
     else:
         for r in matches:
             sys.stdout.write(tsv_line(_row(r)))
@@ -162,7 +164,7 @@ def anomalies(
     else:
         table(None, ["SEVERITY", "KIND", "USER", "START", "RECORDS", "WHAT"],
               ([f.severity, f.kind, f.user, f.start, f.count, f.title] for f in findings),
-              highlight=lambda row: "red" if row[0] == "high" else None)
+              highlight=lambda row: "red" if row[0] == "high" else None, keep=("USER",), drop=("RECORDS", "START"))
     for d in deliveries:
         print(f"notified {d['channel']}: {'ok' if d['ok'] else 'FAILED: ' + str(d.get('error'))}", file=sys.stderr)
 

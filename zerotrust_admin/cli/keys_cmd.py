@@ -40,7 +40,7 @@ def status(ctx: typer.Context, json: JsonOpt = False) -> None:
 
     table(None, COLUMNS, ([r["id"], r["kind"], r["source"], short(r["created"]), r["age"], short(r["next_due"]),
                           r["state"].upper() if r["overdue"] else r["state"], r["note"]] for r in rows),
-          highlight=lambda row: "bold red" if row[6] == "OVERDUE" else None)
+          highlight=lambda row: "bold red" if row[6] == "OVERDUE" else None, keep=("ID",), drop=("NOTE", "SOURCE", "CREATED", "AGE"))
 
 
 @app.command("migrate")

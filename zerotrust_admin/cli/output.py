@@ -67,25 +67,77 @@ def error_line(message: str, hint: str | None = None) -> None:
     sys.stderr.flush()
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]], *, highlight=None) -> None:
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]], *, highlight=None,
+          keep: Sequence[str] = (), drop: Sequence[str] = (), width: int | None = None) -> None:
     """Rows as a rich table on a terminal, else as TSV lines; every cell escaped
-    (``escape_text``) and, on a terminal, never read as rich markup."""
+    (``escape_text``) and, on a terminal, never read as rich markup.
+
+    ``keep`` names the columns an operator copies from (IDs, principals): they
+    are never shortened with an ellipsis at any width. When the table does not
+    fit the terminal, the columns named in ``drop`` are left out, first named
+    first, until it does (``--json`` and piped output always have every column);
+    what still does not fit is folded onto more lines, never cut."""
     rows = [[escape_text(c) for c in row] for row in rows]
     if not sys.stdout.isatty():
         for row in rows:
             sys.stdout.write("\t".join(row) + "\n")
         return
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    console = Console(width=width) if width else Console()
+    shown = list(range(len(columns)))
+
+    def natural(i: int) -> int:
+        return max([cell_len(columns[i])] + [cell_len(row[i]) for row in rows])
+
+    def needed() -> int:  # the rich default box: one border plus a space either side per column
+        return sum(natural(i) + 3 for i in shown) + 1
+
+    for name in drop:
+        if needed() <= console.width:
+            break
+        if name in columns and columns.index(name) in shown:
+            shown.remove(columns.index(name))
+    kept = [i for i in shown if columns[i] in keep]
+    others = [i for i in shown if columns[i] not in keep]
+    room = console.width - 1 - sum(natural(i) + 3 for i in kept) - 3 * len(others)
+    widths = {i: natural(i) for i in others}
+    if room < sum(min(w, 8) for w in widths.values()):
+        _records(console, title, list(columns), rows, highlight)  # too narrow for a table
+        return
+    while sum(widths.values()) > room:  # shrink the widest of the other columns; they fold, never "…"
+        widest = max(widths, key=lambda i: widths[i])
+        widths[widest] -= 1
     t = Table(title=title, header_style="bold")
-    for col in columns:
-        t.add_column(col)
+    for i in shown:
+        if i in widths:
+            t.add_column(columns[i], overflow="fold", width=widths[i])
+        else:  # an ID or principal: on one line, whole
+            t.add_column(columns[i], no_wrap=True, overflow="fold", min_width=natural(i))
     for row in rows:
         style = highlight(row) if highlight else None
-        t.add_row(*(Text(cell) for cell in row), style=style)
-    Console().print(t)
+        t.add_row(*(Text(row[i]) for i in shown), style=style)
+    console.print(t)
+
+
+def _records(console, title: str | None, columns: Sequence[str], rows: list[list[str]], highlight) -> None:
+    """A table too wide for the terminal as one "COLUMN: value" block per row,
+    every column kept and no value cut (the terminal wraps a long line, it
+    does not lose it)."""
+    from rich.text import Text
+
+    label = max(len(c) for c in columns)
+    if title:
+        console.print(Text(title, style="bold"))
+    for n, row in enumerate(rows):
+        if n:
+            console.print()
+        style = highlight(row) if highlight else None
+        for col, cell in zip(columns, row):
+            console.print(Text(f"{col.rjust(label)}: {cell}", style=style or ""), soft_wrap=True)
 
 
 def confirm(question: str, *, yes: bool) -> bool:

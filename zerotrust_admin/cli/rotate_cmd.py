@@ -52,7 +52,7 @@ def rotate_keys(
     if dry_run:
         table("Rotation plan (dry run)", ["KIND", "KEY", "CREATED", "DUE", "ACTION"],
               ([i["kind"], i["key_id"] or "-", i["created"] or "-", i["due_at"] or "-", ("rotate: " if i["action"] else "skip: ") + i["reason"]]
-               for i in result["plan"]))
+               for i in result["plan"]), keep=("KEY",), drop=("CREATED",))
         return
     if result.get("provider"):
         p = result["provider"]

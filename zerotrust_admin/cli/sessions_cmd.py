@@ -30,7 +30,7 @@ def list_sessions(
         emit_json([{**s.to_dict(), "state": state} for s, state in rows])
         return
     table(None, COLUMNS, ([s.id, s.user, s.to_dict()["created_at"], s.to_dict()["expires_at"], s.source_ip or "", state] for s, state in rows),
-          highlight=lambda row: "red" if row[-1] == "revoked" else None)
+          highlight=lambda row: "red" if row[-1] == "revoked" else None, keep=("ID", "USER"), drop=("SOURCE IP", "CREATED", "EXPIRES"))
     if not rows:
         info("no live sessions" + (f" for {user}" if user else ""), quiet=app_ctx.quiet)
 

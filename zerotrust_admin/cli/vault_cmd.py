@@ -112,7 +112,7 @@ def list_(
         emit_json([i.to_dict() for i in items])
         return
     table(None, ["NAME", "VERSION", "UPDATED", "FLAGS"],
-          ([i.name, i.current_version, i.updated, ",".join(f for f, on in (("sensitive", i.sensitive), ("deleted", i.deleted_at)) if on)] for i in items))
+          ([i.name, i.current_version, i.updated, ",".join(f for f, on in (("sensitive", i.sensitive), ("deleted", i.deleted_at)) if on)] for i in items), keep=("NAME",), drop=("UPDATED",))
 
 
 @app.command("history")
@@ -124,7 +124,7 @@ def history(ctx: typer.Context, name: NameArg, json: JsonOpt = False) -> None:
         emit_json([v.to_dict() for v in versions])
         return
     table(name, ["VERSION", "CREATED", "BY", "SIZE", "CURRENT"],
-          ([v.version, v.created, v.created_by, v.size, "*" if v.current else ""] for v in versions))
+          ([v.version, v.created, v.created_by, v.size, "*" if v.current else ""] for v in versions), keep=("BY",), drop=("SIZE",))
 
 
 @app.command("delete")
