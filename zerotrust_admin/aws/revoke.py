@@ -149,6 +149,45 @@ class RolePlan:
                 "ok": self.ok, "error": self.error}
 
 
+DONE, FAILED, NOT_ATTEMPTED, SKIPPED = "done", "failed", "not attempted", "skipped"
+
+
+@dataclass
+class Step:
+    """One step of a revocation and what became of it (issue 14: a command of
+    several steps reports each step's outcome, not only the first failure)."""
+
+    name: str
+    status: str = NOT_ATTEMPTED
+    detail: str = ""
+    role_arn: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"step": self.name, "status": self.status, "detail": self.detail, **({"role_arn": self.role_arn} if self.role_arn else {})}
+
+
+class PartialRevocationError(ZeroTrustError):
+    """Some steps failed or were not attempted; ``report`` says which, and the
+    hint is the command that finishes the rest (re-running is safe)."""
+
+    def __init__(self, report: "CredentialRevocation", first: ZeroTrustError):
+        counts = {st: sum(1 for x in report.steps if x.status == st) for st in (FAILED, NOT_ATTEMPTED, DONE)}
+        parts = [f"{n} {st}" for st, n in counts.items() if n]
+        super().__init__(f"revoke-credentials did not finish: {', '.join(parts)} of {len(report.steps)} steps",
+                         hint=f"what is marked done stands; {first.hint + '; then ' if first.hint else ''}finish the rest with: "
+                              f"{report.finish_command()} (docs/runbooks/incident-response.md, 'Finishing a partial revocation')")
+        self.exit_code = first.exit_code
+        self.report = report
+        self.first = first
+        self.audited = True
+
+    @property
+    def detail_lines(self) -> list[str]:
+        """One line per step, for the operator (the hint follows them)."""
+        width = max(len(st.status) for st in self.report.steps)
+        return [f"{st.status.ljust(width)}  {st.name}" + (f": {st.detail}" if st.detail else "") for st in self.report.steps]
+
+
 @dataclass
 class CredentialRevocation:
     user: str | None
@@ -164,6 +203,23 @@ class CredentialRevocation:
     errors: list[str] = field(default_factory=list)
     notifications: list = field(default_factory=list)
     first_error: object = field(default=None, repr=False)
+    steps: list = field(default_factory=list)
+
+    def finish_command(self) -> str:
+        """The command that does what is left: the roles not done, and the
+        sessions only if they were not revoked (every step is safe to repeat)."""
+        import shlex
+
+        argv = ["zerotrust-admin", "revoke-credentials"] + (["--all-users"] if self.all_users else ["--user", self.user or ""])
+        for st in self.steps:
+            if st.role_arn and st.status != DONE:
+                argv += ["--role-arn", st.role_arn]
+        sessions = [st for st in self.steps if st.name == "session revocation"]
+        if sessions and sessions[0].status in (DONE, SKIPPED):
+            argv.append("--keep-sessions")
+        if self.reason:
+            argv += ["--reason", self.reason]
+        return " ".join(shlex.quote(a) for a in argv + ["--yes"])
 
     @property
     def complete(self) -> bool:
@@ -177,7 +233,9 @@ class CredentialRevocation:
         return {"user": self.user, "all_users": self.all_users, "session_name": self.session_name, "cutoff": iso(self.cutoff),
                 "dry_run": self.dry_run, "roles": [r.to_dict() for r in self.roles], "cache_purged": self.cache_purged,
                 "sessions_revoked": self.sessions_revoked, "keep_sessions": self.keep_sessions, "reason": self.reason,
-                "complete": self.complete, "errors": self.errors, "notifications": [n.to_dict() for n in self.notifications]}
+                "complete": self.complete, "errors": self.errors, "steps": [st.to_dict() for st in self.steps],
+                **({} if self.complete or self.dry_run else {"finish_command": self.finish_command()}),
+                "notifications": [n.to_dict() for n in self.notifications]}
 
 
 def iam_client(settings: AwsSettings, config, session_factory=None):
@@ -259,16 +317,16 @@ def revoke_credentials(rt, *, user: str | None, role_arns=None, all_users: bool 
     try:
         settings = AwsSettings.from_config(rt.config)
         roles = _roles(settings, role_arns)
-        iam = iam_client(settings, rt.config, session_factory)
         if dry_run:
+            iam = iam_client(settings, rt.config, session_factory)
             cutoff, plans = plan(settings, iam, user=user, roles=roles, all_users=all_users, now=clock())
             return CredentialRevocation(user, all_users, cutoff, True, plans, session_name(user) if user else None,
                                         keep_sessions=keep_sessions, reason=reason)
         from zerotrust_admin.sessions.lock import distributed_lock
 
         with distributed_lock(rt.config, LOCK_NAME, ttl=60):
-            report = _execute(rt, settings, iam, user=user, roles=roles, all_users=all_users, keep_sessions=keep_sessions,
-                              reason=reason, clock=clock)
+            report = _execute(rt, settings, lambda: iam_client(settings, rt.config, session_factory), user=user, roles=roles,
+                              all_users=all_users, keep_sessions=keep_sessions, reason=reason, clock=clock)
     except ZeroTrustError as exc:
         if not dry_run and not getattr(exc, "audited", False):
             rt.audit.append(event=EVENT, action="revoke", resource=resource, success=False, actor=actor, error=exc.message,
@@ -281,69 +339,113 @@ def revoke_credentials(rt, *, user: str | None, role_arns=None, all_users: bool 
 
         report.notifications = send_notification(rt.config, notification_for(report, actor), audit=rt.audit, actor=actor)
     if report.errors:
-        exc = report.first_error
-        exc.audited = True
-        exc.report = report
-        raise exc
+        raise PartialRevocationError(report, report.first_error)
     return report
 
 
-def _execute(rt, settings, iam, *, user, roles, all_users, keep_sessions, reason, clock) -> CredentialRevocation:
+def _execute(rt, settings, make_iam, *, user, roles, all_users, keep_sessions, reason, clock) -> CredentialRevocation:
+    """Every step is tried even when an earlier one failed (a cache that is down
+    must not stop the deny policies), except that once AWS itself is unreachable
+    or unusable the remaining roles are not attempted (each would wait for the
+    same timeout); each step's outcome is in ``report.steps`` and the audit record."""
     from zerotrust_admin.aws.cache import NAMESPACE, purge_user
     from zerotrust_admin.aws.sts import call_with_retries
+    from zerotrust_admin.errors import ConfigError, UnavailableError
 
     first_error: list[ZeroTrustError] = []
+    report = CredentialRevocation(user, all_users, cutoff_for(clock()), False, session_name=session_name(user) if user else None,
+                                  keep_sessions=keep_sessions, reason=reason)
 
-    def failed(exc: ZeroTrustError, what: str) -> None:
-        report.errors.append(f"{what}: {exc.message}")
+    def failed(step: Step, exc: ZeroTrustError) -> None:
+        step.status, step.detail = FAILED, exc.message
+        report.errors.append(f"{step.name}: {exc.message}")
         if not first_error:
             first_error.append(exc)
 
-    report = CredentialRevocation(user, all_users, cutoff_for(clock()), False, session_name=session_name(user) if user else None,
-                                  keep_sessions=keep_sessions, reason=reason)
+    cache = Step("cache purge")
+    policies = [Step(f"deny policy on {arn}", role_arn=arn) for arn in roles]
+    sessions = Step("session revocation")
+    report.steps = [cache, *policies, sessions]
     store = None
     # (a) the cache: nothing cached for the user may be served from now on.
     try:
         store = rt.session_store()
         report.cache_purged = store.cache_delete_prefix(NAMESPACE, "") if all_users else purge_user(store, user)
+        cache.status, cache.detail = DONE, f"{report.cache_purged} cached credential(s) purged"
     except ZeroTrustError as exc:
-        failed(exc, "cache purge")
-    # (b) the deny policies, read-modify-write under the lock.
-    try:
-        cutoff, plans = plan(settings, iam, user=user, roles=roles, all_users=all_users, now=clock())
-        report.cutoff = cutoff
-    except ZeroTrustError as exc:
-        failed(exc, "reading the role policies")
-        plans = []
-    for p in plans:
-        name = parse_role_arn(p.role_arn).name
+        failed(cache, exc)
+    # (b) the deny policies, read-modify-write under the lock, role by role.
+    plans: list[RolePlan] = []
+    aws_down: str | None = None
+    iam = None
+    for arn, step in zip(roles, policies):
+        if aws_down is not None:
+            step.detail = aws_down
+            continue
+        role = parse_role_arn(arn)
         try:
-            call_with_retries(lambda: iam.put_role_policy(RoleName=name, PolicyName=p.policy_name, PolicyDocument=compact(p.document)),
-                              settings, f"PutRolePolicy on {name}", settings.endpoint_for("iam"))
+            if iam is None:
+                iam = _translated(make_iam, settings)
+            if all_users:
+                p = RolePlan(role.arn, ALL_USERS_POLICY, all_users_document(report.cutoff))
+            else:
+                existing = _get_policy(iam, settings, role.name, settings.revocation_policy_name)
+                p = RolePlan(role.arn, settings.revocation_policy_name,
+                             revocation_document(existing, [session_name(user)], report.cutoff, clock()))
+            plans.append(p)
+            call_with_retries(lambda: iam.put_role_policy(RoleName=role.name, PolicyName=p.policy_name, PolicyDocument=compact(p.document)),
+                              settings, f"PutRolePolicy on {role.name}", settings.endpoint_for("iam"))
             p.ok = True
+            step.status, step.detail = DONE, f"{p.policy_name} denies sessions issued before {iso(report.cutoff)}"
         except ZeroTrustError as exc:
-            p.ok, p.error = False, exc.message
-            failed(exc, f"policy on {p.role_arn}")
+            if plans and plans[-1].role_arn == role.arn:
+                plans[-1].ok, plans[-1].error = False, exc.message
+            else:
+                plans.append(RolePlan(role.arn, ALL_USERS_POLICY if all_users else settings.revocation_policy_name, {}, False, exc.message))
+            failed(step, exc)
+            if isinstance(exc, (UnavailableError, ConfigError)):
+                aws_down = "AWS was unreachable or not configured for an earlier role"
     report.roles = plans
     # (c) the sessions.
-    if not keep_sessions and store is not None:
+    if keep_sessions:
+        sessions.status, sessions.detail = SKIPPED, "--keep-sessions"
+    elif store is None:
+        sessions.detail = "the session store could not be opened (see cache purge)"
+    else:
         from zerotrust_admin.sessions.revoke import Target, revoke_sessions
 
         try:
             sreport = revoke_sessions(store, Target("all") if all_users else Target("user", user), config=rt.config, audit=rt.audit,
                                       actor=rt.actor, reason=reason, notify=False, missing_ok=True)
             report.sessions_revoked = sreport.revoked
+            sessions.status, sessions.detail = DONE, f"{sreport.revoked} session(s) revoked"
         except ZeroTrustError as exc:
-            failed(exc, "session revocation")
-    # (d) the evidence.
+            failed(sessions, exc)
+    # (d) the evidence: the same steps and outcomes the operator sees.
     rt.audit.append(event=EVENT, action="revoke", resource=report.resource, success=report.complete, actor=rt.actor,
                     **({"level": "warning"} if not report.complete else {}),
                     roles=[p.role_arn for p in plans if p.ok], failed_roles=[p.role_arn for p in plans if p.ok is False],
+                    not_attempted_roles=[st.role_arn for st in policies if st.status == NOT_ATTEMPTED],
                     policy_name=ALL_USERS_POLICY if all_users else settings.revocation_policy_name, cutoff=iso(report.cutoff),
                     session_name=report.session_name, cache_purged=report.cache_purged, sessions_revoked=report.sessions_revoked,
-                    keep_sessions=keep_sessions, complete=report.complete, errors=report.errors, **({"reason": reason} if reason else {}))
+                    keep_sessions=keep_sessions, complete=report.complete, errors=report.errors,
+                    steps=[st.to_dict() for st in report.steps], **({"reason": reason} if reason else {}))
     report.first_error = first_error[0] if first_error else None
     return report
+
+
+def _translated(make_iam, settings):
+    try:
+        return make_iam()
+    except ZeroTrustError:
+        raise
+    except Exception as exc:  # e.g. botocore's ProfileNotFound, raised when the session is built
+        from zerotrust_admin.aws.sts import translate
+
+        mapped = translate(exc, "creating the IAM client", settings.endpoint_for("iam"))
+        if mapped is None:
+            raise
+        raise mapped from None
 
 
 def notification_for(report: CredentialRevocation, actor):

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        error_line(exc.message, exc.hint)
+        error_line(exc.message, exc.hint, getattr(exc, "detail_lines", ()))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         error_line("interrupted")

@@ -60,8 +60,12 @@ def warn(message: str) -> None:
     sys.stderr.write(f"{PROG}: warning: {_diagnostic(message)}\n")
 
 
-def error_line(message: str, hint: str | None = None) -> None:
+def error_line(message: str, hint: str | None = None, details=()) -> None:
+    """``error: message``, then one indented line per detail (the steps of a
+    partial failure), then ``hint: ...``."""
     sys.stderr.write(f"{PROG}: error: {_diagnostic(message)}\n")
+    for line in details:
+        sys.stderr.write(f"  {_diagnostic(line)}\n")
     if hint:
         sys.stderr.write(f"  hint: {_diagnostic(hint)}\n")
     sys.stderr.flush()
