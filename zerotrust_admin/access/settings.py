@@ -20,6 +20,10 @@ def _checks(config):
         from zerotrust_admin.lockout import LockoutPolicy
 
         yield "security.lockout", lambda: LockoutPolicy.from_config(config)
+    if config.get("secret_rotation") is not None:
+        from zerotrust_admin.secret_rotation.config import load_managed
+
+        yield "secret_rotation", lambda: load_managed(config)
 
 
 def validate_security_settings(config) -> None:

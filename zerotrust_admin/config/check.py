@@ -192,6 +192,8 @@ def _plaintext_secrets(raw: dict) -> list[Problem]:
                 continue
             if key == "key" and not dotted.startswith("encryption"):
                 continue  # e.g. a cache "key" name, not a key value
+            if key == "secret" and dotted.startswith("secret_rotation["):
+                continue  # the NAME of the managed vault secret, not a value
             found.append(Problem(
                 "error", dotted, f"{dotted} holds a plaintext secret in the config file",
                 f"move it to {key}_file (mode 0600), an environment variable (${{VAR}}) or the vault (vault:NAME)",

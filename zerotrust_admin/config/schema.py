@@ -64,6 +64,7 @@ SCHEMA: dict = {
         "signing": {"source": STR, "key_file": STR, "key_label": STR},  # zerotrust_admin/signing.py
     },
     "access": {"policies": LIST},
+    "secret_rotation": LIST,  # entries validated by zerotrust_admin.secret_rotation.config (docs/secret-rotation.md)
 }
 
 DEFAULTS: dict = {

@@ -1,0 +1,104 @@
+"""Where a rotation's progress lives: authenticated version metadata in the
+integrated vault, never a side file.
+
+For a managed secret ``NAME`` the engine keeps the record
+``_zerotrust/rotation/NAME`` (reserved: the normal vault commands cannot read
+it). Each step of a rotation writes one new version of it whose value is the
+rotation's new credential and whose metadata says how far it got::
+
+    kind, rotation (random id), step (created | applied | tested | finished | retired | rolled_back),
+    stage (pending | current), from_version, to_version, started, updated,
+    retire_after, result (ok | failed:<ErrorClass>), failed_step
+
+The version MAC covers the metadata (docs/vault-format.md), so an edited step
+or retire time is exit 5, not a decision. When the rotation finishes, the new
+credential becomes a new version of ``NAME`` itself (what consumers read),
+with metadata ``rotation.stage=current``, ``rotation.id``, ``rotation.kind``
+and ``rotation.previous_version``; the version it replaced is the previous
+stage until ``retire``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from zerotrust_admin.errors import NotFoundError
+from zerotrust_admin.secret import Secret
+from zerotrust_admin.timeutil import parse_rfc3339
+
+PREFIX = "_zerotrust/rotation/"
+IN_FLIGHT = ("created", "applied", "tested")
+STEPS = ("created", "applied", "tested", "finished", "retired", "rolled_back")
+
+
+def state_name(secret: str) -> str:
+    return PREFIX + secret
+
+
+@dataclass
+class RotationState:
+    meta: dict = field(default_factory=dict)
+    version: int = 0
+
+    @property
+    def step(self) -> str:
+        return self.meta.get("step", "")
+
+    @property
+    def rotation(self) -> str:
+        return self.meta.get("rotation", "")
+
+    def time(self, key: str) -> datetime | None:
+        text = self.meta.get(key)
+        return parse_rfc3339(text) if text else None
+
+    def int_of(self, key: str) -> int | None:
+        text = self.meta.get(key, "")
+        return int(text) if text.isdigit() else None
+
+    def to_dict(self) -> dict:
+        return {"step": self.step, "rotation": self.rotation, "stage": self.meta.get("stage", ""),
+                "from_version": self.int_of("from_version"), "to_version": self.int_of("to_version"),
+                "started": self.meta.get("started"), "updated": self.meta.get("updated"),
+                "retire_after": self.meta.get("retire_after"), "result": self.meta.get("result", "")}
+
+
+def read_state(vault, secret: str) -> RotationState | None:
+    """The newest state record's authenticated metadata (no value is decrypted)."""
+    try:
+        versions = vault.history(state_name(secret))
+    except NotFoundError:
+        return None
+    if not versions:
+        return None
+    newest = versions[-1]
+    meta = dict(newest.metadata)
+    if meta.get("step") not in STEPS:
+        return None
+    return RotationState(meta, newest.version)
+
+
+def read_pending(vault, secret: str, state: RotationState) -> Secret:
+    value, _info = vault.get(state_name(secret), version=state.version)
+    return value
+
+
+def write_state(vault, secret: str, value: Secret, meta: dict) -> RotationState:
+    info = vault.put(state_name(secret), value.reveal(), metadata=meta)
+    return RotationState(dict(info.metadata), info.version)
+
+
+def newest_metadata(vault, secret: str) -> tuple[int, dict, str] | None:
+    """(current version, its metadata, its created time) of the managed secret, or None."""
+    try:
+        versions = vault.history(secret)
+    except NotFoundError:
+        return None
+    info = vault.info(secret)
+    if info.deleted_at is not None:
+        return None
+    for v in versions:
+        if v.version == info.current_version:
+            return v.version, dict(v.metadata), v.created
+    return None
