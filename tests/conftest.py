@@ -64,6 +64,7 @@ def cli(zt_env):
             env=full_env,
             timeout=timeout,
             cwd=str(ROOT),
+            start_new_session=True,  # no controlling terminal: a prompt on /dev/tty must not wait for the developer's keyboard
         )
         return Result(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
 

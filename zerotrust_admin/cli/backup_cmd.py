@@ -24,8 +24,10 @@ def _passphrase(confirm: bool) -> Secret:
     from_env = os.environ.get(PASSPHRASE_ENV)
     if from_env:
         return Secret(from_env)
-    if not sys.stdin.isatty():
-        raise UsageError("a backup passphrase is needed and stdin is not a terminal", hint=f"set {PASSPHRASE_ENV}, or use --recipient / --identity")
+    from zerotrust_admin.cli.terminal import controlling_terminal
+
+    if not controlling_terminal():
+        raise UsageError("a backup passphrase is needed and there is no terminal to ask on", hint=f"set {PASSPHRASE_ENV}, or use --recipient / --identity")
     from zerotrust_admin.cli.context import ask_passphrase
 
     return ask_passphrase("Backup passphrase", confirm)

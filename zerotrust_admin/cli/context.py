@@ -4,10 +4,10 @@ cached handles to the vault and the audit log."""
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from zerotrust_admin.cli.terminal import ask_hidden, controlling_terminal
 from zerotrust_admin.secret import Secret
 
 
@@ -84,7 +84,7 @@ class AppContext:
     def key_context(self):
         from zerotrust_admin.keys import KeySourceContext
 
-        return KeySourceContext(config=self.config.data, home=self.config.home, ask_passphrase=ask_passphrase if sys.stdin.isatty() else None, environ=dict(os.environ))
+        return KeySourceContext(config=self.config.data, home=self.config.home, ask_passphrase=ask_passphrase if controlling_terminal() else None, environ=dict(os.environ))
 
     def vault(self):
         """The integrated vault, opened once per invocation."""
@@ -129,13 +129,11 @@ class AppContext:
 
 
 def ask_passphrase(prompt: str, confirm: bool) -> Secret:
-    import getpass
-
     from zerotrust_admin.errors import UsageError
 
-    first = getpass.getpass(f"{prompt}: ")
+    first = ask_hidden(f"{prompt}: ")  # on /dev/tty even when stdin carries data
     if confirm:
-        second = getpass.getpass(f"{prompt} (again): ")
+        second = ask_hidden(f"{prompt} (again): ")
         if first != second:
             raise UsageError("the passphrases do not match; nothing was changed")
     return Secret(first)

@@ -3,7 +3,7 @@ one (``vault get`` of a sensitive secret, ``mfa verify``). No Typer here: the
 ``vault get`` fast path uses it too.
 
 Order: ``--otp-stdin`` (first line of stdin), ``$ZEROTRUST_OTP``, else a hidden
-prompt when stdin is a terminal. Asked only when a code is actually needed.
+prompt on the controlling terminal (``/dev/tty``, even when stdin is a pipe). Asked only when a code is actually needed.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ def code_source(otp_stdin: bool = False):
             return sys.stdin.readline().strip() or None
         if os.environ.get(OTP_ENV):
             return os.environ[OTP_ENV].strip()
-        if sys.stdin.isatty():
-            import getpass
+        from zerotrust_admin.cli.terminal import ask_hidden, controlling_terminal
 
-            return getpass.getpass("MFA code: ").strip() or None
+        if controlling_terminal():  # /dev/tty, as sudo asks: stdin may carry data
+            return ask_hidden("MFA code: ").strip() or None
         return None
 
     return get
