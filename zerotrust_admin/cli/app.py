@@ -60,3 +60,6 @@ app.add_typer(compliance_cmd.app, name="compliance")
 from zerotrust_admin.cli import credentials_cmd, revoke_credentials_cmd  # noqa: E402
 app.add_typer(credentials_cmd.app, name="credentials")
 app.command("revoke-credentials", help=revoke_credentials_cmd.revoke_credentials.__doc__)(revoke_credentials_cmd.revoke_credentials)
+from zerotrust_admin.cli import rotate_secrets_cmd  # noqa: E402
+app.command("rotate-secrets", help=rotate_secrets_cmd.rotate_secrets.__doc__)(rotate_secrets_cmd.rotate_secrets)
+app.add_typer(rotate_secrets_cmd.app, name="secrets")

@@ -214,7 +214,10 @@ class _Runner:
             self._audit("rolled_back", True, meta, error=type(exc).__name__, failed_step=_next(step))
             self.steps.append("rolled_back")
         except ZeroTrustError as inner:
+            # The rollback failed too: the step stays recorded (the next run resumes from it), with the failure.
             self._audit("rollback", False, state.meta, error=type(inner).__name__)
+            self._failed(state, pending, step, exc)
+            return
         self._audit(_next(step), False, state.meta, error=type(exc).__name__)
 
     def _failed(self, state: RotationState, pending: Secret, step: str, exc: ZeroTrustError) -> None:
@@ -245,11 +248,11 @@ def rotate_secrets(vault, config, *, names: list[str] | None = None, dry_run: bo
     items = plan(vault, entries, force=force, now=now)
     acting = [i for i in items if i.action in ("rotate", "resume", "retire")]
     result = {"dry_run": dry_run, "plan": [i.to_dict() for i in items], "results": [], "nothing_due": not acting}
-    if dry_run or not acting:
-        return result
-    if authorize is not None:
+    if authorize is not None:  # also for --dry-run: the plan tells what is due
         for item in acting:
             authorize("rotate", item.secret)
+    if dry_run or not acting:
+        return result
     from zerotrust_admin.sessions.lock import distributed_lock
 
     outer = checkpoint or (lambda _step: None)

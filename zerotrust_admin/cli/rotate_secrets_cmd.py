@@ -1,0 +1,82 @@
+"""``rotate-secrets`` and ``secrets status``: the managed secrets (``secret_rotation:``)
+rotated in their target systems. The work is ``zerotrust_admin.secret_rotation``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from zerotrust_admin.cli.common import DryRunOpt, JsonOpt, app_context
+from zerotrust_admin.cli.output import emit_json, info, table
+
+app = typer.Typer(help="The managed secrets (secret_rotation): inventory and rotation state.", no_args_is_help=True)
+
+STATUS_COLUMNS = ["SECRET", "KIND", "VERSION", "AGE", "NEXT DUE", "STAGE", "LAST RESULT"]
+
+
+def _vault(app_ctx):
+    from zerotrust_admin.errors import UsageError
+
+    if app_ctx.config.provider != "local":
+        raise UsageError("rotate-secrets keeps the rotation state in the integrated vault; secrets.provider is " + app_ctx.config.provider,
+                         hint="rotate managed secrets on an installation whose secrets.provider is local")
+    return app_ctx.vault()
+
+
+def rotate_secrets(
+    ctx: typer.Context,
+    secret: Annotated[Optional[list[str]], typer.Option("--secret", metavar="NAME", help="Rotate this managed secret now, due or not (repeatable).")] = None,
+    wait: Annotated[float, typer.Option("--wait", min=0, metavar="SECONDS", help="Seconds to wait for another running rotation instead of exiting 7.")] = 0.0,
+    dry_run: DryRunOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Rotate the managed secrets that are due (secret_rotation: Redis users, PostgreSQL roles, IAM keys, random API keys) in their target systems; resume an interrupted rotation; retire previous credentials after their grace period. Nothing due is success (exit 0)."""
+    from zerotrust_admin.errors import ZeroTrustError
+    from zerotrust_admin.secret_rotation import rotate_secrets as run
+
+    app_ctx = app_context(ctx, json)
+    result = run(_vault(app_ctx), app_ctx.config, names=secret or None, dry_run=dry_run, authorize=app_ctx.authorize, lock_wait=wait)
+    if app_ctx.json:
+        emit_json(result)
+    elif dry_run or result["nothing_due"]:
+        table("Secret rotation plan (dry run)" if dry_run else None, ["SECRET", "KIND", "ACTION", "REASON", "DUE"],
+              ([i["secret"], i["kind"], i["action"], i["reason"], _short(i["due_at"])] for i in result["plan"]))
+        if result["nothing_due"] and not dry_run:
+            info("Nothing due: every managed secret is within its rotation period.", quiet=app_ctx.quiet)
+    else:
+        for r in result["results"]:
+            if r["result"] == "done":
+                what = {"retired": "previous credential retired", "finished": f"rotated to version {r.get('version')}, previous kept until {_short(r.get('retire_after'))}"}
+                info(f"{r['secret']} ({r['kind']}): {what.get(r['step'], r['step'])} [{', '.join(r['steps'])}]", quiet=app_ctx.quiet)
+            else:
+                info(f"{r['secret']} ({r['kind']}): FAILED after [{', '.join(r['steps']) or 'nothing'}]: {r['message']}", quiet=False)
+    failed = [r for r in result.get("results", []) if r["result"] == "failed"]
+    if failed:
+        raise ZeroTrustError(f"{len(failed)} of {len(result['results'])} rotation(s) failed: {', '.join(r['secret'] for r in failed)}",
+                             hint="see secrets status and the audit log (event secret_rotation); the next run resumes or retries them")
+
+
+@app.command("status")
+def status(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """Every managed secret: kind, version, age, next due, stage (current / pending / previous in grace), last result. Overdue ones are flagged."""
+    from zerotrust_admin.access import decide
+    from zerotrust_admin.rotation.schedule import describe_age
+    from zerotrust_admin.secret_rotation import status as run
+
+    app_ctx = app_context(ctx, json)
+    config, actor = app_ctx.config, app_ctx.actor
+    # Names the principal may not list are left out (names only: no value is read).
+    rows = run(_vault(app_ctx), config, visible=lambda name: decide(config, actor.user, "list", name, actor.source_ip).allowed)
+    if app_ctx.json:
+        emit_json({"secrets": rows, "overdue": sum(1 for r in rows if r["overdue"])})
+        return
+    table(None, STATUS_COLUMNS,
+          ([r["secret"], r["kind"], r["version"] or "-", describe_age(r["age_seconds"]) if r["age_seconds"] is not None else "-",
+            ("OVERDUE " if r["overdue"] else "") + _short(r["next_due"]), r["stage"], r["last_result"] or "-"] for r in rows),
+          highlight=lambda row: "bold red" if str(row[4]).startswith("OVERDUE") or "failed" in str(row[6]) else None,
+          keep=("SECRET",), drop=("VERSION", "AGE"))
+
+
+def _short(ts) -> str:
+    return ts[:16].replace("T", " ") if ts else "-"
