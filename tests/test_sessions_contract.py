@@ -1,4 +1,6 @@
-"""One contract suite, run against every session store (SQLite and a real Redis)."""
+"""One contract suite, run against every session store: SQLite, and a real Redis
+in each ``redis.mode`` (one server, a 3-master/3-replica Redis Cluster, a
+Sentinel group)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import time
 
 import pytest
 
+from tests.redis_topologies import redis_cluster, redis_sentinel, topology_env  # noqa: F401
 from tests.servers import redis_clean, redis_server, redis_server_process  # noqa: F401
 from zerotrust_admin.config import load_config
 from zerotrust_admin.errors import DeniedError, NotFoundError, UsageError
@@ -20,10 +23,12 @@ def store_config(tmp_path, backend: str, redis_url: str | None = None, **extra):
     return load_config(environ=env)
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster", "redis-sentinel"])
 def store(request, tmp_path):
-    url = request.getfixturevalue("redis_clean") if request.param == "redis" else None
-    s = open_session_store(store_config(tmp_path, request.param, url))
+    backend, _, mode = request.param.partition("-")
+    extra = topology_env(mode or "standalone", request) if backend == "redis" else {}
+    s = open_session_store(store_config(tmp_path, backend, **extra))
+    assert s.kind == backend and getattr(s, "cluster", False) == (mode == "cluster")
     yield s
     s.close()
 

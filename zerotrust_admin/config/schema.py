@@ -33,6 +33,10 @@ SCHEMA: dict = {
         "url": STR, "host": STR, "port": INT, "db": INT, "username": STR,
         "password": STR, "password_file": STR, "tls": FREE, "ssl": BOOL,
         "socket_timeout": NUM, "connect_timeout": NUM, "key_prefix": STR,
+        # issue 16 (sessions/redis_store.py): Redis Cluster and Sentinel, replica acknowledgement of markers
+        "mode": STR, "nodes": LIST, "sentinels": LIST, "service_name": STR,
+        "sentinel_auth": {"username": STR, "password": STR, "password_file": STR},
+        "wait_replicas": INT, "wait_timeout": NUM,
     },
     "sessions": {"backend": STR, "path": STR, "default_ttl": STR, "max_ttl": STR, "key_prefix": STR, "batch_size": INT},
     "aws": {

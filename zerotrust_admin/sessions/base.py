@@ -50,10 +50,33 @@ class InterruptedDeletion(UnavailableError):
         self.done = done
 
 
-def new_session_id() -> str:
-    """A random, URL-safe session identifier (192 bits). It names a session; it
-    is not a bearer credential, so it may appear in argv and audit records."""
-    return secrets.token_urlsafe(SESSION_ID_BYTES)
+TAG_CHARS = 3  # a user's slot tag: 3 hex digits = 4,096 buckets (docs/sessions.md, "Redis Cluster")
+_TAGGED_ID = re.compile(r"^([0-9a-f]{3})-[A-Za-z0-9_-]{8,124}$")
+
+
+def user_tag(user: str) -> str:
+    """The user's bucket: the first 3 hex digits of SHA-256(user). On a Redis
+    Cluster a user's sessions, index and marker carry it as their hash tag, so
+    they share one slot; session ids start with it (``<tag>-``), so a session
+    is found from its id alone."""
+    import hashlib
+
+    return hashlib.sha256(user.encode("utf-8")).hexdigest()[:TAG_CHARS]
+
+
+def id_tag(session_id: str) -> str | None:
+    """The slot tag a session id carries (``3f2-...`` -> ``3f2``), or None."""
+    match = _TAGGED_ID.match(session_id)
+    return match.group(1) if match else None
+
+
+def new_session_id(user: str | None = None) -> str:
+    """A random, URL-safe session identifier (192 bits), prefixed with the
+    user's slot tag when the user is given (``3f2-Ca42SC...``). It names a
+    session; it is not a bearer credential, so it may appear in argv and audit
+    records."""
+    token = secrets.token_urlsafe(SESSION_ID_BYTES)
+    return f"{user_tag(user)}-{token}" if user is not None else token
 
 
 def check_user(user: str) -> str:
@@ -103,7 +126,7 @@ def make_session(user: str, ttl_seconds: float, source_ip: str | None = None, *,
     if ttl_seconds <= 0:
         raise UsageError("a session's TTL must be positive")
     created = time.time() if now is None else now
-    return Session(id=check_session_id(session_id) if session_id else new_session_id(), user=user, created=created,
+    return Session(id=check_session_id(session_id) if session_id else new_session_id(user), user=user, created=created,
                    expires=created + float(ttl_seconds), source_ip=source_ip or None)
 
 

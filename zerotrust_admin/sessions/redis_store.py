@@ -28,8 +28,9 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from zerotrust_admin.errors import ConfigError, DeniedError, UnavailableError
+from zerotrust_admin.errors import ConfigError, DeniedError, UnavailableError, UsageError
 from zerotrust_admin.sessions.base import (
+    TAG_CHARS,
     InterruptedDeletion,
     ProgressFn,
     Session,
@@ -37,6 +38,8 @@ from zerotrust_admin.sessions.base import (
     check_namespace,
     check_session_id,
     check_user,
+    id_tag,
+    user_tag,
 )
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -44,6 +47,8 @@ DEFAULT_PREFIX = "zt:"
 DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_BATCH = 20000  # keys SCANned per server-side batch of revoke --all
+DEFAULT_WAIT_TIMEOUT = 2.0  # seconds a marker write waits for its replica acknowledgements
+BUCKETS = 16 ** TAG_CHARS  # 4,096 user buckets (hash tags) on a cluster
 
 # Server-side SCAN + UNLINK of one batch. Returns {next cursor, sessions, keys}.
 _DELETE_BATCH = """
@@ -84,6 +89,12 @@ for u = 1, #users do
 end
 return {#users, deleted}
 """
+
+# Cluster: delete the sessions of up to ARGV[2] users of one bucket; every key
+# carries the bucket's hash tag, so the call stays in one slot. KEYS[1] = the
+# bucket's registry; ARGV = session key prefix, users per call, index key prefix.
+# Returns {users, sessions, users left}.
+_DELETE_BUCKET = _DELETE_USERS_BATCH.replace("return {#users, deleted}", "return {#users, deleted, redis.call('SCARD', KEYS[1])}")
 
 # Count matching keys of one SCAN batch without touching them.
 _COUNT_BATCH = """
@@ -172,37 +183,126 @@ def redis_url(config) -> str:
     return DEFAULT_URL
 
 
+MODES = ("standalone", "cluster", "sentinel")
+
+
+def redis_mode(config) -> str:
+    mode = str(config.get("redis.mode") or "standalone").lower()
+    if mode not in MODES:
+        raise ConfigError(f"redis.mode {mode!r} is not one of {', '.join(MODES)}", hint="standalone (default), cluster or sentinel")
+    return mode
+
+
 def redis_configured(config) -> bool:
     """Redis is in use when it is the session backend or a server is named."""
-    return str(config.get("sessions.backend") or "").lower() == "redis" or bool(config.get("redis.url") or config.get("redis.host"))
+    return str(config.get("sessions.backend") or "").lower() == "redis" or bool(
+        config.get("redis.url") or config.get("redis.host") or config.get("redis.nodes") or config.get("redis.sentinels"))
 
 
 def key_prefix(config) -> str:
     return str(config.get("redis.key_prefix") or config.get("sessions.key_prefix") or DEFAULT_PREFIX)
 
 
-def connect(config, *, retries: int = 1):
-    """A redis-py client for the configured server: password from
-    ``redis.password`` / ``redis.password_file`` / ``ZEROTRUST_REDIS_PASSWORD``,
-    TLS per ``redis.tls`` / ``tls``, bounded timeouts. Returns (client, safe url)."""
-    import redis
+def parse_address(text, what: str) -> tuple[str, int, bool]:
+    """``host:port``, ``[v6]:port``, ``redis://host:port`` or ``rediss://host:port``
+    -> (host, port, tls). Never carries credentials (they come from redis.password*)."""
+    raw = str(text).strip()
+    tls = raw.startswith("rediss://")
+    if raw.startswith(("redis://", "rediss://")):
+        parts = urlsplit(raw)
+        if parts.username or parts.password:
+            raise ConfigError(f"{what}: put no credentials in a node address", hint="use redis.username and redis.password_file")
+        host, port = parts.hostname, parts.port
+    else:
+        host, _, port_text = raw.rpartition(":")
+        host = host.strip("[]")
+        try:
+            port = int(port_text)
+        except ValueError:
+            port = None
+    if not host or not port or not 0 < int(port) < 65536 or any(c in host for c in "/@ "):
+        raise ConfigError(f"{what}: {safe_url(raw) if '://' in raw else raw!r} is not host:port")
+    return host, int(port), tls
+
+
+def _addresses(config, key: str) -> list[tuple[str, int, bool]]:
+    value = config.get(key)
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{key} must list at least one host:port", hint=f"e.g. {key}: [\"10.0.0.1:6379\", \"10.0.0.2:6379\"]")
+    return [parse_address(v, key) for v in value]
+
+
+def _common_kwargs(config, tls: bool, retries: int) -> dict:
+    """Timeouts, retry, ACL user and TLS: the same for every node of every mode."""
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
 
-    url = redis_url(config)
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"redis.url {safe_url(url)!r} must start with redis://, rediss:// or unix://")
-    password = config.get_secret("redis.password")
     kwargs = {
         "socket_timeout": float(config.get("redis.socket_timeout") or DEFAULT_SOCKET_TIMEOUT),
         "socket_connect_timeout": float(config.get("redis.connect_timeout") or DEFAULT_CONNECT_TIMEOUT),
         "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries),
         "health_check_interval": 0,
     }
-    if config.get("redis.db") is not None and not config.get("redis.url"):
-        kwargs["db"] = int(config.get("redis.db"))
     if config.get("redis.username"):
         kwargs["username"] = str(config.get("redis.username"))
+    if tls:
+        kwargs["ssl"] = True
+        kwargs.update(_tls_kwargs(config, "rediss://"))
+    return kwargs
+
+
+def _tls_wanted(config, addresses) -> bool:
+    redis_tls = config.get("redis.tls")
+    return any(a[2] for a in addresses) or bool(config.get("redis.ssl")) or (isinstance(redis_tls, dict) and bool(redis_tls.get("enabled")))
+
+
+def check_master_address(host: str, port: int, allowed: set[tuple[str, int]] | None, *, tls_verified: bool) -> None:
+    """Threat model S1: a Sentinel's answer (the master's address) is network
+    input. The client connects there and sends the Redis password, so the
+    address must be one of ``redis.nodes`` when that list is set; without it,
+    only a loopback address or a TLS connection that verifies the server's
+    certificate is accepted."""
+    import ipaddress
+
+    if allowed is not None:
+        if (host, int(port)) in allowed:
+            return
+        raise DeniedError(f"a Sentinel named {host}:{port} as the master, which is not in redis.nodes",
+                          hint="a Sentinel answer is only trusted for the data nodes listed in redis.nodes; check the Sentinels")
+    if tls_verified:
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise DeniedError(f"a Sentinel named {host}:{port} as the master, and nothing vouches for it",
+                          hint="list the data nodes in redis.nodes, or use TLS with certificate verification (rediss://)")
+
+
+def connect(config, *, retries: int = 1):
+    """A redis-py client for the configured deployment (``redis.mode``):
+    ``standalone`` (``redis.url``), ``cluster`` (``RedisCluster`` over
+    ``redis.nodes``) or ``sentinel`` (the master of ``redis.service_name`` as
+    named by ``redis.sentinels``). Password from ``redis.password`` /
+    ``redis.password_file`` / ``ZEROTRUST_REDIS_PASSWORD``, TLS per
+    ``redis.tls`` / ``tls``, bounded timeouts. Returns (client, safe description)."""
+    mode = redis_mode(config)
+    if mode == "cluster":
+        return _connect_cluster(config, retries)
+    if mode == "sentinel":
+        return _connect_sentinel(config, retries)
+    import redis
+
+    url = redis_url(config)
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"redis.url {safe_url(url)!r} must start with redis://, rediss:// or unix://")
+    password = config.get_secret("redis.password")
+    kwargs = _common_kwargs(config, False, retries)
+    if config.get("redis.db") is not None and not config.get("redis.url"):
+        kwargs["db"] = int(config.get("redis.db"))
     if password is not None:
         with password:
             kwargs["password"] = password.reveal().decode("utf-8")
@@ -219,11 +319,77 @@ def connect(config, *, retries: int = 1):
     return client, safe_url(url)
 
 
+def _connect_cluster(config, retries: int):
+    from redis.cluster import ClusterNode, RedisCluster
+
+    nodes = _addresses(config, "redis.nodes")
+    tls = _tls_wanted(config, nodes)
+    kwargs = _common_kwargs(config, tls, retries)
+    password = config.get_secret("redis.password")
+    if password is not None:
+        with password:
+            kwargs["password"] = password.reveal().decode("utf-8")
+    where = f"{'rediss' if tls else 'redis'}-cluster://{nodes[0][0]}:{nodes[0][1]}" + (f"+{len(nodes) - 1}" if len(nodes) > 1 else "")
+    try:
+        client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p, _ in nodes], require_full_coverage=True, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - RedisCluster connects in its constructor
+        mapped = translate(exc, where)
+        if mapped is None:
+            raise
+        raise mapped from None
+    finally:
+        kwargs.pop("password", None)
+    return client, where
+
+
+def _connect_sentinel(config, retries: int):
+    from redis.sentinel import Sentinel
+
+    sentinels = _addresses(config, "redis.sentinels")
+    service = str(config.get("redis.service_name") or "")
+    if not service:
+        raise ConfigError("redis.mode sentinel needs redis.service_name", hint="the name the Sentinels monitor (sentinel monitor <name> ...)")
+    allowed = {(h, p) for h, p, _ in _addresses(config, "redis.nodes")} if config.get("redis.nodes") else None
+    tls = _tls_wanted(config, sentinels)
+    kwargs = _common_kwargs(config, tls, retries)
+    verified = tls and kwargs.get("ssl_cert_reqs") == "required"
+    sentinel_kwargs = {k: v for k, v in kwargs.items() if k != "username"}
+    if config.get("redis.sentinel_auth.username"):
+        sentinel_kwargs["username"] = str(config.get("redis.sentinel_auth.username"))
+    sentinel_password = config.get_secret("redis.sentinel_auth.password")
+    if sentinel_password is not None:
+        with sentinel_password:
+            sentinel_kwargs["password"] = sentinel_password.reveal().decode("utf-8")
+    password = config.get_secret("redis.password")
+    if password is not None:
+        with password:
+            kwargs["password"] = password.reveal().decode("utf-8")
+    where = f"{'rediss' if tls else 'redis'}-sentinel://{sentinels[0][0]}:{sentinels[0][1]}/{service}"
+
+    class CheckedSentinel(Sentinel):
+        def discover_master(self, service_name):
+            host, port = super().discover_master(service_name)
+            check_master_address(str(host), int(port), allowed, tls_verified=verified)
+            return host, port
+
+    try:
+        manager = CheckedSentinel([(h, p) for h, p, _ in sentinels], sentinel_kwargs=sentinel_kwargs, **kwargs)
+        client = manager.master_for(service)
+    finally:
+        kwargs.pop("password", None)
+        sentinel_kwargs.pop("password", None)
+    return client, where
+
+
 def translate(exc: Exception, where: str):
     """redis-py exceptions -> our error types, with no server text in them."""
     import redis.exceptions as E
 
     text = str(exc)
+    if isinstance(exc, DeniedError | UnavailableError | ConfigError):
+        return exc
+    if type(exc).__name__ == "MasterNotFoundError":
+        return UnavailableError(f"no Sentinel at {where} names a live master", hint="check redis.sentinels, redis.service_name and the Sentinels' state")
     if isinstance(exc, E.AuthenticationError) or (isinstance(exc, E.ResponseError) and text.startswith(("WRONGPASS", "NOAUTH", "NOPERM"))) \
             or isinstance(exc, E.NoPermissionError):
         return DeniedError(f"Redis at {where} refused the credentials or the command",
@@ -232,26 +398,54 @@ def translate(exc: Exception, where: str):
         return UnavailableError(f"TLS handshake with Redis at {where} failed", hint="check redis.tls.ca_file (or tls.ca_file) and that the server speaks TLS on that port")
     if isinstance(exc, (E.TimeoutError, TimeoutError)):
         return UnavailableError(f"Redis at {where} did not answer within the timeout", hint="check that redis-server is running and reachable; redis.socket_timeout")
-    if isinstance(exc, (E.ConnectionError, OSError)):
+    if isinstance(exc, (E.ConnectionError, OSError, E.ClusterDownError, E.TryAgainError)) or type(exc).__name__ in ("ClusterDownError", "MaxConnectionsError"):
         return UnavailableError(f"Redis at {where} is unavailable (cannot connect)", hint="check that redis-server is running and reachable; redis.url")
+    if isinstance(exc, E.ResponseError) and text.startswith(("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "LOADING", "MASTERDOWN")):
+        return UnavailableError(f"Redis at {where} is failing over ({text.split(' ', 1)[0]})", hint="wait for the failover to finish, then re-run")
     if isinstance(exc, E.RedisError):
         return UnavailableError(f"Redis at {where} failed: {type(exc).__name__}")
     return None
 
 
+def is_cluster(client) -> bool:
+    return hasattr(client, "get_primaries") and hasattr(client, "nodes_manager")
+
+
+def wait_replicas(config, mode: str) -> int:
+    """How many replicas must acknowledge a revocation marker or a lock
+    (``WAIT``) before the tool goes on: ``redis.wait_replicas``, by default 1
+    on a cluster or under Sentinel (a failover must not lose a marker), 0 on
+    a standalone server."""
+    value = config.get("redis.wait_replicas")
+    if value is None:
+        return 0 if mode == "standalone" else 1
+    return max(0, int(value))
+
+
 def from_config(config) -> "RedisSessionStore":
     from zerotrust_admin.sessions import max_ttl_seconds
 
+    mode = redis_mode(config)
+    prefix = key_prefix(config)
+    if mode == "cluster" and any(c in prefix for c in "{}"):
+        raise ConfigError("redis.key_prefix may not contain { or } on a cluster (they are hash-tag delimiters)")
     client, where = connect(config)
-    return RedisSessionStore(client, prefix=key_prefix(config), where=where, max_ttl=max_ttl_seconds(config),
-                             batch_size=int(config.get("sessions.batch_size") or DEFAULT_BATCH))
+    return RedisSessionStore(client, prefix=prefix, where=where, max_ttl=max_ttl_seconds(config),
+                             batch_size=int(config.get("sessions.batch_size") or DEFAULT_BATCH),
+                             wait_replicas=wait_replicas(config, mode),
+                             wait_timeout=float(config.get("redis.wait_timeout") or DEFAULT_WAIT_TIMEOUT))
 
 
 class RedisSessionStore(StoreHelpers):
     kind = "redis"
 
-    def __init__(self, client, *, prefix: str = DEFAULT_PREFIX, where: str = "redis", max_ttl: float = 7 * 86400, clock=time.time, batch_size: int = DEFAULT_BATCH):
+    def __init__(self, client, *, prefix: str = DEFAULT_PREFIX, where: str = "redis", max_ttl: float = 7 * 86400, clock=time.time,
+                 batch_size: int = DEFAULT_BATCH, wait_replicas: int = 0, wait_timeout: float = DEFAULT_WAIT_TIMEOUT):
         self.r = client
+        self.cluster = is_cluster(client)
+        self.wait_replicas = int(wait_replicas)
+        self.wait_timeout_ms = max(1, int(wait_timeout * 1000))
+        self.last_shards: dict[str, int] | None = None  # per-master counts of the last delete_all on a cluster
         self.batch_size = max(10, int(batch_size))
         self.prefix = prefix
         self.where = where
@@ -276,23 +470,88 @@ class RedisSessionStore(StoreHelpers):
             script = self._scripts[source] = self.r.register_script(source)
         return script
 
+    # Key names. Standalone and Sentinel: the schema 1 names of docs/sessions.md.
+    # Cluster: a user's keys carry the user's bucket as hash tag, "zt:{3f2}:session:<id>",
+    # and a session id starts with that bucket, so one user's keys share one slot.
+    def _tag(self, tag: str) -> str:
+        return f"{self.prefix}{{{tag}}}:"
+
     def k_session(self, session_id: str) -> str:
+        if self.cluster:
+            return f"{self._tag(id_tag(session_id) or session_id[:TAG_CHARS])}session:{session_id}"
         return f"{self.prefix}session:{session_id}"
 
     def k_index(self, user: str) -> str:
+        if self.cluster:
+            return f"{self._tag(user_tag(user))}session-index:{user}"
         return f"{self.prefix}session-index:{user}"
 
-    def k_users(self) -> str:
+    def k_users(self, tag: str | None = None) -> str:
+        """The user registry (on a cluster: one per bucket, ``tag``; without
+        one, the first bucket's)."""
+        if self.cluster:
+            return f"{self._tag(tag or '000')}session-users"
         return f"{self.prefix}session-users"
 
     def k_marker(self, user: str | None) -> str:
-        return f"{self.prefix}revoked:all" if user is None else f"{self.prefix}revoked:user:{user}"
+        if user is None:
+            return f"{self.prefix}revoked:all"
+        if self.cluster:
+            return f"{self._tag(user_tag(user))}revoked:user:{user}"
+        return f"{self.prefix}revoked:user:{user}"
 
     def k_cache(self, namespace: str, key: str) -> str:
+        if self.cluster:  # a namespace in one slot: its index and entries change together
+            return f"{self.prefix}cache:{{{namespace}}}:{key}"
         return f"{self.prefix}cache:{namespace}:{key}"
 
     def k_cache_index(self, namespace: str) -> str:
+        if self.cluster:
+            return f"{self.prefix}cache-index:{{{namespace}}}"
         return f"{self.prefix}cache-index:{namespace}"
+
+    def _session_prefix(self, user: str) -> str:
+        """What the Lua scripts prepend to an id to name the session key."""
+        return f"{self._tag(user_tag(user))}session:" if self.cluster else f"{self.prefix}session:"
+
+    def _session_pattern(self) -> str:
+        """SCAN MATCH pattern of every session key (cluster: of any bucket)."""
+        if self.cluster:
+            return glob_escape(self.prefix) + "{*}:session:*"
+        return glob_escape(f"{self.prefix}session:") + "*"
+
+    def _id_of(self, key: bytes) -> str:
+        text = key.decode()
+        return text[text.index(":session:") + len(":session:"):] if self.cluster else text[len(self.prefix) + len("session:"):]
+
+    def primaries(self) -> list:
+        """(name, client) of every master: the cluster's primaries, or the one server."""
+        if not self.cluster:
+            return [(self.where, self.r)]
+        return [(n.name, self.r.get_redis_connection(n)) for n in self.r.get_primaries()]
+
+    def _node_client(self, key: str):
+        """A client bound to the master that owns ``key`` (the server itself off a cluster)."""
+        if not self.cluster:
+            return self.r
+        return self.r.get_redis_connection(self.r.get_node_from_key(key))
+
+    def _acknowledged(self, key: str, script_source: str, keys: list, args: list):
+        """Run a script, then (when ``wait_replicas``) ``WAIT`` on the same
+        connection for the replicas to hold its writes. A write they do not
+        acknowledge in time raises UnavailableError (exit 6): a failover could
+        lose it, so the caller must not report it as done."""
+        if not self.wait_replicas:
+            return self._script(script_source)(keys=keys, args=args)
+        client = self._node_client(key)
+        pipe = client.pipeline(transaction=False)
+        pipe.eval(script_source, len(keys), *keys, *args)
+        pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+        result, acks = pipe.execute()
+        if int(acks) < self.wait_replicas:
+            raise UnavailableError(f"Redis at {self.where}: only {int(acks)} of {self.wait_replicas} replica(s) acknowledged the write within "
+                                   f"{self.wait_timeout_ms / 1000:g}s", hint="check the replicas (INFO replication); redis.wait_replicas, redis.wait_timeout; then re-run")
+        return result
 
     def describe(self) -> str:
         return f"redis:{self.where}"
@@ -321,7 +580,7 @@ class RedisSessionStore(StoreHelpers):
         pipe.sadd(idx, s.id)
         pipe.pexpireat(idx, at_ms, nx=True)  # a fresh set has no expiry: GT alone would not set one
         pipe.pexpireat(idx, at_ms, gt=True)
-        pipe.sadd(self.k_users(), s.user)
+        pipe.sadd(self.k_users(user_tag(s.user)), s.user)
 
     def put(self, session: Session) -> None:
         self.put_many([session])
@@ -334,6 +593,9 @@ class RedisSessionStore(StoreHelpers):
             for s in sessions:
                 check_session_id(s.id)
                 check_user(s.user)
+                if self.cluster and id_tag(s.id) != user_tag(s.user):
+                    raise UsageError(f"session id {s.id} does not start with its user's slot tag {user_tag(s.user)}-",
+                                     hint="on a Redis Cluster session ids are '<tag>-<random>' (docs/sessions.md); make them with new_session_id(user)")
                 self._queue_put(pipe, s)
                 queued += 1
                 if queued >= batch_size:
@@ -369,11 +631,9 @@ class RedisSessionStore(StoreHelpers):
                 sessions.sort(key=lambda s: s.created)
                 yield from sessions[:limit] if limit is not None else sessions
                 return
-            pattern = glob_escape(f"{self.prefix}session:") + "*"
-            plen = len(self.prefix) + len("session:")
             batch: list[str] = []
-            for key in self.r.scan_iter(match=pattern, count=1000):
-                batch.append(key.decode()[plen:])
+            for key in self.r.scan_iter(match=self._session_pattern(), count=1000):
+                batch.append(self._id_of(key))
                 if len(batch) >= 500:
                     for s in self._fetch(batch):
                         if limit is not None and emitted >= limit:
@@ -392,18 +652,19 @@ class RedisSessionStore(StoreHelpers):
             if user is not None:
                 ids = [self.k_session(m.decode()) for m in self.r.smembers(self.k_index(user))]
                 return sum(self.r.exists(*ids[i:i + 1000]) for i in range(0, len(ids), 1000))
-            script = self._script(_COUNT_BATCH)
-            pattern = glob_escape(f"{self.prefix}session:") + "*"
-            cursor, total = b"0", 0
-            while True:
-                cursor, n = script(args=[cursor, pattern, 10000])
-                total += int(n)
-                if cursor in (b"0", 0, "0"):
-                    return total
+            pattern, total = self._session_pattern(), 0
+            for _name, client in self.primaries():  # a keyless script: it runs on the node it is sent to
+                cursor = b"0"
+                while True:
+                    cursor, n = client.eval(_COUNT_BATCH, 0, cursor, pattern, 10000)
+                    total += int(n)
+                    if cursor in (b"0", 0, "0"):
+                        break
+            return total
 
     def estimate_count(self) -> int:
         with self._io():
-            return int(self.r.dbsize())
+            return sum(int(client.dbsize()) for _name, client in self.primaries())
 
     def delete_session(self, session_id: str) -> Session | None:
         with self._io():
@@ -418,7 +679,7 @@ class RedisSessionStore(StoreHelpers):
 
     def delete_user(self, user: str) -> int:
         with self._io():
-            return int(self._script(_DELETE_USER)(keys=[self.k_index(user), self.k_users()], args=[f"{self.prefix}session:", user]))
+            return int(self._script(_DELETE_USER)(keys=[self.k_index(user), self.k_users(user_tag(user))], args=[self._session_prefix(user), user]))
 
     def revoke_user_atomically(self, user: str) -> tuple[int, float]:
         """Marker and deletion in one Lua call (atomic, one round trip): (count, marker time)."""
@@ -426,11 +687,14 @@ class RedisSessionStore(StoreHelpers):
         at = self.clock()
         ttl_ms = max(1000, int(self.max_ttl * 1000))
         with self._io():
-            deleted = self._script(_REVOKE_USER)(keys=[self.k_index(user), self.k_marker(user), self.k_users()],
-                                                 args=[f"{self.prefix}session:", repr(float(at)), ttl_ms, user])
+            deleted = self._acknowledged(self.k_index(user), _REVOKE_USER,
+                                         [self.k_index(user), self.k_marker(user), self.k_users(user_tag(user))],
+                                         [self._session_prefix(user), repr(float(at)), ttl_ms, user])
         return int(deleted), at
 
     def delete_all(self, *, batch_size: int | None = None, progress: ProgressFn | None = None) -> int:
+        if self.cluster:
+            return self._delete_all_cluster(batch_size=batch_size, progress=progress)
         batch_size = batch_size or self.batch_size
         done = 0
 
@@ -464,17 +728,108 @@ class RedisSessionStore(StoreHelpers):
             if cursor in (b"0", 0, "0"):
                 return done
 
+    def _buckets_by_primary(self) -> dict:
+        """{master name: (client, [bucket tags whose slot it serves])}."""
+        groups: dict = {}
+        for i in range(BUCKETS):
+            tag = format(i, f"0{TAG_CHARS}x")
+            node = self.r.get_node_from_key(self.k_users(tag))
+            if node.name not in groups:
+                groups[node.name] = (self.r.get_redis_connection(node), [])
+            groups[node.name][1].append(tag)
+        return groups
+
+    def _delete_all_cluster(self, *, batch_size: int | None, progress: ProgressFn | None) -> int:
+        """Every master at once, one thread each: its buckets' registries
+        (one Lua call per bucket, one slot each, pipelined 256 at a time), then
+        a SCAN + UNLINK sweep of what is left under ``zt:{*}:session*`` on
+        that master. Per-master counts land in ``last_shards``."""
+        import threading
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+        batch_size = batch_size or self.batch_size
+        per_call = max(1, batch_size // 100)
+        sweep = glob_escape(self.prefix) + "{*}:session*"
+        with self._io():
+            groups = self._buckets_by_primary()
+        counts = {name: 0 for name in groups}
+        guard = threading.Lock()
+        pending: list[int] = []
+
+        def add(name: str, n: int) -> None:
+            if n:
+                with guard:
+                    counts[name] += n
+                    pending.append(n)
+
+        def work(name: str, client, tags: list[str]) -> None:
+            sha = client.script_load(_DELETE_BUCKET)
+            todo = tags
+            while todo:
+                left = []
+                for start in range(0, len(todo), 256):
+                    chunk = todo[start:start + 256]
+                    pipe = client.pipeline(transaction=False)
+                    for tag in chunk:
+                        pipe.evalsha(sha, 1, self.k_users(tag), f"{self._tag(tag)}session:", per_call, f"{self._tag(tag)}session-index:")
+                    for tag, (_users, deleted, remaining) in zip(chunk, pipe.execute()):
+                        add(name, int(deleted))
+                        if int(remaining):
+                            left.append(tag)
+                todo = left
+            cursor = 0
+            while True:
+                cursor, keys = client.scan(cursor, match=sweep, count=batch_size)
+                if keys:
+                    pipe = client.pipeline(transaction=False)
+                    for key in keys:  # one key per command: the keys are in different slots
+                        pipe.unlink(key)
+                    removed = pipe.execute()
+                    add(name, sum(int(r) for key, r in zip(keys, removed) if b":session:" in key))
+                if int(cursor) == 0:
+                    return
+
+        def drain() -> None:
+            with guard:
+                items, pending[:] = pending[:], []
+            if progress:
+                for n in items:
+                    progress(n)
+
+        errors: list[BaseException] = []
+        with ThreadPoolExecutor(max_workers=len(groups) or 1, thread_name_prefix="revoke-shard") as pool:
+            futures = {pool.submit(work, name, client, tags): name for name, (client, tags) in groups.items()}
+            remaining = set(futures)
+            while remaining:
+                done_now, remaining = wait(remaining, timeout=0.1, return_when=FIRST_EXCEPTION)
+                drain()
+                errors += [f.exception() for f in done_now if f.exception() is not None]
+        drain()
+        self.last_shards = dict(counts)
+        total = sum(counts.values())
+        if errors:
+            mapped = translate(errors[0], self.where) if isinstance(errors[0], Exception) else None
+            if mapped is None:
+                raise errors[0]
+            failed = ", ".join(sorted(futures[f] for f in futures if f.exception() is not None))
+            raise InterruptedDeletion(f"{mapped.message} (master {failed}); {total} sessions were deleted before it failed",
+                                      hint="the revocation markers are set; re-run the same command to finish", done=total)
+        return total
+
     # --- markers ---------------------------------------------------------
     def set_marker(self, user: str | None, at: float) -> None:
         if user is not None:
             check_user(user)
         ttl_ms = int((max(at, self.clock()) + self.max_ttl - self.clock()) * 1000)
         with self._io():
-            self._script(_SET_MARKER)(keys=[self.k_marker(user)], args=[repr(float(at)), max(ttl_ms, 1000)])
+            self._acknowledged(self.k_marker(user), _SET_MARKER, [self.k_marker(user)], [repr(float(at)), max(ttl_ms, 1000)])
 
     def markers(self, user: str) -> tuple[float | None, float | None]:
         with self._io():
-            u, g = self.r.mget(self.k_marker(user), self.k_marker(None))
+            if self.cluster:  # two slots: the user's bucket and the global marker's
+                u, g = self.r.mget_nonatomic(self.k_marker(user), self.k_marker(None))
+            else:
+                u, g = self.r.mget(self.k_marker(user), self.k_marker(None))
         return (float(u) if u is not None else None, float(g) if g is not None else None)
 
     # --- cache -----------------------------------------------------------
@@ -521,7 +876,7 @@ class RedisSessionStore(StoreHelpers):
         return deleted
 
     def _cache_unlink(self, namespace: str, idx: str, members: list[bytes]) -> int:
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self._node_client(idx).pipeline(transaction=False)  # a namespace is one slot on a cluster
         pipe.unlink(*[self.k_cache(namespace, m.decode()) for m in members])
         pipe.srem(idx, *members)
         return int(pipe.execute()[0])

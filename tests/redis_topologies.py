@@ -1,0 +1,311 @@
+"""Real Redis Cluster and Redis Sentinel groups on loopback, for the session
+store and credential-cache tests in every ``redis.mode``.
+
+* ``RedisClusterGroup``: 3 masters + 3 replicas, ``redis-server
+  --cluster-enabled yes`` on free loopback ports, joined by ``redis-cli
+  --cluster create ... --cluster-replicas 1 --cluster-yes``; a 1 s
+  ``cluster-node-timeout`` so a replica takes over within a few seconds.
+* ``RedisSentinelGroup``: one master, one replica and three sentinels
+  (``redis-server --sentinel``, quorum 2) watching service ``zt``.
+
+Session fixtures ``redis_cluster`` / ``redis_sentinel`` start one of each
+once; ``private_redis_cluster`` / ``private_redis_sentinel`` give a test its
+own group (the failover tests kill masters). Import the fixtures you need into
+your module, as with ``tests.servers``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import backend_missing
+from tests.servers import free_port, stop_process, wait_port
+
+
+def _binary(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        backend_missing(f"{name} (apt-get install redis-server redis-tools)")
+    return path  # type: ignore[return-value]
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster-bus twin (port + 10000) is free too and below 65536."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randint(20000, 50000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def _client(port: int):
+    import redis
+
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, socket_connect_timeout=2)
+
+
+class _Node:
+    def __init__(self, root: Path, extra: list[str], port: int | None = None, sentinel_conf: str | None = None):
+        self.port = port or free_port()
+        self.dir = root / str(self.port)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        binary = _binary("redis-server")
+        if sentinel_conf is not None:
+            conf = self.dir / "sentinel.conf"
+            conf.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n{sentinel_conf}")
+            args = [binary, str(conf), "--sentinel"]
+        else:
+            args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--dir", str(self.dir), "--daemonize", "no", "--loglevel", "warning", *extra]
+        self.args = args
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir)
+        wait_port(self.port, proc=self.proc)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+class RedisClusterGroup:
+    """3 masters + 3 replicas (``replicas=0``: 3 masters only)."""
+
+    def __init__(self, replicas: int = 1, node_timeout_ms: int = 1000):
+        self.root = Path(tempfile.mkdtemp(prefix="zt-rcluster-"))
+        count = 3 * (1 + replicas)
+        extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                 "--cluster-node-timeout", str(node_timeout_ms), "--cluster-require-full-coverage", "yes"]
+        self.nodes: list[_Node] = []
+        try:
+            for _ in range(count):
+                self.nodes.append(_Node(self.root, extra, port=_cluster_port()))
+            create = [_binary("redis-cli"), "--cluster", "create", *[n.address for n in self.nodes],
+                      "--cluster-replicas", str(replicas), "--cluster-yes"]
+            done = subprocess.run(create, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+            if done.returncode != 0:
+                raise RuntimeError("redis-cli --cluster create failed: " + done.stdout.decode(errors="replace")[-2000:])
+            self.wait_ok(expect_replicas=replicas)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def addresses(self) -> list[str]:
+        return [n.address for n in self.nodes]
+
+    def node(self, port: int) -> _Node:
+        return next(n for n in self.nodes if n.port == port)
+
+    def _info(self, node: _Node) -> dict:
+        c = _client(node.port)
+        try:
+            return c.cluster("info")
+        finally:
+            c.close()
+
+    def masters(self) -> list[_Node]:
+        """The live nodes that serve slots as masters now (per CLUSTER SLOTS of a live node)."""
+        for n in self.nodes:
+            if not n.alive():
+                continue
+            c = _client(n.port)
+            try:
+                ports = {int(s[2][1]) for s in c.cluster("slots")}
+            finally:
+                c.close()
+            return [m for m in self.nodes if m.port in ports and m.alive()]
+        return []
+
+    def wait_ok(self, timeout: float = 30.0, expect_replicas: int = 1) -> None:
+        """Until every live node says cluster_state:ok and each master has its replicas in sync."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                ok = all(str(self._info(n).get("cluster_state")) == "ok" for n in self.nodes if n.alive())
+                if ok and expect_replicas:
+                    for m in self.masters():
+                        c = _client(m.port)
+                        try:
+                            info = c.info("replication")
+                        finally:
+                            c.close()
+                        if int(info.get("connected_slaves", 0)) < expect_replicas or any(
+                                isinstance(v, dict) and v.get("state") != "online" for k, v in info.items() if k.startswith("slave")):
+                            ok = False
+                if ok:
+                    return
+            except Exception:  # noqa: BLE001 - still converging
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis cluster did not converge")
+            time.sleep(0.1)
+
+    def client(self):
+        from redis.cluster import ClusterNode, RedisCluster
+
+        return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in self.nodes if n.alive()], socket_timeout=5)
+
+    def flush(self) -> None:
+        from redis.cluster import RedisCluster
+
+        c = self.client()
+        try:
+            c.flushall(target_nodes=RedisCluster.PRIMARIES)
+        finally:
+            c.close()
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RedisSentinelGroup:
+    """A master, ``replicas`` replicas and three sentinels (quorum 2) for service ``zt``."""
+
+    SERVICE = "zt"
+
+    def __init__(self, replicas: int = 1, down_after_ms: int = 1000, extra: list[str] | None = None):
+        self.root = Path(tempfile.mkdtemp(prefix="zt-rsentinel-"))
+        self.data: list[_Node] = []
+        self.sentinels: list[_Node] = []
+        try:
+            master = _Node(self.root, list(extra or []))
+            self.data.append(master)
+            for _ in range(replicas):
+                self.data.append(_Node(self.root, [*(extra or []), "--replicaof", "127.0.0.1", str(master.port)]))
+            conf = (f"sentinel monitor {self.SERVICE} 127.0.0.1 {master.port} 2\n"
+                    f"sentinel down-after-milliseconds {self.SERVICE} {down_after_ms}\n"
+                    f"sentinel failover-timeout {self.SERVICE} 5000\n"
+                    f"sentinel parallel-syncs {self.SERVICE} 1\n")
+            for _ in range(3):
+                self.sentinels.append(_Node(self.root, [], sentinel_conf=conf))
+            self.wait_ok(expect_replicas=replicas)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def sentinel_addresses(self) -> list[str]:
+        return [n.address for n in self.sentinels]
+
+    def master_port(self) -> int:
+        c = _client(self.sentinels[0].port)
+        try:
+            host, port = c.sentinel_get_master_addr_by_name(self.SERVICE)
+        finally:
+            c.close()
+        return int(port)
+
+    def master(self) -> _Node:
+        port = self.master_port()
+        return next(n for n in self.data if n.port == port)
+
+    def wait_ok(self, timeout: float = 30.0, expect_replicas: int = 1) -> None:
+        """Until the sentinels agree on a live master that has its replicas online and knows the other sentinels."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                port = self.master_port()
+                node = next(n for n in self.data if n.port == port)
+                c = _client(port)
+                try:
+                    info = c.info("replication")
+                finally:
+                    c.close()
+                s = _client(self.sentinels[0].port)
+                try:
+                    state = s.sentinel_master(self.SERVICE)
+                finally:
+                    s.close()
+                if node.alive() and info.get("role") == "master" and int(info.get("connected_slaves", 0)) >= expect_replicas \
+                        and int(state.get("num-other-sentinels", 0)) >= 2 and "down" not in str(state.get("flags")):
+                    return
+            except Exception:  # noqa: BLE001 - still converging
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Sentinel group did not converge")
+            time.sleep(0.1)
+
+    def flush(self) -> None:
+        c = _client(self.master_port())
+        try:
+            c.flushall()
+        finally:
+            c.close()
+
+    def stop(self) -> None:
+        for n in self.sentinels + self.data:
+            n.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    group = RedisClusterGroup()
+    yield group
+    group.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel():
+    group = RedisSentinelGroup()
+    yield group
+    group.stop()
+
+
+@pytest.fixture
+def private_redis_cluster():
+    group = RedisClusterGroup()
+    yield group
+    group.stop()
+
+
+@pytest.fixture
+def private_redis_sentinel():
+    group = RedisSentinelGroup()
+    yield group
+    group.stop()
+
+
+def topology_env(mode: str, request) -> dict:
+    """``ZEROTRUST_REDIS_*`` settings for a store in ``mode`` on the shared (flushed) servers."""
+    if mode == "standalone":
+        return {"ZEROTRUST_REDIS_URL": request.getfixturevalue("redis_clean")}
+    if mode == "cluster":
+        group = request.getfixturevalue("redis_cluster")
+        group.flush()
+        return {"ZEROTRUST_REDIS_MODE": "cluster", "ZEROTRUST_REDIS_NODES": ",".join(group.addresses)}
+    group = request.getfixturevalue("redis_sentinel")
+    group.flush()
+    return {"ZEROTRUST_REDIS_MODE": "sentinel", "ZEROTRUST_REDIS_SENTINELS": ",".join(group.sentinel_addresses),
+            "ZEROTRUST_REDIS_SERVICE_NAME": group.SERVICE}
+
+
+__all__ = ["RedisClusterGroup", "RedisSentinelGroup", "private_redis_cluster", "private_redis_sentinel", "redis_cluster",
+           "redis_sentinel", "topology_env", "os"]
