@@ -77,3 +77,94 @@ def initialized(cli, zt_env):
     result = cli("init")
     assert result.code == 0, result.err
     return Path(zt_env["ZEROTRUST_HOME"])
+
+
+# --- PostgreSQL 15 (Debian's postgresql package), for secret rotation ----------
+class PostgresServer:
+    """A real PostgreSQL cluster made by initdb in a temp dir, listening on
+    127.0.0.1:``port`` with SCRAM passwords; superuser ``postgres`` with
+    password ``.password`` (given to initdb through a 0600 file, never argv).
+    As root, initdb and postgres run as the ``postgres`` OS user."""
+
+    BIN = Path(os.environ.get("ZT_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+    def __init__(self):
+        import pwd
+        import secrets
+        import socket
+        import tempfile
+        import time
+
+        if not (self.BIN / "initdb").exists():
+            backend_missing(f"PostgreSQL 15 ({self.BIN}/initdb; apt-get install postgresql)")
+        # As root, the server runs as postgres, which must reach its directory: not under a 0700 /tmp.
+        base = tempfile.gettempdir()
+        if os.geteuid() == 0 and not os.stat(base).st_mode & 0o001:
+            base = next((d for d in ("/var/tmp", "/dev/shm") if os.path.isdir(d) and os.stat(d).st_mode & 0o001), base)
+        self.dir = Path(tempfile.mkdtemp(prefix="zt-pg-", dir=base))
+        self.password = "zt-pg-" + secrets.token_hex(12)
+        user = {}
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            user = {"user": pw.pw_uid, "group": pw.pw_gid}
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        pwfile = self.dir / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        os.chmod(pwfile, 0o600)
+        if user:
+            os.chown(pwfile, user["user"], user["group"])
+        subprocess.run([str(self.BIN / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres", "--auth=scram-sha-256",
+                        f"--pwfile={pwfile}", "--no-sync", "-E", "UTF8", "--locale=C"],
+                       check=True, capture_output=True, timeout=120, **user)
+        pwfile.unlink()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen([str(self.BIN / "postgres"), "-D", str(self.dir / "data"), "-p", str(self.port),
+                                      "-k", str(self.dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                                      "-c", "max_connections=200"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **user)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.connect().close()
+                break
+            except Exception:  # noqa: BLE001
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("PostgreSQL did not start")
+                time.sleep(0.1)
+
+    def connect(self, user: str = "postgres", password: str | None = None, dbname: str = "postgres"):
+        import psycopg
+
+        return psycopg.connect(host="127.0.0.1", port=self.port, user=user, password=password or self.password,
+                               dbname=dbname, connect_timeout=5, autocommit=True)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        import shutil
+
+        if self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: smart shutdown
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL 15 for the test session (see PostgresServer)."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        backend_missing("psycopg (pip install 'psycopg[binary]')")
+    server = PostgresServer()
+    yield server
+    server.stop()

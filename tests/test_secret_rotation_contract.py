@@ -154,7 +154,54 @@ class RandomHarness:
         self.receiver.close()
 
 
-HARNESSES = {"redis": RedisHarness, "random": RandomHarness}
+class PostgresHarness:
+    """A login role on the real PostgreSQL 15; alternating users (zero downtime)."""
+
+    kind = "postgres"
+    strategy = "alternating"
+    keeps_previous = True
+
+    def __init__(self, request):
+        self.server = request.getfixturevalue("postgres_server")
+        self.user = "app_" + os.urandom(4).hex()
+        self.initial = os.urandom(12).hex()
+        c = self.server.connect()
+        c.execute(f'CREATE ROLE "{self.user}" LOGIN PASSWORD %s'.replace("%s", "'" + self.initial + "'"))
+        c.close()
+
+    def target(self) -> dict:
+        return {"host": "127.0.0.1", "port": self.server.port, "user": self.user, "admin_secret": "admin/pg",
+                "admin_user": "postgres", "strategy": self.strategy, "sslmode": "disable"}
+
+    def seed(self, vault) -> None:
+        vault.put("admin/pg", self.server.password.encode())
+        vault.put(NAME, json.dumps({"username": self.user, "password": self.initial}).encode())
+
+    def works(self, value: bytes) -> bool:
+        import psycopg
+
+        cred = json.loads(value)
+        try:
+            self.server.connect(cred["username"], cred["password"]).close()
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def close(self) -> None:
+        c = self.server.connect()
+        for role in (f"{self.user}_clone", self.user):
+            c.execute(f'DROP ROLE IF EXISTS "{role}"')
+        c.close()
+
+
+class PostgresSingleHarness(PostgresHarness):
+    """One role: the previous password stops at apply (documented), everything else holds."""
+
+    strategy = "single"
+    keeps_previous = False
+
+
+HARNESSES = {"redis": RedisHarness, "random": RandomHarness, "postgres": PostgresHarness, "postgres-single": PostgresSingleHarness}
 
 
 # --- the installation ----------------------------------------------------------
@@ -216,7 +263,7 @@ def test_rotation_keeps_previous_until_retire(setup):
     assert result["results"][0]["result"] == "done", result
     new = setup.current()
     assert new != old and h.works(new)
-    assert h.works(old), "the previous credential works during the grace period"
+    assert h.works(old) == getattr(h, "keeps_previous", True), "the previous credential works during the grace period"
     state = read_state(setup.vault, NAME)
     assert state.step == "finished"
     _secret, info = setup.vault.get(NAME)
@@ -247,8 +294,10 @@ def test_crash_between_steps_then_resume(setup, point):
         else:
             setup.run(force=True, checkpoint=_crash_at(point, hits))
     setup.reopen()
-    # The credential consumers read from the vault works at the moment of the crash.
-    assert h.works(setup.current())
+    # The credential consumers read from the vault works at the moment of the crash
+    # (postgres single: not between apply and finish, the documented window).
+    if getattr(h, "keeps_previous", True) or point not in ("apply:target", "applied", "tested", "finish:target"):
+        assert h.works(setup.current())
     if point in ("create:generated", "created", "apply:target", "applied", "tested", "finish:target"):
         assert setup.current() == old
     # The next run resumes from the recorded step and finishes (cron: no --secret); a crash
