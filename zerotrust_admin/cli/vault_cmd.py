@@ -167,10 +167,16 @@ def import_(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="A .env or .json file ('-' for stdin, with --format).")],
     fmt: Annotated[Optional[str], typer.Option("--format", help="env or json (default: from the file name).")] = None,
+    skip_empty: Annotated[bool, typer.Option("--skip-empty", help="Leave out KEY= entries (empty values cannot be stored) instead of refusing the file.")] = False,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Import many secrets from .env or JSON; unchanged values are skipped, so re-running is safe."""
+    """Import many secrets from .env or JSON; unchanged values are skipped, so re-running is safe.
+
+    Values must be non-empty and at most 1 MiB. A KEY= line is refused, naming
+    its line, unless --skip-empty. --dry-run checks everything the real run
+    checks (names, values, access policies) and writes nothing."""
+    from zerotrust_admin.importplan import plan_import
     from zerotrust_admin.vault import bulk
 
     app_ctx = app_context(ctx, json)
@@ -179,22 +185,29 @@ def import_(
         raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {file}: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{file} is not UTF-8 text", hint="binary values go in JSON as value_base64") from None
-    items = bulk.parse_env(text, file) if kind == "env" else bulk.parse_json(text, file)
+    plan = plan_import(raw, kind, file, skip_empty=skip_empty)  # the same checks for the dry run and the real one
+    for line in plan.warnings():
+        warn(line)
+    provider = app_ctx.provider()
     if dry_run:
-        result = {"dry_run": True, "entries": len(items), "names": [n for n, _ in items]}
-        emit_json(result) if app_ctx.json else info(f"Would import {len(items)} secrets from {file}")
+        _check_import_allowed(app_ctx, plan.names)
+        result = {"dry_run": True, **plan.to_dict()}
+        emit_json(result) if app_ctx.json else info(f"Would import {len(plan.items)} secrets from {file}; nothing written (dry run)")
         return
-    outcome = app_ctx.provider().import_many(items, source=file)
+    outcome = provider.import_many(plan.items, source=file)
     if app_ctx.json:
-        emit_json(outcome.to_dict())
+        emit_json({**outcome.to_dict(), **({"skipped_empty": plan.skipped_empty} if plan.skipped_empty else {})})
     else:
         info(f"Imported from {file}: {outcome.created} created, {outcome.updated} updated, {outcome.unchanged} unchanged", quiet=app_ctx.quiet)
         if outcome.compared is False and sys.stderr.isatty():  # threat model P3: why nothing is "unchanged"
             info("values not compared: you may not read them; every item was written as a new version", quiet=app_ctx.quiet)
+
+
+def _check_import_allowed(app_ctx: AppContext, names: list[str]) -> None:
+    """The real run's ``write`` check on every name (a denial is audited, as
+    in the real run; an allowed name writes nothing)."""
+    for name in names:
+        app_ctx.access_guard.authorize("write", name)
 
 
 @app.command("export")

@@ -1,0 +1,101 @@
+"""What ``vault import`` will write, decided once for the real run and the dry
+run alike (issue 14: a dry run that promised what the real run refused).
+
+Everything the provider would refuse is refused here first, naming the line of
+a .env file: a bad name, an empty value, a value over the 1 MiB limit, a
+truncated zerotrust export. ``KEY=`` lines (common in .env files) cannot be
+stored, since the vault keeps no empty secrets: they are refused with a hint,
+or with ``skip_empty`` left out and listed in a warning. A name given twice
+keeps its last value, as python-dotenv and Docker Compose do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from zerotrust_admin.errors import UsageError
+
+
+@dataclass
+class ImportPlan:
+    source: str
+    items: list[tuple[str, bytes]]
+    skipped_empty: list[str] = field(default_factory=list)  # "line 3: EMPTY" (.env) or "EMPTY" (JSON)
+    repeated: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.items]
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.skipped_empty:
+            out.append(f"{self.source}: skipped {len(self.skipped_empty)} empty value(s) (--skip-empty): {', '.join(self.skipped_empty)}")
+        if self.repeated:
+            out.append(f"{self.source}: {', '.join(self.repeated)} given more than once; the last value is imported")
+        return out
+
+    def to_dict(self) -> dict:
+        return {"entries": len(self.items), "names": self.names, "skipped_empty": self.skipped_empty, "repeated": self.repeated}
+
+
+def _env_line_of(text: str, name: str, nth: int) -> int | None:
+    """The line number of the ``nth`` (0-based) assignment of ``name``."""
+    pattern = re.compile(r"^\s*(?:export\s+)?" + re.escape(name) + r"\s*=")
+    seen = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            if seen == nth:
+                return number
+            seen += 1
+    return None
+
+
+def _parse_json(text: str, source: str):
+    from zerotrust_admin.vault import bulk
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None  # bulk.parse_json owns the message
+    if isinstance(data, dict) and data.get("format") == "zerotrust-export" and not isinstance(data.get("secrets"), dict):
+        raise UsageError(f"{source} is a zerotrust export without its \"secrets\" object (truncated?)",
+                         hint="export again with: zerotrust-admin vault export --format json -o FILE; nothing was written")
+    return bulk.parse_json(text, source)
+
+
+def plan_import(raw: bytes, kind: str, source: str, *, skip_empty: bool = False) -> ImportPlan:
+    """Parse and validate every entry; raise UsageError (exit 2) naming the
+    first refused one. Nothing here touches the vault."""
+    from zerotrust_admin.vault import bulk
+    from zerotrust_admin.vault.records import MAX_VALUE_BYTES
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{source} is not UTF-8 text", hint="binary values go in JSON as value_base64") from None
+    parsed = bulk.parse_env(text, source) if kind == "env" else _parse_json(text, source)
+    plan = ImportPlan(source, [])
+    seen: dict[str, int] = {}
+    last: dict[str, bytes] = {}
+    for name, value in parsed:
+        nth = seen.get(name, 0)
+        seen[name] = nth + 1
+        line = _env_line_of(text, name, nth) if kind == "env" else None
+        where = f"{source} line {line}: {name}" if line else f"{source}: {name}"
+        if not value:
+            if skip_empty:
+                plan.skipped_empty.append(f"line {line}: {name}" if line else name)
+                continue
+            raise UsageError(f"{where} has an empty value, and the vault cannot store an empty secret",
+                             hint="give it a value, remove the line, or pass --skip-empty to import the others without it; nothing was written")
+        if len(value) > MAX_VALUE_BYTES:
+            raise UsageError(f"{where} is {len(value)} bytes; the limit for one secret is {MAX_VALUE_BYTES} (1 MiB)",
+                             hint="store large files elsewhere and keep their key here; nothing was written")
+        if name in last and name not in plan.repeated:
+            plan.repeated.append(name)
+        last[name] = value
+    plan.items = list(last.items())
+    return plan
