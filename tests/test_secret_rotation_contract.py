@@ -201,7 +201,53 @@ class PostgresSingleHarness(PostgresHarness):
     keeps_previous = False
 
 
-HARNESSES = {"redis": RedisHarness, "random": RandomHarness, "postgres": PostgresHarness, "postgres-single": PostgresSingleHarness}
+class AwsIamHarness:
+    """An IAM user's access key on moto's IAM + STS. moto does not refuse an
+    inactive key itself, so "works" is STS saying it is that user AND IAM listing
+    the key as Active."""
+
+    kind = "aws-iam"
+
+    def __init__(self, request):
+        self.moto = request.getfixturevalue("moto_server")
+        self.iam = self.moto.client("iam")
+        self.user = "deploy-" + os.urandom(4).hex()
+        self.iam.create_user(UserName="rotation-admin-" + self.user)
+        admin = self.iam.create_access_key(UserName="rotation-admin-" + self.user)["AccessKey"]
+        self.admin = {"AccessKeyId": admin["AccessKeyId"], "SecretAccessKey": admin["SecretAccessKey"]}
+        self.iam.create_user(UserName=self.user)
+        key = self.iam.create_access_key(UserName=self.user)["AccessKey"]
+        self.initial = {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
+
+    def target(self) -> dict:
+        return {"user": self.user, "admin_secret": "admin/aws", "region": self.moto.REGION, "endpoint_url": self.moto.endpoint_url}
+
+    def seed(self, vault) -> None:
+        vault.put("admin/aws", json.dumps(self.admin).encode())
+        vault.put(NAME, json.dumps(self.initial).encode())
+
+    def works(self, value: bytes) -> bool:
+        import boto3
+
+        cred = json.loads(value)
+        active = {k["AccessKeyId"] for k in self.iam.list_access_keys(UserName=self.user)["AccessKeyMetadata"] if k["Status"] == "Active"}
+        if cred["AccessKeyId"] not in active:
+            return False
+        sts = boto3.client("sts", region_name=self.moto.REGION, endpoint_url=self.moto.endpoint_url,
+                           aws_access_key_id=cred["AccessKeyId"], aws_secret_access_key=cred["SecretAccessKey"])
+        return sts.get_caller_identity()["Arn"].endswith(f":user/{self.user}")
+
+    def check_clean(self, current: bytes) -> None:
+        """No key nobody holds: the current key, and at most the deactivated previous one."""
+        keys = self.iam.list_access_keys(UserName=self.user)["AccessKeyMetadata"]
+        assert [k["AccessKeyId"] for k in keys if k["Status"] == "Active"] == [json.loads(current)["AccessKeyId"]]
+        assert len(keys) <= 2
+
+    def close(self) -> None:
+        pass
+
+
+HARNESSES = {"aws-iam": AwsIamHarness, "redis": RedisHarness, "random": RandomHarness, "postgres": PostgresHarness, "postgres-single": PostgresSingleHarness}
 
 
 # --- the installation ----------------------------------------------------------
@@ -309,6 +355,8 @@ def test_crash_between_steps_then_resume(setup, point):
     assert new != old and h.works(new) and not h.works(old)
     versions = setup.vault.history(NAME)
     assert len(versions) == 2, "exactly one new version, whatever the crash"
+    if hasattr(h, "check_clean"):
+        h.check_clean(new)
     assert setup.run(later=GRACE + 2)["nothing_due"]
 
 

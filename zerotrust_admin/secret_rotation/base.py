@@ -20,6 +20,7 @@ returns a value in a message.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 
 from zerotrust_admin.errors import ZeroTrustError
@@ -37,6 +38,7 @@ class RotationContext:
 
     entry: object                                   # config.ManagedSecret
     read_secret: Callable[[str], Secret]            # name -> Secret (current version)
+    current_since: datetime | None = None           # when the managed secret's current version was written (None: no value yet)
 
     @property
     def target(self) -> dict:

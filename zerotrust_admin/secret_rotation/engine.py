@@ -139,6 +139,7 @@ class _Runner:
     def create(self) -> tuple[RotationState, Secret]:
         current = newest_metadata(self.vault, self.name)
         from_version = current[0] if current else None
+        self.rotator.ctx.current_since = parse_rfc3339(current[2]) if current else None
         pending = self.rotator.create_pending(self._version(from_version))
         self.checkpoint("create:generated")
         meta = {"kind": self.entry.kind, "rotation": pyrandom.token_hex(8), "stage": "pending", "started": rfc3339(),
