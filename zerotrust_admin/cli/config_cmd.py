@@ -28,12 +28,13 @@ def check(
         emit_json({**report.to_dict(), "connection": connection} if connect else report.to_dict())
     else:
         where = report.path or "no config file (defaults apply)"
+        problems = [p for p in report.problems if p.severity != "note"]
         if report.clean:
             print(f"OK: {where}")
         else:
-            print(f"{len(report.problems)} problem(s) in {where}:")
-            for p in report.problems:
-                print(f"  {p.severity}: {escape_text(p.message)}" + (f"\n      fix: {escape_text(p.hint)}" if p.hint else ""))
+            print(f"{len(problems)} problem(s) in {where}:")
+        for p in problems + [p for p in report.problems if p.severity == "note"]:
+            print(f"  {p.severity}: {escape_text(p.message)}" + (f"\n      fix: {escape_text(p.hint)}" if p.hint else ""))
         for var in report.env_overrides:
             print(f"  note: overridden by environment variable {var}")
         if connection and connect_error is None:

@@ -39,7 +39,7 @@ PATH_KEYS = {"ca_file", "cert_file", "module", "path"}
 
 @dataclass
 class Problem:
-    severity: str  # "error" | "warning"
+    severity: str  # "error" | "warning" | "note" (a note does not make the file unclean)
     key: str
     message: str
     hint: str = ""
@@ -61,7 +61,7 @@ class CheckReport:
 
     @property
     def clean(self) -> bool:
-        return not self.problems
+        return not any(p.severity != "note" for p in self.problems)
 
     def to_dict(self) -> dict:
         return {"config_file": self.path, "clean": self.clean, "problems": [p.to_dict() for p in self.problems], "env_overrides": self.env_overrides}
@@ -176,6 +176,13 @@ def walk_config(node, prefix=""):
             yield from walk_config(value, f"{prefix[:-1]}[{i}].")
 
 
+def is_placeholder(text: str) -> bool:
+    """A documentation placeholder such as the seed's ``XXXXXXXXXXXXXXXXXXXXXXXX``
+    (or a URL ending in one): at least 8 X's and nothing else in the last segment."""
+    last = text.rstrip("/").rsplit("/", 1)[-1]
+    return len(last) >= 8 and set(last.upper()) == {"X"}
+
+
 def _plaintext_secrets(raw: dict) -> list[Problem]:
     found = []
     for dotted, key, value in walk_config(raw):
@@ -194,6 +201,10 @@ def _plaintext_secrets(raw: dict) -> list[Problem]:
                 continue  # e.g. a cache "key" name, not a key value
             if key == "secret" and dotted.startswith("secret_rotation["):
                 continue  # the NAME of the managed vault secret, not a value
+            if is_placeholder(text):  # the seed's XXXXXXXX: not a secret, but not usable either
+                found.append(Problem("note", dotted, f"{dotted} is a placeholder ({text.rsplit('/', 1)[-1][:4]}...), not a real value yet",
+                                     f"before use, put the real one in {key}_file (mode 0600), an environment variable (${{VAR}}) or the vault (vault:NAME)"))
+                continue
             found.append(Problem(
                 "error", dotted, f"{dotted} holds a plaintext secret in the config file",
                 f"move it to {key}_file (mode 0600), an environment variable (${{VAR}}) or the vault (vault:NAME)",

@@ -179,7 +179,30 @@ def parse_yaml(text: str, where: str) -> dict:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a YAML mapping of sections, not {type(data).__name__}", hint="start with e.g. 'secrets:' at column 1")
+    _tls_aliases(data, "")
     return data
+
+
+# The seed document's names for a TLS block's certificate and key (issue 14);
+# the code reads cert_file / key_file, which stay valid as aliases.
+TLS_KEY_ALIASES = {"certificate": "cert_file", "private_key": "key_file"}
+
+
+def _tls_aliases(node, dotted: str) -> None:
+    """Rename tls.certificate / tls.private_key (in any ``tls`` block) to the
+    names the code reads; both spellings with different values is an error."""
+    if not isinstance(node, dict):
+        return
+    for key, value in list(node.items()):
+        path = f"{dotted}.{key}" if dotted else str(key)
+        if key == "tls" and isinstance(value, dict):
+            for seed_name, name in TLS_KEY_ALIASES.items():
+                if seed_name in value:
+                    if name in value and value[name] != value[seed_name]:
+                        raise ConfigError(f"{path}.{seed_name} and {path}.{name} name the same file differently",
+                                          hint=f"keep one of them ({name} is an alias of {seed_name})")
+                    value[name] = value.pop(seed_name)
+        _tls_aliases(value, path)
 
 
 def interpolate(value, environ, path: str = ""):
