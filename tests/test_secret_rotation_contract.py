@@ -71,8 +71,11 @@ class RedisHarness:
 
     def works(self, value: bytes) -> bool:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        c = redis.Redis(host="127.0.0.1", port=self.server.port, username=self.user, password=value.decode(), socket_timeout=5)
+        c = redis.Redis(host="127.0.0.1", port=self.server.port, username=self.user, password=value.decode(), socket_timeout=5,
+                        retry=Retry(NoBackoff(), 0))
         try:
             return bool(c.ping())
         except redis.exceptions.AuthenticationError:
@@ -391,3 +394,53 @@ def test_first_rotation_without_a_value_in_the_vault(setup):
         setup.vault.get(NAME)
     assert not setup.run()["nothing_due"], "a managed secret with no value is due"
     assert setup.harness.works(setup.current())
+
+
+CHILD = r"""
+import os, signal, sys
+from pathlib import Path
+from zerotrust_admin.audit.log import Actor, AuditLog
+from zerotrust_admin.config.loader import load_config
+from zerotrust_admin.keys import KeySourceContext, open_source
+from zerotrust_admin.secret_rotation import rotate_secrets
+from zerotrust_admin.vault import Vault
+
+home, cfg, point = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = KeySourceContext(config={}, home=home, environ={})
+vault = Vault.open(home / "vault.db", lambda kind, params: open_source(kind, ctx, params), audit=AuditLog(home / "audit.log"),
+                   actor=Actor(user="rotator@EXAMPLE.COM", source_ip="192.0.2.7", host="testhost"))
+config = load_config(cfg, environ={"ZEROTRUST_HOME": str(home)})
+
+def checkpoint(step):
+    if step == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+rotate_secrets(vault, config, names=["svc/cred"], checkpoint=checkpoint)
+"""
+
+
+@pytest.mark.parametrize("point", ["apply:target", "tested", "finish:vault"])
+def test_sigkill_mid_rotation_then_the_next_run_resumes(request, tmp_path, point):
+    """A real SIGKILL (no finally blocks, the lock dies with the process) of a redis rotation."""
+    import subprocess
+    import sys
+
+    h = RedisHarness(request)
+    s = Setup(tmp_path, h)
+    try:
+        old = s.current()
+        s.vault.close()
+        child = subprocess.run([sys.executable, "-c", CHILD, str(s.home), str(tmp_path / "config.yaml"), point],
+                               capture_output=True, timeout=60, cwd=str(Path(__file__).resolve().parent.parent))
+        assert child.returncode == -9, child.stderr
+        s.reopen()
+        assert h.works(s.current()) and h.works(old)
+        result = s.run()  # cron: no --secret; the lock is free again
+        assert result["results"][0]["action"] == "resume" and result["results"][0]["result"] == "done"
+        new = s.current()
+        assert new != old and h.works(new) and h.works(old)
+        s.run(later=GRACE + 1)
+        assert not h.works(old) and h.works(new)
+    finally:
+        s.vault.close()
+        h.close()

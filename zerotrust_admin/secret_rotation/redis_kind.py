@@ -61,12 +61,15 @@ class RedisRotator(Rotator):
 
     def _client(self, username: str, password: Secret):
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         target = self.ctx.target
         extra = {"ssl_ca_certs": target["ca_file"]} if target.get("ca_file") else {}
         return redis.Redis.from_url(str(target["url"]), username=username, password=password.reveal_text(),
                                     socket_timeout=float(target.get("timeout_seconds", 5)),
-                                    socket_connect_timeout=float(target.get("timeout_seconds", 5)), **extra)
+                                    socket_connect_timeout=float(target.get("timeout_seconds", 5)),
+                                    retry=Retry(NoBackoff(), 0), **extra)  # a refused AUTH is an answer, not a reason to retry
 
     def _call(self, fn):
         from zerotrust_admin.sessions.redis_store import translate
