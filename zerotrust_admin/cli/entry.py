@@ -45,7 +45,7 @@ def _run_typer(argv: list[str]) -> int:
             sys.stdout.write(ctx.get_help() + "\n")
             return 2
         path = ctx.command_path if ctx is not None else "zerotrust-admin"
-        error_line(exc.format_message(), f"see '{path} --help'" if isinstance(exc, exc_types.UsageError) else None)
+        error_line(exc.format_message(), f"see '{path} --help'" if isinstance(exc, exc_types.UsageError) else None, code=exc.exit_code)
         return exc.exit_code
     except typer.Abort:
         error_line("aborted")
@@ -56,6 +56,9 @@ def _run_typer(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     harden_process()
+    from zerotrust_admin.cli import output
+
+    output.JSON_ERRORS = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
     debug = os.environ.get("ZEROTRUST_DEBUG") == "1"
     try:
         from zerotrust_admin.cli import fastpath
@@ -69,10 +72,10 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        error_line(exc.message, exc.hint, getattr(exc, "detail_lines", ()))
+        error_line(exc.message, exc.hint, getattr(exc, "detail_lines", ()), code=exc.exit_code)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        error_line("interrupted")
+        error_line("interrupted", code=130)
         sys.exit(130)
     except BrokenPipeError:
         try:

@@ -60,9 +60,25 @@ def warn(message: str) -> None:
     sys.stderr.write(f"{PROG}: warning: {_diagnostic(message)}\n")
 
 
-def error_line(message: str, hint: str | None = None, details=()) -> None:
+# Set by the entry point when --json is on the command line: errors are then one
+# JSON object on stderr, {"error": {"code", "kind", "message", "hint"}}.
+JSON_ERRORS = False
+KINDS = {1: "failed", 2: "usage", 3: "not_found", 4: "denied", 5: "integrity", 6: "unavailable", 7: "busy", 130: "interrupted"}
+
+
+def error_line(message: str, hint: str | None = None, details=(), *, code: int = 1) -> None:
     """``error: message``, then one indented line per detail (the steps of a
-    partial failure), then ``hint: ...``."""
+    partial failure), then ``hint: ...``; in --json mode one JSON object with
+    the same content (a stable contract: docs/cli-json.md)."""
+    if JSON_ERRORS:
+        from zerotrust_admin.secret import redact_url
+
+        error = {"code": code, "kind": KINDS.get(code, "failed"), "message": redact_url(message), "hint": redact_url(hint) if hint else None}
+        if details:
+            error["details"] = [redact_url(line) for line in details]
+        sys.stderr.write(json.dumps({"error": error}) + "\n")  # json.dumps escapes every control character
+        sys.stderr.flush()
+        return
     sys.stderr.write(f"{PROG}: error: {_diagnostic(message)}\n")
     for line in details:
         sys.stderr.write(f"  {_diagnostic(line)}\n")
