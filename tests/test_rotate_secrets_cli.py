@@ -36,19 +36,26 @@ def test_first_run_creates_then_nothing_due_then_forced(cli, initialized, tmp_pa
     first = cli("rotate-secrets", "--json", env=env)
     assert first.code == 0, first.err
     out = json.loads(first.out)
-    assert out["results"][0]["result"] == "done" and out["results"][0]["steps"] == ["created", "applied", "tested", "finished"]
+    # A first value has no previous credential to keep: it is retired at once.
+    assert out["results"][0]["result"] == "done" and out["results"][0]["steps"] == ["created", "applied", "tested", "finished", "retired"]
     value = cli("vault", "get", "api/key", env=env)
     assert value.code == 0 and len(value.out) == 24 and all(c in b"0123456789abcdef" for c in value.out)
     again = cli("rotate-secrets", env=env)
     assert again.code == 0 and "Nothing due" in again.err
     assert json.loads(cli("rotate-secrets", "--json", env=env).out)["nothing_due"] is True
-    # In its grace period a forced rotation is refused (it would cut the grace short).
     forced = cli("rotate-secrets", "--secret", "api/key", env=env)
-    assert forced.code == 2 and "grace period" in forced.err
-    assert cli("vault", "get", "api/key", env=env).out == value.out
+    assert forced.code == 0 and "rotated to version 2, previous kept until" in forced.err
+    second = cli("vault", "get", "api/key", env=env).out
+    assert second != value.out
+    # In its grace period a forced rotation is refused (it would cut the grace short).
+    refused = cli("rotate-secrets", "--secret", "api/key", env=env)
+    assert refused.code == 2 and "grace period" in refused.err
+    assert cli("vault", "get", "api/key", env=env).out == second
     records = [r for r in audit_records(initialized) if r.get("event") == "secret_rotation"]
-    assert [r["details"]["step"] for r in records] == ["created", "applied", "tested", "finished"]
-    assert value.out.decode() not in (initialized / "audit.log").read_text()
+    assert [r["details"]["step"] for r in records] == ["created", "applied", "tested", "finished", "retired",
+                                                       "created", "applied", "tested", "finished"]
+    log = (initialized / "audit.log").read_text()
+    assert value.out.decode() not in log and second.decode() not in log
     assert value.out.decode() not in first.text + first.err
 
 

@@ -47,7 +47,8 @@ def rotate_secrets(
     else:
         for r in result["results"]:
             if r["result"] == "done":
-                what = {"retired": "previous credential retired", "finished": f"rotated to version {r.get('version')}, previous kept until {_short(r.get('retire_after'))}"}
+                what = {"retired": "previous credential retired" if r["action"] == "retire" else f"rotated to version {r.get('version')} (nothing to keep)",
+                        "finished": f"rotated to version {r.get('version')}, previous kept until {_short(r.get('retire_after'))}"}
                 info(f"{r['secret']} ({r['kind']}): {what.get(r['step'], r['step'])} [{', '.join(r['steps'])}]", quiet=app_ctx.quiet)
             else:
                 info(f"{r['secret']} ({r['kind']}): FAILED after [{', '.join(r['steps']) or 'nothing'}]: {r['message']}", quiet=False)

@@ -296,7 +296,7 @@ def _run_one(vault, config, entry: ManagedSecret, item: PlanItem, check, now, no
             else:
                 state, pending = runner.create()
             state = runner.advance(state, pending)
-            if entry.grace == 0:
+            if entry.grace == 0 or state.int_of("from_version") is None:  # no grace, or a first value: no previous to keep
                 state = runner.retire(state)
         outcome.update(result="done", step=state.step, rotation=state.rotation,
                        version=state.int_of("to_version"), retire_after=state.meta.get("retire_after"))
