@@ -88,6 +88,11 @@ class _Node:
             self.proc.kill()
             self.proc.wait(10)
 
+    def restart(self) -> None:
+        """Start the killed node again, same port and directory (a cluster node rejoins as a replica)."""
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir)
+        wait_port(self.port, proc=self.proc)
+
     def stop(self) -> None:
         stop_process(self.proc)
 
@@ -147,6 +152,13 @@ class RedisClusterGroup:
         while True:
             try:
                 ok = all(str(self._info(n).get("cluster_state")) == "ok" for n in self.nodes if n.alive())
+                for n in self.nodes:  # every slot served by a live master, in every live node's view
+                    if n.alive():
+                        c = _client(n.port)
+                        try:
+                            ok = ok and all(self.node(int(r[2][1])).alive() for r in c.cluster("slots"))
+                        finally:
+                            c.close()
                 if ok and expect_replicas:
                     for m in self.masters():
                         c = _client(m.port)
@@ -243,7 +255,8 @@ class RedisSentinelGroup:
                     state = s.sentinel_master(self.SERVICE)
                 finally:
                     s.close()
-                if node.alive() and info.get("role") == "master" and int(info.get("connected_slaves", 0)) >= expect_replicas \
+                online = sum(1 for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online")
+                if node.alive() and info.get("role") == "master" and online >= expect_replicas \
                         and int(state.get("num-other-sentinels", 0)) >= 2 and "down" not in str(state.get("flags")):
                     return
             except Exception:  # noqa: BLE001 - still converging

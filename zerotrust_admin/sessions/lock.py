@@ -5,7 +5,11 @@ With Redis configured it is a Redis lock: ``SET key value NX PX ttl`` with a
 random token in the value, released by a Lua compare-and-delete (never
 deleting someone else's lock), and renewed by a background thread every
 ttl/3 while the work runs, so a long job keeps it and a crashed one loses it
-after ``ttl``. Without Redis it is an ``fcntl`` lock file under
+after ``ttl``. On a Redis Cluster the lock is one key (so one slot); on a
+cluster or under Sentinel the ``SET`` is acknowledged by a replica (``WAIT``,
+``redis.wait_replicas``) before the work starts, so a failover keeps it, and a
+holder whose renewal fails (the lock lapsed or someone else holds it after a
+failover) sees ``lock.lost`` and stops at its next check. Without Redis it is an ``fcntl`` lock file under
 ``$ZEROTRUST_HOME/locks/`` (one host only). Either way a held lock raises
 BusyError (exit 7).
 
@@ -43,8 +47,10 @@ return 0
 
 
 class RedisLock:
-    def __init__(self, client, key: str, ttl: float, where: str = "redis"):
+    def __init__(self, client, key: str, ttl: float, where: str = "redis", *, wait_replicas: int = 0, wait_timeout: float = 2.0):
         self.r = client
+        self.wait_replicas = int(wait_replicas)
+        self.wait_timeout_ms = max(1, int(wait_timeout * 1000))
         self.key = key
         self.ttl_ms = max(1000, int(ttl * 1000))
         self.where = where
@@ -61,7 +67,7 @@ class RedisLock:
         deadline = time.monotonic() + wait
         while True:
             try:
-                if self.r.set(self.key, self.value, nx=True, px=self.ttl_ms):
+                if self._take():
                     break
                 holder, ttl = self.r.get(self.key), self.r.pttl(self.key)
             except Exception as exc:  # noqa: BLE001
@@ -76,6 +82,25 @@ class RedisLock:
             time.sleep(0.1)
         self._thread = threading.Thread(target=self._renewal, name=f"lock-renew:{self.key}", daemon=True)
         self._thread.start()
+
+    def _take(self) -> bool:
+        """SET NX PX; with ``wait_replicas``, WAIT on the same connection so a
+        failover cannot hand the lock to a second holder: a lock the replicas
+        did not acknowledge is released again and the run stops (exit 6)."""
+        if not self.wait_replicas:
+            return bool(self.r.set(self.key, self.value, nx=True, px=self.ttl_ms))
+        from zerotrust_admin.errors import UnavailableError
+        from zerotrust_admin.sessions.redis_store import node_client
+
+        pipe = node_client(self.r, self.key).pipeline(transaction=False)
+        pipe.set(self.key, self.value, nx=True, px=self.ttl_ms)
+        pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+        taken, acks = pipe.execute()
+        if taken and int(acks) < self.wait_replicas:
+            self._release(keys=[self.key], args=[self.value])
+            raise UnavailableError(f"lock {self.key!r}: only {int(acks)} of {self.wait_replicas} replica(s) acknowledged it",
+                                   hint="check the replicas (INFO replication), or redis.wait_replicas; then re-run")
+        return bool(taken)
 
     def _renewal(self) -> None:
         interval = self.ttl_ms / 3000.0
@@ -139,13 +164,15 @@ class FileLock:
 @contextmanager
 def distributed_lock(config, name: str, ttl: float = 60.0, *, wait: float = 0.0) -> Iterator[RedisLock | FileLock]:
     """Hold the lock ``name`` for the duration of the block (see module doc)."""
-    from zerotrust_admin.sessions.redis_store import connect, key_prefix, redis_configured
+    from zerotrust_admin.sessions.redis_store import connect, key_prefix, redis_configured, redis_mode, wait_replicas, wait_timeout
 
     if not _NAME.match(name):
         raise UsageError(f"invalid lock name {name!r}")
     if redis_configured(config):
         client, where = connect(config)
-        lock: RedisLock | FileLock = RedisLock(client, f"{key_prefix(config)}lock:{name}", ttl, where)
+        lock: RedisLock | FileLock = RedisLock(client, f"{key_prefix(config)}lock:{name}", ttl, where,
+                                               wait_replicas=wait_replicas(config, redis_mode(config)),
+                                               wait_timeout=wait_timeout(config))
     else:
         client = None
         lock = FileLock(config.home / "locks" / f"{name}.lock")

@@ -411,6 +411,15 @@ def is_cluster(client) -> bool:
     return hasattr(client, "get_primaries") and hasattr(client, "nodes_manager")
 
 
+def node_client(client, key: str):
+    """A client bound to the master that owns ``key`` (the client itself off a
+    cluster): ``WAIT`` must follow the write on the same connection, so a
+    write that needs it goes through a pipeline of this client."""
+    if not is_cluster(client):
+        return client
+    return client.get_redis_connection(client.get_node_from_key(key))
+
+
 def wait_replicas(config, mode: str) -> int:
     """How many replicas must acknowledge a revocation marker or a lock
     (``WAIT``) before the tool goes on: ``redis.wait_replicas``, by default 1
@@ -420,6 +429,13 @@ def wait_replicas(config, mode: str) -> int:
     if value is None:
         return 0 if mode == "standalone" else 1
     return max(0, int(value))
+
+
+def wait_timeout(config) -> float:
+    """``redis.wait_timeout`` (default 2 s), kept below the socket timeout so
+    that a missing acknowledgement is reported as such, not as a dead server."""
+    socket_timeout = float(config.get("redis.socket_timeout") or DEFAULT_SOCKET_TIMEOUT)
+    return max(0.05, min(float(config.get("redis.wait_timeout") or DEFAULT_WAIT_TIMEOUT), socket_timeout * 0.8))
 
 
 def from_config(config) -> "RedisSessionStore":
@@ -433,7 +449,7 @@ def from_config(config) -> "RedisSessionStore":
     return RedisSessionStore(client, prefix=prefix, where=where, max_ttl=max_ttl_seconds(config),
                              batch_size=int(config.get("sessions.batch_size") or DEFAULT_BATCH),
                              wait_replicas=wait_replicas(config, mode),
-                             wait_timeout=float(config.get("redis.wait_timeout") or DEFAULT_WAIT_TIMEOUT))
+                             wait_timeout=wait_timeout(config))
 
 
 class RedisSessionStore(StoreHelpers):
@@ -531,10 +547,7 @@ class RedisSessionStore(StoreHelpers):
         return [(n.name, self.r.get_redis_connection(n)) for n in self.r.get_primaries()]
 
     def _node_client(self, key: str):
-        """A client bound to the master that owns ``key`` (the server itself off a cluster)."""
-        if not self.cluster:
-            return self.r
-        return self.r.get_redis_connection(self.r.get_node_from_key(key))
+        return node_client(self.r, key)
 
     def _acknowledged(self, key: str, script_source: str, keys: list, args: list):
         """Run a script, then (when ``wait_replicas``) ``WAIT`` on the same

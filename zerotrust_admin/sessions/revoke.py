@@ -58,6 +58,7 @@ class RevocationReport:
     reason: str | None = None
     notifications: list = field(default_factory=list)  # DeliveryResult
     error: str | None = None
+    shards: dict | None = None  # --all on a Redis Cluster: sessions deleted per master ("host:port" -> count)
 
     @property
     def notify_failed(self) -> bool:
@@ -77,6 +78,7 @@ class RevocationReport:
             "reason": self.reason,
             "notifications": [n.to_dict() for n in self.notifications],
             "error": self.error,
+            **({"shards": self.shards} if self.shards is not None else {}),
         }
 
 
@@ -128,7 +130,10 @@ def execute(store, target: Target, *, progress: ProgressFn | None = None, missin
                 store.set_marker(target.value, report.marker_at)
         else:
             store.set_marker(None, clock())
-            report.revoked = store.delete_all(progress=progress)
+            try:
+                report.revoked = store.delete_all(progress=progress)
+            finally:
+                report.shards = getattr(store, "last_shards", None)
             report.marker_at = clock()
             store.set_marker(None, report.marker_at)
     except InterruptedDeletion as exc:
@@ -197,8 +202,13 @@ def revoke_sessions(
         if use_lock:
             from zerotrust_admin.sessions.lock import distributed_lock
 
-            with distributed_lock(config, LOCK_NAME, ttl=LOCK_TTL, wait=lock_wait):
-                report = _audited(store, target, audit=audit, actor=actor, reason=reason, progress=progress, missing_ok=missing_ok)
+            with distributed_lock(config, LOCK_NAME, ttl=LOCK_TTL, wait=lock_wait) as held:
+                def guarded(n: int) -> None:  # stop at the next batch once the lock is lost (a failover, a lapse)
+                    held.check()
+                    if progress is not None:
+                        progress(n)
+
+                report = _audited(store, target, audit=audit, actor=actor, reason=reason, progress=guarded, missing_ok=missing_ok)
         else:
             report = _audited(store, target, audit=audit, actor=actor, reason=reason, progress=progress, missing_ok=missing_ok)
     except ZeroTrustError as exc:
@@ -221,13 +231,15 @@ def _audited(store, target, *, audit, actor, reason, progress, missing_ok) -> Re
         partial = getattr(exc, "report", None)
         audit.append(event="session_revocation", action="revoke", resource=target.resource, success=False, actor=actor,
                      scope=target.scope, revoked=partial.revoked if partial else 0, complete=False, store=store.describe(),
-                     error=exc.message, **({"reason": reason} if reason else {}))
+                     error=exc.message, **({"shards": partial.shards} if partial is not None and partial.shards is not None else {}),
+                     **({"reason": reason} if reason else {}))
         exc.audited = True
         raise
     report.reason = reason
     audit.append(event="session_revocation", action="revoke", resource=target.resource, success=True, actor=actor,
                  scope=target.scope, revoked=report.revoked, complete=True, store=report.store,
                  seconds=round(report.seconds, 4), **({"user_of_session": report.user} if report.user and target.scope == "session" else {}),
+                 **({"shards": report.shards} if report.shards is not None else {}),
                  **({"reason": reason} if reason else {}))
     return report
 

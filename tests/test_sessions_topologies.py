@@ -1,0 +1,258 @@
+"""Sessions on a real Redis Cluster (3 masters, 3 replicas) and a real Sentinel
+group: the key schema's slots, ``revoke-sessions --all`` fanned out per
+master with per-shard counts, the lock, the failover of a master in the
+middle of ``--all`` (cluster: a replica takes over; Sentinel: a new master is
+elected), and the copy of a standalone deployment's sessions to a cluster."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.redis_topologies import (  # noqa: F401  (fixtures)
+    private_redis_cluster,
+    private_redis_sentinel,
+    redis_cluster,
+    redis_sentinel,
+    topology_env,
+)
+from tests.servers import redis_clean, redis_server, redis_server_process  # noqa: F401
+from zerotrust_admin.audit import AuditLog
+from zerotrust_admin.config import load_config
+from zerotrust_admin.errors import BusyError, UnavailableError, UsageError
+from zerotrust_admin.identity import current_actor
+from zerotrust_admin.sessions import Session, make_session, open_session_store
+from zerotrust_admin.sessions.base import InterruptedDeletion, user_tag
+from zerotrust_admin.sessions.lock import distributed_lock
+from zerotrust_admin.sessions.revoke import Target, revoke_sessions
+
+
+def write_config(zt_env: dict, data: dict) -> Path:
+    path = Path(zt_env["XDG_CONFIG_HOME"]) / "zerotrust" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data))
+    path.chmod(0o600)
+    return path
+
+
+def cluster_settings(group, **extra) -> dict:
+    return {"sessions": {"backend": "redis", **extra.pop("sessions", {})},
+            "redis": {"mode": "cluster", "nodes": group.addresses, "connect_timeout": 1, "socket_timeout": 2, **extra}}
+
+
+def sentinel_settings(group, **extra) -> dict:
+    return {"sessions": {"backend": "redis", **extra.pop("sessions", {})},
+            "redis": {"mode": "sentinel", "sentinels": group.sentinel_addresses, "service_name": group.SERVICE,
+                      "connect_timeout": 1, "socket_timeout": 2, **extra}}
+
+
+def seed(store, users: int, per_user: int) -> list[Session]:
+    made = [make_session(f"u{i}@EXAMPLE.COM", 3600, "10.0.0.9", now=time.time() - 1) for i in range(users) for _ in range(per_user)]
+    store.put_many(made)
+    return made
+
+
+def audit_records(zt_env) -> list[dict]:
+    return list(AuditLog(Path(zt_env["ZEROTRUST_HOME"]) / "audit.log").records())
+
+
+# --- the key schema ------------------------------------------------------------------------
+def test_a_users_keys_share_one_slot_and_ids_carry_it(redis_cluster, zt_env):
+    redis_cluster.flush()
+    write_config(zt_env, cluster_settings(redis_cluster))
+    store = open_session_store(load_config(environ=zt_env))
+    try:
+        s = make_session("alice@EXAMPLE.COM", 3600)
+        assert s.id.startswith(user_tag("alice@EXAMPLE.COM") + "-")
+        store.put(s)
+        slots = {store.r.keyslot(k) for k in (store.k_session(s.id), store.k_index(s.user), store.k_marker(s.user),
+                                              store.k_users(user_tag(s.user)))}
+        assert len(slots) == 1
+        # an id without its user's tag cannot be stored on a cluster (it could not be found by id alone)
+        with pytest.raises(UsageError, match="slot tag"):
+            store.put(Session(id="abcdefgh1234", user="alice@EXAMPLE.COM", created=time.time(), expires=time.time() + 60))
+    finally:
+        store.close()
+
+
+def test_revoke_user_on_a_cluster_is_one_script_call_on_one_master(redis_cluster, zt_env):
+    redis_cluster.flush()
+    write_config(zt_env, cluster_settings(redis_cluster))
+    store = open_session_store(load_config(environ=zt_env))
+    try:
+        seed(store, 30, 4)
+        user = "u7@EXAMPLE.COM"
+        owner = store.r.get_node_from_key(store.k_index(user)).name
+
+        def evals():
+            return {name: int(c.info("commandstats").get("cmdstat_eval", {}).get("calls", 0)) for name, c in store.primaries()}
+
+        before = evals()
+        t0 = time.perf_counter()
+        count, at = store.revoke_user_atomically(user)
+        elapsed = time.perf_counter() - t0
+        after = evals()
+        assert count == 4 and store.count(user) == 0 and store.count() == 116
+        assert {n: after[n] - before[n] for n in after} == {n: (1 if n == owner else 0) for n in after}
+        assert store.markers(user)[0] == at
+        assert elapsed < 0.5  # one round trip (generous bound for a loaded 2-core CI box)
+    finally:
+        store.close()
+
+
+# --- revoke-sessions --all on a cluster ---------------------------------------------------------
+def test_revoke_all_on_a_cluster_reports_per_shard_counts(redis_cluster, zt_env, cli):
+    redis_cluster.flush()
+    write_config(zt_env, cluster_settings(redis_cluster))
+    store = open_session_store(load_config(environ=zt_env))
+    made = seed(store, 60, 5)
+    store.close()
+    r = cli("revoke-sessions", "--all", "--yes", "--json", "--reason", "cluster drill")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    masters = {f"127.0.0.1:{n.port}" for n in redis_cluster.masters()}
+    assert out["revoked"] == 300 and set(out["shards"]) == masters and sum(out["shards"].values()) == 300
+    assert all(v > 0 for v in out["shards"].values())
+    rec = audit_records(zt_env)[-1]
+    assert rec["event"] == "session_revocation" and rec["success"] is True and rec["details"]["shards"] == out["shards"]
+    store = open_session_store(load_config(environ=zt_env))
+    try:
+        assert store.count() == 0 and store.estimate_count() <= 3  # markers and the lock's leftovers only
+        assert all(store.is_revoked(s) for s in made[:20])
+        assert store.markers("u1@EXAMPLE.COM")[1] == pytest.approx(out["marker_at"])
+    finally:
+        store.close()
+
+
+def test_lock_on_a_cluster_and_under_sentinel(redis_cluster, redis_sentinel, zt_env):
+    for settings in (cluster_settings(redis_cluster), sentinel_settings(redis_sentinel)):
+        write_config(zt_env, settings)
+        config = load_config(environ=zt_env)
+        with distributed_lock(config, "rotate-keys", ttl=5) as held:
+            assert held.wait_replicas == 1
+            with pytest.raises(BusyError):
+                with distributed_lock(config, "rotate-keys", ttl=5):
+                    pass
+            held.check()
+        with distributed_lock(config, "rotate-keys", ttl=5):  # released: free again
+            pass
+
+
+def test_a_marker_no_replica_acknowledges_fails_closed(redis_sentinel, zt_env, cli):
+    """More replicas asked for than exist: the write is not reported as done (exit 6)."""
+    redis_sentinel.flush()
+    write_config(zt_env, sentinel_settings(redis_sentinel, wait_replicas=3, wait_timeout=0.2))
+    store = open_session_store(load_config(environ=zt_env))
+    seed(store, 1, 2)
+    store.close()
+    r = cli("revoke-sessions", "--user", "u0@EXAMPLE.COM", "--yes")
+    assert r.code == 6 and "acknowledged" in r.err, r.err
+
+
+# --- failover in the middle of --all -----------------------------------------------------------
+def _revoke_all(config, zt_env, **kw):
+    store = open_session_store(config)
+    try:
+        return revoke_sessions(store, Target("all"), config=config, audit=AuditLog(Path(zt_env["ZEROTRUST_HOME"]) / "audit.log"),
+                               actor=current_actor(zt_env), notify=False, **kw)
+    finally:
+        store.close()
+
+
+def _check_all_refused(config, made):
+    store = open_session_store(config)
+    try:
+        assert store.count() == 0
+        assert store.markers("u0@EXAMPLE.COM")[1] is not None
+        for s in made[::7]:
+            assert store.get(s.id) is None and store.is_revoked(s)  # no revoked session is valid again
+    finally:
+        store.close()
+
+
+def test_cluster_master_killed_during_revoke_all(private_redis_cluster, zt_env):
+    group = private_redis_cluster
+    write_config(zt_env, cluster_settings(group, sessions={"batch_size": 100}))
+    config = load_config(environ=zt_env)
+    store = open_session_store(config)
+    made = seed(store, 1500, 4)
+    marker_master = store.r.get_node_from_key(store.k_marker(None)).port
+    store.close()
+    killed = []
+
+    def kill_marker_master(n):
+        if not killed:  # the global marker is written (and acknowledged by a replica): kill its master now
+            group.node(marker_master).kill()
+            killed.append(marker_master)
+
+    t0 = time.monotonic()
+    try:
+        report = _revoke_all(config, zt_env, progress=kill_marker_master)
+        outcome = "completed"
+    except (InterruptedDeletion, UnavailableError) as exc:
+        assert exc.exit_code == 6
+        outcome = "exit 6"
+    assert killed
+    group.wait_ok(expect_replicas=0)  # a replica took over the dead master's slots
+    # The new master has no replica: marker writes wait for one (redis.wait_replicas: 1) and would
+    # exit 6, so the operator brings the dead node back; it rejoins as the new master's replica.
+    group.node(marker_master).restart()
+    group.wait_ok(expect_replicas=1)
+    if outcome == "exit 6":
+        report = _revoke_all(config, zt_env, lock_wait=15)  # the re-run finishes (a stale lock lapses within 10 s)
+    print(f"cluster failover outcome: {outcome}")
+    assert report.complete
+    _check_all_refused(config, made)
+    assert time.monotonic() - t0 < 60
+
+
+def test_sentinel_master_killed_during_revoke_all(private_redis_sentinel, zt_env):
+    group = private_redis_sentinel
+    write_config(zt_env, sentinel_settings(group, sessions={"batch_size": 100}))
+    config = load_config(environ=zt_env)
+    store = open_session_store(config)
+    made = seed(store, 400, 5)
+    store.close()
+    old = group.master()
+    killed = []
+
+    def kill_master(n):
+        if not killed:
+            old.kill()
+            killed.append(old.port)
+
+    t0 = time.monotonic()
+    with pytest.raises((InterruptedDeletion, UnavailableError)) as info:
+        _revoke_all(config, zt_env, progress=kill_master)
+    assert info.value.exit_code == 6
+    deadline = time.monotonic() + 30
+    while group.master_port() == old.port:  # the sentinels elect the replica
+        assert time.monotonic() < deadline, "no new master elected"
+        time.sleep(0.2)
+    group.wait_ok(expect_replicas=0)
+    old.restart()  # back as a replica of the new master (the sentinels reconfigure it), so markers are acknowledged again
+    group.wait_ok(expect_replicas=1)
+    report = _revoke_all(config, zt_env, lock_wait=15)
+    assert report.complete
+    _check_all_refused(config, made)
+    assert time.monotonic() - t0 < 60
+
+
+# --- configuration -----------------------------------------------------------------------------
+@pytest.mark.parametrize("settings, message", [
+    ({"mode": "cluster"}, "redis.nodes must list"),
+    ({"mode": "cluster", "nodes": ["localhost"]}, "is not host:port"),
+    ({"mode": "cluster", "nodes": ["redis://user:pw@h:1"]}, "no credentials"),
+    ({"mode": "sentinel", "sentinels": ["127.0.0.1:1"]}, "service_name"),
+    ({"mode": "ring"}, "redis.mode"),
+])
+def test_bad_topology_settings_are_refused(zt_env, settings, message):
+    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": settings})
+    with pytest.raises(Exception) as info:
+        open_session_store(load_config(environ=zt_env))
+    assert message in str(info.value) and getattr(info.value, "exit_code", None) == 2
+    assert "pw" not in str(info.value)
