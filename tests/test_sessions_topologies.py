@@ -256,3 +256,27 @@ def test_bad_topology_settings_are_refused(zt_env, settings, message):
         open_session_store(load_config(environ=zt_env))
     assert message in str(info.value) and getattr(info.value, "exit_code", None) == 2
     assert "pw" not in str(info.value)
+
+
+# --- moving a standalone deployment to a cluster --------------------------------------------------
+def test_copy_standalone_sessions_to_a_cluster(redis_clean, redis_cluster, tmp_path):
+    from zerotrust_admin.sessions.migrate import copy_sessions
+
+    redis_cluster.flush()
+    env = {"ZEROTRUST_HOME": str(tmp_path / "h"), "HOME": str(tmp_path), "ZEROTRUST_SESSIONS_BACKEND": "redis"}
+    old = open_session_store(load_config(environ={**env, "ZEROTRUST_REDIS_URL": redis_clean}))
+    new = open_session_store(load_config(environ={**env, "ZEROTRUST_REDIS_MODE": "cluster", "ZEROTRUST_REDIS_NODES": ",".join(redis_cluster.addresses)}))
+    try:
+        tagged = seed(old, 20, 3)
+        legacy = Session(id="Ca42SCtrMOI5aN6OTx3Wz-YBnz-ACqMw", user="old@EXAMPLE.COM", created=time.time() - 5, expires=time.time() + 600)
+        revoked = make_session("bob@EXAMPLE.COM", 600, now=time.time() - 5)
+        old.put_many([legacy, revoked])
+        old.set_marker("bob@EXAMPLE.COM", time.time())
+        report = copy_sessions(old, new)
+        assert report.to_dict() == {"copied": 60, "skipped_untagged": 1, "skipped_revoked": 1}
+        assert new.count() == 60 and all(new.check_session(s.id) == s for s in tagged[::5])
+        assert new.get(revoked.id) is None and new.get(legacy.id) is None
+        assert copy_sessions(old, new).copied == 60 and new.count() == 60  # re-runnable
+    finally:
+        old.close()
+        new.close()
