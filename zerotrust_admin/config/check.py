@@ -199,8 +199,8 @@ def _plaintext_secrets(raw: dict) -> list[Problem]:
                 continue
             if key == "key" and not dotted.startswith("encryption"):
                 continue  # e.g. a cache "key" name, not a key value
-            if key == "secret" and dotted.startswith("secret_rotation["):
-                continue  # the NAME of the managed vault secret, not a value
+            if key in ("secret", "webhook_url") and dotted.startswith("secret_rotation["):
+                continue  # the NAME of the managed vault secret; a hand-over URL (one with a password in it is refused at load)
             if is_placeholder(text):  # the seed's XXXXXXXX: not a secret, but not usable either
                 found.append(Problem("note", dotted, f"{dotted} is a placeholder ({text.rsplit('/', 1)[-1][:4]}...), not a real value yet",
                                      f"before use, put the real one in {key}_file (mode 0600), an environment variable (${{VAR}}) or the vault (vault:NAME)"))
