@@ -52,7 +52,7 @@ def real_log(tmp_path_factory):
         (("vault", "history", "db/password"), b""),
         (("vault", "import", str(base / "in.env")), b""),
         (("vault", "export", "--yes"), b""),
-        (("vault", "delete", "krb/keytab"), b""),
+        (("vault", "delete", "krb/keytab", "--yes"), b""),
         (("vault", "undelete", "krb/keytab"), b""),
         (("vault", "delete", "IMPORTED", "--destroy", "--yes"), b""),
         (("vault", "get", "no/such"), b""),

@@ -105,7 +105,7 @@ def test_json_on_every_command(cli, initialized, tmp_path):
     hist = json.loads(cli("vault", "history", "app/db", "--json").out)
     assert [(h["version"], h["current"], h["size"]) for h in hist] == [(1, False, 2), (2, True, 2)]
 
-    deleted = cli("vault", "delete", "app/bin", "--json")
+    deleted = cli("vault", "delete", "app/bin", "--json", "--yes")
     assert deleted.code == 0, deleted.err
     assert json.loads(deleted.out) == {"name": "app/bin", "mode": "soft", "versions_destroyed": 0}
     assert [i["name"] for i in json.loads(cli("vault", "list", "--json").out)] == ["app/db"]

@@ -14,3 +14,21 @@ def test_json_mode_errors_are_one_json_object_on_stderr(cli, initialized):
     assert usage.code == 2 and json.loads(usage.err)["error"]["kind"] == "usage"
     plain = cli("vault", "get", "nope")
     assert plain.err.startswith("zerotrust-admin: error: secret 'nope' not found")
+
+
+def test_vault_delete_without_a_terminal_needs_yes(cli, initialized):
+    assert cli("vault", "put", "app/x", input=b"v").code == 0
+    r = cli("vault", "delete", "app/x")  # stdin is not a terminal (the fixture pipes b"")
+    assert r.code == 2 and "--yes" in r.err
+    assert cli("vault", "get", "app/x").out == b"v"
+    assert cli("vault", "delete", "app/x", "--yes").code == 0
+    assert cli("vault", "get", "app/x").code == 3
+
+
+def test_undelete_of_a_live_secret_says_nothing_changed(cli, initialized):
+    assert cli("vault", "put", "app/x", input=b"v").code == 0
+    r = cli("vault", "undelete", "app/x")
+    assert r.code == 0 and "app/x is not deleted; nothing changed" in r.err and "Restored" not in r.err
+    assert json.loads(cli("vault", "undelete", "app/x", "--json").text) == {"name": "app/x", "restored": False, "deleted": False}
+    assert cli("vault", "delete", "app/x", "--yes").code == 0
+    assert "Restored app/x" in cli("vault", "undelete", "app/x").err

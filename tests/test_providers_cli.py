@@ -82,7 +82,7 @@ def test_every_vault_command_works_against_each_provider(cli, provider_env, tmp_
     assert b"s3cr3t" not in r.out
     r = cli("--json", "vault", "history", f"{p}/db/password", env=env)
     assert [v["version"] for v in json.loads(r.out)] == [1, 2]
-    r = cli("vault", "delete", f"{p}/db/password", env=env)
+    r = cli("vault", "delete", f"{p}/db/password", "--yes", env=env)
     assert r.code == 0 and "recover with" in r.err
     r = cli("vault", "get", f"{p}/db/password", env=env)
     assert r.code == 3 and "deleted" in r.err

@@ -66,7 +66,7 @@ def written_vault(cli, initialized, tmp_path):
         (("vault", "put", "db/password", "--meta", "owner=dba", "--meta", "ticket=OPS-1"), b"rotated\n"),
         (("vault", "put", "krb/host.keytab", "--value-file", str(tmp_path / "kt")), b""),
         (("vault", "put", "app/gone"), b"soft-deleted-value"),
-        (("vault", "delete", "app/gone"), b""),
+        (("vault", "delete", "app/gone", "--yes"), b""),
         (("vault", "put", "app/destroyed"), b"destroyed-value"),
         (("vault", "delete", "app/destroyed", "--destroy", "--yes"), b""),
     ]

@@ -279,7 +279,7 @@ def test_v3_rollback_while_a_process_has_the_vault_open_is_not_blessed(cli, init
 def test_v3_soft_deleted_secret_resurrected_refused(cli, initialized, zt_env):
     _put(cli, "api/revoked", b"revoked-credential")
     live = _snapshot_head(zt_env, "api/revoked")
-    assert cli("vault", "delete", "api/revoked").code == 0
+    assert cli("vault", "delete", "api/revoked", "--yes").code == 0
     _restore_head(zt_env, live)
     _refused(cli, "vault", "get", "api/revoked", forbidden=b"revoked-credential")
 
@@ -633,7 +633,7 @@ def test_v4_every_write_audit_record_carries_the_commitment(cli, initialized, zt
     import json
 
     _put(cli, "db/password", b"one")
-    assert cli("vault", "delete", "db/password").code == 0
+    assert cli("vault", "delete", "db/password", "--yes").code == 0
     assert cli("vault", "undelete", "db/password").code == 0
     assert cli("vault", "import", "-", "--format", "json", input=b'{"a/b": "x"}').code == 0
     assert cli("vault", "delete", "a/b", "--destroy", "--yes").code == 0
@@ -872,7 +872,7 @@ def test_v5_created_by_edited_refused(cli, initialized, zt_env):
 
 def test_v5_deleted_by_and_dek_rotated_edited_refused(cli, initialized, zt_env):
     _put(cli, "app/token", b"genuine")
-    assert cli("vault", "delete", "app/token").code == 0
+    assert cli("vault", "delete", "app/token", "--yes").code == 0
     _sql(zt_env, "UPDATE secrets SET deleted_by = 'someone-else@EXAMPLE.COM'")
     _refused(cli, "vault", "list", "--deleted")
     _refused(cli, "vault", "undelete", "app/token")

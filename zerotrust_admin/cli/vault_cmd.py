@@ -145,7 +145,8 @@ def delete(
         result = {"name": name, "mode": mode, "dry_run": True, "versions": current.current_version}
         emit_json(result) if app_ctx.json else info(f"Would {'destroy all versions of' if destroy else 'soft-delete'} {name}")
         return
-    if destroy and not confirm(f"Destroy every version of {name}? This cannot be undone.", yes=yes):
+    question = f"Destroy every version of {name}? This cannot be undone." if destroy else f"Delete {name}? (recoverable with: zerotrust-admin vault undelete {name})"
+    if not confirm(question, yes=yes):  # without a terminal: --yes, as the option's help says
         raise typer.Exit(1)
     count = vault.destroy(name) if destroy else (vault.delete(name) or 0)
     if app_ctx.json:
@@ -158,7 +159,11 @@ def delete(
 def undelete(ctx: typer.Context, name: NameArg, json: JsonOpt = False) -> None:
     """Recover a soft-deleted secret."""
     app_ctx = app_context(ctx, json)
-    app_ctx.provider().undelete(name)
+    provider = app_ctx.provider()
+    if not provider.info(name).deleted_at:  # a live secret: nothing to restore, and say so
+        emit_json({"name": name, "restored": False, "deleted": False}) if app_ctx.json else info(f"{name} is not deleted; nothing changed", quiet=app_ctx.quiet)
+        return
+    provider.undelete(name)
     emit_json({"name": name, "restored": True}) if app_ctx.json else info(f"Restored {name}", quiet=app_ctx.quiet)
 
 
