@@ -32,3 +32,13 @@ def test_undelete_of_a_live_secret_says_nothing_changed(cli, initialized):
     assert json.loads(cli("vault", "undelete", "app/x", "--json").text) == {"name": "app/x", "restored": False, "deleted": False}
     assert cli("vault", "delete", "app/x", "--yes").code == 0
     assert "Restored app/x" in cli("vault", "undelete", "app/x").err
+
+
+def test_audit_search_refuses_an_unknown_event_and_says_when_nothing_matched(cli, initialized):
+    r = cli("audit", "search", "--event", "sesion_revocation")
+    assert r.code == 2 and "unknown audit event 'sesion_revocation' (did you mean 'session_revocation'?)" in r.err
+    assert "known events:" in r.err and "credential_revocation" in r.err
+    known = cli("audit", "search", "--event", "session_revocation")
+    assert known.code == 0 and known.out == b"" and "no records matched" in known.err
+    found = cli("audit", "search", "--event", "key_rotation", "--json")
+    assert found.code == 0 and found.text.strip()

@@ -107,7 +107,14 @@ def search(
                        since=parse_when(since, what="--since") if since else None, until=parse_when(until, what="--until") if until else None,
                        limit=limit)
     stats = SearchStats()
-    matches = run_search(app_ctx.audit, query, stats)
+    found = [0]
+
+    def counted(records):
+        for r in records:
+            found[0] += 1
+            yield r
+
+    matches = counted(run_search(app_ctx.audit, query, stats))
     if count:
         n = sum(1 for _ in matches)
         emit_json({"matches": n, "scanned": stats.scanned, "unreadable_lines": len(stats.unreadable_lines)}) if app_ctx.json else print(n)
@@ -120,8 +127,37 @@ def search(
         for r in matches:
             sys.stdout.write(tsv_line(_row(r)))
     sys.stdout.flush()
+    if not found[0] and event:
+        _unknown_events(app_ctx.audit, event)
+    if not found[0] and not count and not app_ctx.json:
+        print("no records matched", file=sys.stderr)
     if stats.unreadable_lines:
         print(f"warning: {len(stats.unreadable_lines)} unreadable line(s) skipped (first: line {stats.unreadable_lines[0]}); run: zerotrust-admin audit verify", file=sys.stderr)
+
+
+# Every event name the tool writes (docs/audit-format.md); a name that is neither
+# here nor in the log is a typo, refused with a suggestion instead of an empty result.
+KNOWN_EVENTS = sorted({
+    "access_denied", "anomaly_review", "audit_anomaly", "audit_recovery", "audit_sink_failure", "auth_failure", "authentication",
+    "backup", "compliance_attestation", "compliance_exception", "compliance_report", "compliance_scope", "credential_issue",
+    "credential_revocation", "key_rotation", "lockout", "mfa", "notification", "notify_test", "secret_access", "secret_rotation",
+    "secret_rotation_failed", "session_create", "session_revocation", "vault_upgrade",
+})
+
+
+def _unknown_events(log, events: list[str]) -> None:
+    """Nothing matched: refuse an --event that no record of the log has and the tool never writes."""
+    import difflib
+
+    from zerotrust_admin.errors import UsageError
+
+    unknown = [e for e in events if e not in KNOWN_EVENTS]
+    if unknown:
+        unknown = [e for e in unknown if e not in {r.get("event") for r in log.records()}]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], KNOWN_EVENTS, n=1)
+        raise UsageError(f"unknown audit event {unknown[0]!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                         hint=f"known events: {', '.join(KNOWN_EVENTS)}")
 
 
 @app.command("anomalies")
