@@ -42,3 +42,18 @@ def test_audit_search_refuses_an_unknown_event_and_says_when_nothing_matched(cli
     assert known.code == 0 and known.out == b"" and "no records matched" in known.err
     found = cli("audit", "search", "--event", "key_rotation", "--json")
     assert found.code == 0 and found.text.strip()
+
+
+def test_a_garbage_master_key_says_restore_it_from_backup(cli, initialized):
+    (initialized / "master.key").write_bytes(b"garbage")
+    r = cli("vault", "list")
+    assert r.code == 2 and "is not a base64-encoded 32-byte key" in r.err
+    assert "restore the key from your backup" in r.err and "cannot open an existing vault" in r.err
+
+
+def test_zerotrust_home_that_is_a_file_is_one_clear_line(cli, tmp_path):
+    home = tmp_path / "file"
+    home.write_text("")
+    r = cli("vault", "list", env={"ZEROTRUST_HOME": str(home)})
+    assert r.code == 2 and r.err.splitlines()[0] == f"zerotrust-admin: error: ZEROTRUST_HOME {home} is not a directory"
+    assert "internal error" not in r.err

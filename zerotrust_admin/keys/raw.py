@@ -40,6 +40,11 @@ class RawKeySource:
         return f"{type(self).__name__}(location={self.location!r}, key=<redacted>)"
 
 
+# A new key never opens an existing vault: the way out of a damaged key is the backup (issue 14).
+DAMAGED_KEY_HINT = ("restore the key from your backup of it; a newly generated key cannot open an existing vault "
+                    "(lost for good: restore a vault backup into a new vault, docs/backup.md)")
+
+
 def decode_key_text(data: bytes, what: str) -> Secret:
     """A key is given as base64 text (one line) or as 32 raw bytes."""
     stripped = data.strip()
@@ -48,7 +53,7 @@ def decode_key_text(data: bytes, what: str) -> Secret:
     try:
         raw = base64.b64decode(stripped, validate=True)
     except (binascii.Error, ValueError):
-        raise UsageError(f"{what} is not a base64-encoded 32-byte key", hint="generate one with: head -c 32 /dev/urandom | base64") from None
+        raise UsageError(f"{what} is not a base64-encoded 32-byte key", hint=DAMAGED_KEY_HINT) from None
     if len(raw) != KEY_SIZE:
-        raise UsageError(f"{what} decodes to {len(raw)} bytes; a master key is 32 bytes", hint="generate one with: head -c 32 /dev/urandom | base64")
+        raise UsageError(f"{what} decodes to {len(raw)} bytes; a master key is 32 bytes", hint=DAMAGED_KEY_HINT)
     return Secret(raw)
