@@ -64,19 +64,28 @@ class RotationState:
                 "retire_after": self.meta.get("retire_after"), "result": self.meta.get("result", "")}
 
 
-def read_state(vault, secret: str) -> RotationState | None:
-    """The newest state record's authenticated metadata (no value is decrypted)."""
+def _current_info(vault, name: str):
+    """The current version's authenticated VersionInfo (its MAC checked, its value
+    decrypted and wiped at once), or None. Not audited, like ``vault info``: the
+    plan and ``secrets status`` read metadata of every managed secret on every
+    run, and the rotation steps themselves are audited."""
     try:
-        versions = vault.history(state_name(secret))
+        value, info = vault._read(name, None)
     except NotFoundError:
         return None
-    if not versions:
+    value.wipe()
+    return info
+
+
+def read_state(vault, secret: str) -> RotationState | None:
+    """The newest state record's authenticated metadata."""
+    info = _current_info(vault, state_name(secret))
+    if info is None:
         return None
-    newest = versions[-1]
-    meta = dict(newest.metadata)
+    meta = dict(info.metadata)
     if meta.get("step") not in STEPS:
         return None
-    return RotationState(meta, newest.version)
+    return RotationState(meta, info.version)
 
 
 def read_pending(vault, secret: str, state: RotationState) -> Secret:
@@ -90,15 +99,9 @@ def write_state(vault, secret: str, value: Secret, meta: dict) -> RotationState:
 
 
 def newest_metadata(vault, secret: str) -> tuple[int, dict, str] | None:
-    """(current version, its metadata, its created time) of the managed secret, or None."""
-    try:
-        versions = vault.history(secret)
-    except NotFoundError:
+    """(current version, its metadata, its created time) of the managed secret, or
+    None when it does not exist (or is deleted)."""
+    info = _current_info(vault, secret)
+    if info is None:
         return None
-    info = vault.info(secret)
-    if info.deleted_at is not None:
-        return None
-    for v in versions:
-        if v.version == info.current_version:
-            return v.version, dict(v.metadata), v.created
-    return None
+    return info.version, dict(info.metadata), info.created
