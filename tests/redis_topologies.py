@@ -60,7 +60,7 @@ def _client(port: int):
 
 
 class _Node:
-    def __init__(self, root: Path, extra: list[str], port: int | None = None, sentinel_conf: str | None = None):
+    def __init__(self, root: Path, extra: list[str], port: int | None = None, sentinel_conf: str | None = None, conf: str | None = None):
         self.port = port or free_port()
         self.dir = root / str(self.port)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -70,8 +70,16 @@ class _Node:
             conf.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n{sentinel_conf}")
             args = [binary, str(conf), "--sentinel"]
         else:
-            args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            tls = "--tls-cert-file" in extra  # TLS only: the plain port is closed
+            ports = ["--port", "0", "--tls-port", str(self.port)] if tls else ["--port", str(self.port)]
+            args = [binary, *ports, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                     "--dir", str(self.dir), "--daemonize", "no", "--loglevel", "warning", *extra]
+            if conf is not None:  # passwords and ACL users go through a 0600 file, never argv
+                path = self.dir / "redis.conf"
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.write(fd, conf.encode())
+                os.close(fd)
+                args.insert(1, str(path))
         self.args = args
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir)
         wait_port(self.port, proc=self.proc)
@@ -98,20 +106,43 @@ class _Node:
 
 
 class RedisClusterGroup:
-    """3 masters + 3 replicas (``replicas=0``: 3 masters only)."""
+    """3 masters + 3 replicas (``replicas=0``: 3 masters only). With ``tls``:
+    TLS only (client and cluster bus), client certificates required, an ACL
+    user ``zt`` with ``password`` and the default user off; ``server_ca``,
+    ``client_cert``/``client_key`` are the files a client needs."""
 
-    def __init__(self, replicas: int = 1, node_timeout_ms: int = 1000):
+    def __init__(self, replicas: int = 1, node_timeout_ms: int = 1000, tls: bool = False, password: str | None = None):
         self.root = Path(tempfile.mkdtemp(prefix="zt-rcluster-"))
         count = 3 * (1 + replicas)
         extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                  "--cluster-node-timeout", str(node_timeout_ms), "--cluster-require-full-coverage", "yes"]
+        self.client_kwargs: dict = {}
+        cli_extra: list[str] = []
+        env = dict(os.environ)
+        conf = None
+        if tls:
+            from tests.servers import self_signed_cert
+
+            self.server_ca, server_key = self_signed_cert(self.root / "server-tls")
+            self.client_cert, self.client_key = self_signed_cert(self.root / "client-tls", host="127.0.0.2")  # another subject than the server's
+            bundle = self.root / "trusted.pem"  # the nodes trust each other (bus, replication) and the client
+            bundle.write_bytes(self.server_ca.read_bytes() + self.client_cert.read_bytes())
+            extra += ["--tls-cluster", "yes", "--tls-replication", "yes", "--tls-cert-file", str(self.server_ca),
+                      "--tls-key-file", str(server_key), "--tls-ca-cert-file", str(bundle), "--tls-auth-clients", "yes"]
+            self.client_kwargs.update(ssl=True, ssl_ca_certs=str(self.server_ca), ssl_certfile=str(self.client_cert), ssl_keyfile=str(self.client_key))
+            cli_extra += ["--tls", "--cacert", str(self.server_ca), "--cert", str(self.client_cert), "--key", str(self.client_key)]
+        if password:
+            conf = f"user default off\nuser zt on >{password} ~* &* +@all\n"
+            self.client_kwargs.update(username="zt", password=password)
+            cli_extra += ["--user", "zt"]
+            env["REDISCLI_AUTH"] = password  # redis-cli reads it from the environment, not argv
         self.nodes: list[_Node] = []
         try:
             for _ in range(count):
-                self.nodes.append(_Node(self.root, extra, port=_cluster_port()))
-            create = [_binary("redis-cli"), "--cluster", "create", *[n.address for n in self.nodes],
+                self.nodes.append(_Node(self.root, extra, port=_cluster_port(), conf=conf))
+            create = [_binary("redis-cli"), *cli_extra, "--cluster", "create", *[n.address for n in self.nodes],
                       "--cluster-replicas", str(replicas), "--cluster-yes"]
-            done = subprocess.run(create, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+            done = subprocess.run(create, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60, env=env)
             if done.returncode != 0:
                 raise RuntimeError("redis-cli --cluster create failed: " + done.stdout.decode(errors="replace")[-2000:])
             self.wait_ok(expect_replicas=replicas)
@@ -126,8 +157,13 @@ class RedisClusterGroup:
     def node(self, port: int) -> _Node:
         return next(n for n in self.nodes if n.port == port)
 
+    def _c(self, port: int):
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, socket_connect_timeout=2, **self.client_kwargs)
+
     def _info(self, node: _Node) -> dict:
-        c = _client(node.port)
+        c = self._c(node.port)
         try:
             return c.cluster("info")
         finally:
@@ -138,7 +174,7 @@ class RedisClusterGroup:
         for n in self.nodes:
             if not n.alive():
                 continue
-            c = _client(n.port)
+            c = self._c(n.port)
             try:
                 ports = {int(s[2][1]) for s in c.cluster("slots")}
             finally:
@@ -154,14 +190,14 @@ class RedisClusterGroup:
                 ok = all(str(self._info(n).get("cluster_state")) == "ok" for n in self.nodes if n.alive())
                 for n in self.nodes:  # every slot served by a live master, in every live node's view
                     if n.alive():
-                        c = _client(n.port)
+                        c = self._c(n.port)
                         try:
                             ok = ok and all(self.node(int(r[2][1])).alive() for r in c.cluster("slots"))
                         finally:
                             c.close()
                 if ok and expect_replicas:
                     for m in self.masters():
-                        c = _client(m.port)
+                        c = self._c(m.port)
                         try:
                             info = c.info("replication")
                         finally:
@@ -180,7 +216,7 @@ class RedisClusterGroup:
     def client(self):
         from redis.cluster import ClusterNode, RedisCluster
 
-        return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in self.nodes if n.alive()], socket_timeout=5)
+        return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in self.nodes if n.alive()], socket_timeout=5, **self.client_kwargs)
 
     def flush(self) -> None:
         from redis.cluster import RedisCluster
@@ -292,6 +328,14 @@ def redis_sentinel():
     group.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_tls():
+    """3 masters, TLS only with client certificates, ACL user ``zt`` (``.client_kwargs["password"]``)."""
+    group = RedisClusterGroup(replicas=0, tls=True, password="zt-cluster-" + os.urandom(8).hex())
+    yield group
+    group.stop()
+
+
 @pytest.fixture
 def private_redis_cluster():
     group = RedisClusterGroup()
@@ -321,4 +365,4 @@ def topology_env(mode: str, request) -> dict:
 
 
 __all__ = ["RedisClusterGroup", "RedisSentinelGroup", "private_redis_cluster", "private_redis_sentinel", "redis_cluster",
-           "redis_sentinel", "topology_env", "os"]
+           "redis_cluster_tls", "redis_sentinel", "topology_env"]

@@ -17,6 +17,7 @@ from tests.redis_topologies import (  # noqa: F401  (fixtures)
     private_redis_cluster,
     private_redis_sentinel,
     redis_cluster,
+    redis_cluster_tls,
     redis_sentinel,
     topology_env,
 )
@@ -280,3 +281,36 @@ def test_copy_standalone_sessions_to_a_cluster(redis_clean, redis_cluster, tmp_p
     finally:
         old.close()
         new.close()
+
+
+# --- TLS with a client certificate, ACL user --------------------------------------------------
+def test_cluster_over_tls_with_a_client_certificate_and_an_acl_user(redis_cluster_tls, zt_env, tmp_path, cli):
+    group = redis_cluster_tls
+    password = group.client_kwargs["password"]
+    pw = tmp_path / "redis.pass"
+    pw.write_text(password)
+    pw.chmod(0o600)
+    tls = {"ca_file": str(group.server_ca), "cert_file": str(group.client_cert), "key_file": str(group.client_key)}
+    settings = {"mode": "cluster", "nodes": [f"rediss://{a}" for a in group.addresses], "username": "zt", "password_file": str(pw),
+                "tls": tls, "wait_replicas": 0, "connect_timeout": 2}
+    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": settings})
+    r = cli("sessions", "create", "--user", "alice@EXAMPLE.COM", "--ttl", "1h")
+    assert r.code == 0, r.err
+    r = cli("revoke-sessions", "--all", "--yes", "--json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["revoked"] == 1 and len(out["shards"]) == 3 and "rediss-cluster://" in out["store"]
+    # without the client certificate the nodes refuse the handshake
+    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {**settings, "tls": {"ca_file": str(group.server_ca)}}})
+    r = cli("sessions", "list")
+    assert r.code == 6, r.err
+    # a server certificate the CA does not vouch for
+    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {**settings, "tls": {**tls, "ca_file": str(group.client_cert)}}})
+    r = cli("sessions", "list")
+    assert r.code == 6, r.err
+    # the wrong password: refused (exit 4), and neither password is printed
+    pw.write_text("not-the-password")
+    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": settings})
+    r = cli("sessions", "list")
+    assert r.code == 4, r.err
+    assert password not in r.err and "not-the-password" not in r.err

@@ -388,6 +388,11 @@ def translate(exc: Exception, where: str):
     text = str(exc)
     if isinstance(exc, DeniedError | UnavailableError | ConfigError):
         return exc
+    if isinstance(exc, E.RedisClusterException):  # not a RedisError: it wraps the node's own error
+        cause = exc.__cause__ or exc.__context__
+        mapped = translate(cause, where) if isinstance(cause, Exception) else None
+        return mapped or UnavailableError(f"Redis Cluster at {where} cannot be used ({type(exc).__name__})",
+                                          hint="check redis.nodes (cluster-enabled servers, reachable) and the cluster's state (CLUSTER INFO)")
     if type(exc).__name__ == "MasterNotFoundError":
         return UnavailableError(f"no Sentinel at {where} names a live master", hint="check redis.sentinels, redis.service_name and the Sentinels' state")
     if isinstance(exc, E.AuthenticationError) or (isinstance(exc, E.ResponseError) and text.startswith(("WRONGPASS", "NOAUTH", "NOPERM"))) \
