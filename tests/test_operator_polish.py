@@ -57,3 +57,58 @@ def test_zerotrust_home_that_is_a_file_is_one_clear_line(cli, tmp_path):
     r = cli("vault", "list", env={"ZEROTRUST_HOME": str(home)})
     assert r.code == 2 and r.err.splitlines()[0] == f"zerotrust-admin: error: ZEROTRUST_HOME {home} is not a directory"
     assert "internal error" not in r.err
+
+
+# --- one "aborted; nothing was changed" line, on a real terminal ---------------------
+from tests.operator_pty import run_in_pty  # noqa: E402
+
+
+def last_line(screen: str) -> str:
+    return [line for line in screen.splitlines() if line.strip()][-1]
+
+
+def test_ctrl_d_at_a_value_prompt(initialized, zt_env, cli):
+    r = run_in_pty(["vault", "put", "app/x"], zt_env, answers=[("Secret value:", b"\x04")])
+    assert r.code == 1 and last_line(r.screen) == "zerotrust-admin: error: aborted; nothing was changed", r.screen
+    assert cli("vault", "get", "app/x").code == 3
+
+
+def test_ctrl_c_at_a_value_prompt_ends_the_line_first(initialized, zt_env):
+    r = run_in_pty(["vault", "put", "app/x"], zt_env, answers=[("Secret value:", b"\x03")])
+    assert r.code == 130 and last_line(r.screen) == "zerotrust-admin: error: aborted; nothing was changed", r.screen
+
+
+def test_declining_a_confirmation(initialized, zt_env, cli):
+    assert cli("vault", "put", "app/x", input=b"v").code == 0
+    r = run_in_pty(["vault", "export"], zt_env, answers=[("[y/N]", b"n\n")])
+    assert r.code == 1 and last_line(r.screen) == "zerotrust-admin: error: aborted; nothing was changed", r.screen
+    r = run_in_pty(["vault", "delete", "app/x"], zt_env, answers=[("[y/N]", b"\x04")])
+    assert r.code == 1 and last_line(r.screen) == "zerotrust-admin: error: aborted; nothing was changed", r.screen
+    assert cli("vault", "get", "app/x").out == b"v"
+
+
+def test_mismatched_values_have_a_hint(initialized, zt_env):
+    r = run_in_pty(["vault", "put", "app/x"], zt_env, answers=[("Secret value:", b"one\n"), ("(again):", b"two\n")])
+    assert r.code == 2 and "the two values do not match; nothing was written" in r.screen
+    assert "hint: type the same value twice, or pipe it on stdin" in r.screen
+
+
+def test_ctrl_c_during_a_large_import_says_nothing_was_imported(initialized, zt_env, cli, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    big = tmp_path / "big.env"
+    big.write_text("".join(f"K{i}=value-{i}\n" for i in range(60_000)))
+    proc = subprocess.Popen([sys.executable, "-m", "zerotrust_admin", "vault", "import", str(big)], env=zt_env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    time.sleep(2.5)
+    assert proc.poll() is None, "the import finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.decode().splitlines()[-1] in ("zerotrust-admin: error: interrupted; nothing imported (the import is one transaction)",
+                                             "zerotrust-admin: error: interrupted")
+    assert json.loads(cli("vault", "list", "--json").text) == []

@@ -83,7 +83,10 @@ def plan_import(raw: bytes, kind: str, source: str, *, skip_empty: bool = False)
     for name, value in parsed:
         nth = seen.get(name, 0)
         seen[name] = nth + 1
-        line = _env_line_of(text, name, nth) if kind == "env" else None
+        if value and len(value) <= MAX_VALUE_BYTES and name not in last:
+            last[name] = value  # the common case: no line number needed (finding it is a scan of the file)
+            continue
+        line = _env_line_of(text, name, nth) if kind == "env" and (not value or len(value) > MAX_VALUE_BYTES) else None
         where = f"{source} line {line}: {name}" if line else f"{source}: {name}"
         if not value:
             if skip_empty:

@@ -135,5 +135,5 @@ def ask_passphrase(prompt: str, confirm: bool) -> Secret:
     if confirm:
         second = ask_hidden(f"{prompt} (again): ")
         if first != second:
-            raise UsageError("the passphrases do not match; nothing was changed")
+            raise UsageError("the passphrases do not match; nothing was changed", hint="type the same passphrase twice")
     return Secret(first)

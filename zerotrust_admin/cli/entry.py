@@ -47,10 +47,26 @@ def _run_typer(argv: list[str]) -> int:
         path = ctx.command_path if ctx is not None else "zerotrust-admin"
         error_line(exc.format_message(), f"see '{path} --help'" if isinstance(exc, exc_types.UsageError) else None, code=exc.exit_code)
         return exc.exit_code
-    except typer.Abort:
-        error_line("aborted")
+    except typer.Abort:  # Typer turns Ctrl-D (EOFError) anywhere in a command into Abort
+        _interrupted(1)
         return 1
+    if rv == INTERRUPTED:  # Typer turns Ctrl-C (KeyboardInterrupt) into a silent Exit(130); no command returns 130 itself
+        _interrupted(INTERRUPTED)
     return rv if isinstance(rv, int) else 0
+
+
+INTERRUPTED = 130
+
+
+def _interrupted(code: int) -> None:
+    """One line for Ctrl-C / Ctrl-D: "aborted; nothing was changed" when it
+    answered a prompt (nothing was done yet), else "interrupted"."""
+    from zerotrust_admin.cli import terminal
+    from zerotrust_admin.cli.output import ABORTED
+
+    if terminal.ABANDONED and code == INTERRUPTED and sys.stderr.isatty():
+        sys.stderr.write("\n")  # Ctrl-C leaves the cursor after the prompt (Typer already ended the line for Ctrl-D)
+    error_line(ABORTED if terminal.ABANDONED else "interrupted", code=code)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,9 +90,9 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         error_line(exc.message, exc.hint, getattr(exc, "detail_lines", ()), code=exc.exit_code)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        error_line("interrupted", code=130)
-        sys.exit(130)
+    except KeyboardInterrupt:  # the fast path, or outside a command
+        _interrupted(INTERRUPTED)
+        sys.exit(INTERRUPTED)
     except BrokenPipeError:
         try:
             sys.stdout = open(os.devnull, "w")

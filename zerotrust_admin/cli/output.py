@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 
 PROG = "zerotrust-admin"
 
+from zerotrust_admin.errors import ZeroTrustError
 from zerotrust_admin.textsafe import escape_line, escape_text  # noqa: F401  (escape_text: re-exported for the commands)
 
 # escape_text (threat model F2): every character that is not printable (C0
@@ -160,18 +161,36 @@ def _records(console, title: str | None, columns: Sequence[str], rows: list[list
             console.print(Text(f"{col.rjust(label)}: {cell}", style=style or ""), soft_wrap=True)
 
 
+ABORTED = "aborted; nothing was changed"
+
+
+class AbortedError(ZeroTrustError):
+    """The operator said no (or Ctrl-D) at a confirmation: exit 1, one line."""
+
+    exit_code = 1
+
+
 def confirm(question: str, *, yes: bool) -> bool:
-    """True when --yes was given or the operator answered yes on a terminal.
+    """True when --yes was given or the operator answered yes on a terminal;
+    any other answer (Enter, n, Ctrl-D) ends the command with the one
+    ``aborted; nothing was changed`` line (exit 1).
 
     Without a terminal and without --yes, refuse rather than guess.
     """
     if yes:
         return True
-    if not sys.stdin.isatty():
-        from zerotrust_admin.errors import UsageError
+    from zerotrust_admin.errors import UsageError
 
+    if not sys.stdin.isatty():
         raise UsageError("this command changes or reveals data and stdin is not a terminal", hint="pass --yes to confirm non-interactively")
-    sys.stderr.write(f"{question} [y/N] ")
-    sys.stderr.flush()
-    answer = sys.stdin.readline().strip().lower()
-    return answer in ("y", "yes")
+    from zerotrust_admin.cli.terminal import prompting
+
+    with prompting():
+        sys.stderr.write(f"{question} [y/N] ")
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+    if not line.endswith("\n"):  # Ctrl-D: the cursor is still on the question's line
+        sys.stderr.write("\n")
+    if line.strip().lower() not in ("y", "yes"):
+        raise AbortedError(ABORTED)
+    return True

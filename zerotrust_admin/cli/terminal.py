@@ -6,6 +6,7 @@ stdin. No Typer here: the ``vault get`` fast path prompts too."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 TTY = "/dev/tty"
 
@@ -21,12 +22,27 @@ def controlling_terminal() -> bool:
     return True
 
 
+ABANDONED = False  # a prompt was answered with Ctrl-C or Ctrl-D (before anything was changed)
+
+
+@contextmanager
+def prompting():
+    """Around a prompt: Ctrl-C or Ctrl-D there abandons the command before it
+    changed anything, which the entry point reports as one line."""
+    global ABANDONED
+    try:
+        yield
+    except (KeyboardInterrupt, EOFError):
+        ABANDONED = True
+        raise
+
+
 def ask_hidden(prompt: str) -> str:
     """A hidden answer read from the controlling terminal (never from stdin:
     stdin may carry the data being stored)."""
     import getpass
     import warnings
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), prompting():
         warnings.simplefilter("error", getpass.GetPassWarning)  # never fall back to echoing on stdin
         return getpass.getpass(prompt)

@@ -58,12 +58,12 @@ def _read_value(value: str | None, value_file: str | None) -> bytes:
         return value.encode("utf-8")
     if not sys.stdin.isatty():
         return sys.stdin.buffer.read()
-    import getpass
+    from zerotrust_admin.cli.terminal import ask_hidden
 
-    first = getpass.getpass("Secret value: ")
-    second = getpass.getpass("Secret value (again): ")
+    first = ask_hidden("Secret value: ")
+    second = ask_hidden("Secret value (again): ")
     if first != second:
-        raise UsageError("the two values do not match; nothing was written")
+        raise UsageError("the two values do not match; nothing was written", hint="type the same value twice, or pipe it on stdin")
     return first.encode("utf-8")
 
 
@@ -199,7 +199,16 @@ def import_(
         result = {"dry_run": True, **plan.to_dict()}
         emit_json(result) if app_ctx.json else info(f"Would import {len(plan.items)} secrets from {file}; nothing written (dry run)")
         return
-    outcome = provider.import_many(plan.items, source=file)
+    try:
+        outcome = provider.import_many(plan.items, source=file)
+    except KeyboardInterrupt:
+        if app_ctx.config.provider != "local":
+            raise  # an external provider is written item by item: "interrupted", no promise
+        from zerotrust_admin.errors import ZeroTrustError
+
+        err = ZeroTrustError("interrupted; nothing imported (the import is one transaction)")
+        err.exit_code = 130
+        raise err from None
     if app_ctx.json:
         emit_json({**outcome.to_dict(), **({"skipped_empty": plan.skipped_empty} if plan.skipped_empty else {})})
     else:
