@@ -112,3 +112,21 @@ def test_ctrl_c_during_a_large_import_says_nothing_was_imported(initialized, zt_
     assert err.decode().splitlines()[-1] in ("zerotrust-admin: error: interrupted; nothing imported (the import is one transaction)",
                                              "zerotrust-admin: error: interrupted")
     assert json.loads(cli("vault", "list", "--json").text) == []
+
+
+def test_a_new_name_starting_with_a_dash_is_refused(cli, initialized, tmp_path):
+    r = cli("vault", "put", "--", "-x", input=b"v")
+    assert r.code == 2 and "starts with '-'" in r.err and "vault get -- -x" in r.err
+    env = tmp_path / "in.env"
+    env.write_text("OK=1\n-x=2\n")
+    r = cli("vault", "import", str(env), "--dry-run")
+    assert r.code == 2 and f"{env} line 2: secret name '-x' starts with '-'" in r.err
+    assert json.loads(cli("vault", "list", "--json").text) == []
+
+
+def test_one_line_errors_are_not_wrapped_on_a_narrow_terminal(initialized, zt_env, cli):
+    assert cli("vault", "put", "some/rather/long/binary/secret/name", input=b"\xff\x00").code == 0
+    r = run_in_pty(["vault", "get", "some/rather/long/binary/secret/name"], zt_env, cols=60)
+    assert r.code == 2
+    assert r.screen.splitlines()[0] == ("zerotrust-admin: error: secret 'some/rather/long/binary/secret/name' is binary "
+                                        "(2 bytes); refusing to print it to a terminal")

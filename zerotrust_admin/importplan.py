@@ -41,6 +41,15 @@ class ImportPlan:
         return {"entries": len(self.items), "names": self.names, "skipped_empty": self.skipped_empty, "repeated": self.repeated}
 
 
+def check_new_name(name: str, where: str = "") -> str:
+    """A name for a NEW secret must not start with '-': every command after
+    put would read it as an option (an existing one stays reachable after --)."""
+    if name.startswith("-"):
+        raise UsageError(f"{where}secret name {name!r} starts with '-', which every command would read as an option",
+                         hint=f"choose a name that starts with a letter, digit, '.' or '_' (an existing one: zerotrust-admin vault get -- {name})")
+    return name
+
+
 def _env_line_of(text: str, name: str, nth: int) -> int | None:
     """The line number of the ``nth`` (0-based) assignment of ``name``."""
     pattern = re.compile(r"^\s*(?:export\s+)?" + re.escape(name) + r"\s*=")
@@ -81,6 +90,9 @@ def plan_import(raw: bytes, kind: str, source: str, *, skip_empty: bool = False)
     seen: dict[str, int] = {}
     last: dict[str, bytes] = {}
     for name, value in parsed:
+        if name.startswith("-"):
+            line = _env_line_of(text, name, 0) if kind == "env" else None
+            check_new_name(name, f"{source} line {line}: " if line else f"{source}: ")
         nth = seen.get(name, 0)
         seen[name] = nth + 1
         if value and len(value) <= MAX_VALUE_BYTES and name not in last:

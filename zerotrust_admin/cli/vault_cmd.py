@@ -88,7 +88,10 @@ def put(
     json: JsonOpt = False,
 ) -> None:
     """Store a new version of a secret. The value comes from stdin, --value-file, or a hidden prompt."""
+    from zerotrust_admin.importplan import check_new_name
+
     app_ctx = app_context(ctx, json)
+    check_new_name(name)
     metadata = _parse_meta(meta)
     data = _read_value(value, value_file)
     version = app_ctx.provider().put(name, data, metadata=metadata, sensitive=sensitive)
