@@ -66,9 +66,11 @@ class _Node:
         self.dir.mkdir(parents=True, exist_ok=True)
         binary = _binary("redis-server")
         if sentinel_conf is not None:
-            conf = self.dir / "sentinel.conf"
-            conf.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n{sentinel_conf}")
-            args = [binary, str(conf), "--sentinel"]
+            path = self.dir / "sentinel.conf"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.write(fd, f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n{sentinel_conf}".encode())
+            os.close(fd)
+            args = [binary, str(path), "--sentinel"]
         else:
             tls = "--tls-cert-file" in extra  # TLS only: the plain port is closed
             ports = ["--port", "0", "--tls-port", str(self.port)] if tls else ["--port", str(self.port)]
@@ -234,23 +236,31 @@ class RedisClusterGroup:
 
 
 class RedisSentinelGroup:
-    """A master, ``replicas`` replicas and three sentinels (quorum 2) for service ``zt``."""
+    """A master, ``replicas`` replicas and three sentinels (quorum 2) for service ``zt``.
+    ``password``: the data nodes require it; ``sentinel_password``: the Sentinels do."""
 
     SERVICE = "zt"
 
-    def __init__(self, replicas: int = 1, down_after_ms: int = 1000, extra: list[str] | None = None):
+    def __init__(self, replicas: int = 1, down_after_ms: int = 1000, extra: list[str] | None = None,
+                 password: str | None = None, sentinel_password: str | None = None):
         self.root = Path(tempfile.mkdtemp(prefix="zt-rsentinel-"))
         self.data: list[_Node] = []
         self.sentinels: list[_Node] = []
+        self.password, self.sentinel_password = password, sentinel_password
+        data_conf = f"requirepass {password}\nmasterauth {password}\n" if password else None
         try:
-            master = _Node(self.root, list(extra or []))
+            master = _Node(self.root, list(extra or []), conf=data_conf)
             self.data.append(master)
             for _ in range(replicas):
-                self.data.append(_Node(self.root, [*(extra or []), "--replicaof", "127.0.0.1", str(master.port)]))
+                self.data.append(_Node(self.root, [*(extra or []), "--replicaof", "127.0.0.1", str(master.port)], conf=data_conf))
             conf = (f"sentinel monitor {self.SERVICE} 127.0.0.1 {master.port} 2\n"
                     f"sentinel down-after-milliseconds {self.SERVICE} {down_after_ms}\n"
                     f"sentinel failover-timeout {self.SERVICE} 5000\n"
                     f"sentinel parallel-syncs {self.SERVICE} 1\n")
+            if password:
+                conf += f"sentinel auth-pass {self.SERVICE} {password}\n"
+            if sentinel_password:
+                conf += f"requirepass {sentinel_password}\nsentinel sentinel-pass {sentinel_password}\n"
             for _ in range(3):
                 self.sentinels.append(_Node(self.root, [], sentinel_conf=conf))
             self.wait_ok(expect_replicas=replicas)
@@ -258,12 +268,24 @@ class RedisSentinelGroup:
             self.stop()
             raise
 
+    def _d(self, port: int):
+        c = _client(port)
+        if self.password:
+            c.connection_pool.connection_kwargs["password"] = self.password
+        return c
+
+    def _s(self, port: int):
+        c = _client(port)
+        if self.sentinel_password:
+            c.connection_pool.connection_kwargs["password"] = self.sentinel_password
+        return c
+
     @property
     def sentinel_addresses(self) -> list[str]:
         return [n.address for n in self.sentinels]
 
     def master_port(self) -> int:
-        c = _client(self.sentinels[0].port)
+        c = self._s(self.sentinels[0].port)
         try:
             host, port = c.sentinel_get_master_addr_by_name(self.SERVICE)
         finally:
@@ -281,12 +303,12 @@ class RedisSentinelGroup:
             try:
                 port = self.master_port()
                 node = next(n for n in self.data if n.port == port)
-                c = _client(port)
+                c = self._d(port)
                 try:
                     info = c.info("replication")
                 finally:
                     c.close()
-                s = _client(self.sentinels[0].port)
+                s = self._s(self.sentinels[0].port)
                 try:
                     state = s.sentinel_master(self.SERVICE)
                 finally:
@@ -302,7 +324,7 @@ class RedisSentinelGroup:
             time.sleep(0.1)
 
     def flush(self) -> None:
-        c = _client(self.master_port())
+        c = self._d(self.master_port())
         try:
             c.flushall()
         finally:

@@ -7,6 +7,7 @@ elected), and the copy of a standalone deployment's sessions to a cluster."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -314,3 +315,30 @@ def test_cluster_over_tls_with_a_client_certificate_and_an_acl_user(redis_cluste
     r = cli("sessions", "list")
     assert r.code == 4, r.err
     assert password not in r.err and "not-the-password" not in r.err
+
+
+def test_sentinel_with_passwords_for_the_data_nodes_and_the_sentinels(zt_env, tmp_path, cli):
+    from tests.redis_topologies import RedisSentinelGroup
+
+    group = RedisSentinelGroup(password="data-" + os.urandom(6).hex(), sentinel_password="sent-" + os.urandom(6).hex())
+    try:
+        files = {}
+        for name, value in (("redis.pass", group.password), ("sentinel.pass", group.sentinel_password)):
+            files[name] = tmp_path / name
+            files[name].write_text(value)
+            files[name].chmod(0o600)
+        settings = sentinel_settings(group, password_file=str(files["redis.pass"]),
+                                     sentinel_auth={"password_file": str(files["sentinel.pass"])})
+        write_config(zt_env, settings)
+        r = cli("sessions", "create", "--user", "alice@EXAMPLE.COM", "--ttl", "1h")
+        assert r.code == 0, r.err
+        r = cli("revoke-sessions", "--user", "alice@EXAMPLE.COM", "--yes", "--json")
+        assert r.code == 0 and json.loads(r.out)["revoked"] == 1, r.err
+        # without the Sentinels' password they refuse to answer: exit 4, naming the setting
+        del settings["redis"]["sentinel_auth"]
+        write_config(zt_env, settings)
+        r = cli("sessions", "list")
+        assert r.code == 4 and "sentinel_auth" in r.err, r.err
+        assert group.password not in r.err and group.sentinel_password not in r.err
+    finally:
+        group.stop()

@@ -18,6 +18,16 @@ then sweeps what is left with a server-side SCAN MATCH ``zt:session*`` + UNLINK
 (sessions a broker wrote without registering them); no key name is shipped
 to the client and nothing is held in memory.
 
+``redis.mode`` picks the deployment: ``standalone`` (one ``redis.url``),
+``cluster`` (redis-py's ``RedisCluster`` over ``redis.nodes``) or ``sentinel``
+(``Sentinel.master_for(redis.service_name)``, the named master checked against
+``redis.nodes``: threat model S1). On a cluster every key of one user carries
+the user's bucket as hash tag (``zt:{3f2}:session:<id>``, session ids start
+with the same tag), so each Lua script touches one slot and ``--user`` stays
+one call; ``--all`` runs every master in parallel. On a cluster and under
+Sentinel markers and locks wait for a replica (``WAIT``; threat model S2).
+docs/sessions.md has the schemas and the migration.
+
 redis-py is imported inside functions: importing it costs ~110 ms.
 """
 
@@ -393,6 +403,8 @@ def translate(exc: Exception, where: str):
         mapped = translate(cause, where) if isinstance(cause, Exception) else None
         return mapped or UnavailableError(f"Redis Cluster at {where} cannot be used ({type(exc).__name__})",
                                           hint="check redis.nodes (cluster-enabled servers, reachable) and the cluster's state (CLUSTER INFO)")
+    if type(exc).__name__ == "MasterNotFoundError" and any(m in text for m in ("NOAUTH", "WRONGPASS", "NOPERM", "AuthenticationError")):
+        return DeniedError(f"the Sentinels at {where} refused the credentials", hint="check redis.sentinel_auth (username, password_file)")
     if type(exc).__name__ == "MasterNotFoundError":
         return UnavailableError(f"no Sentinel at {where} names a live master", hint="check redis.sentinels, redis.service_name and the Sentinels' state")
     if isinstance(exc, E.AuthenticationError) or (isinstance(exc, E.ResponseError) and text.startswith(("WRONGPASS", "NOAUTH", "NOPERM"))) \
