@@ -78,7 +78,7 @@ def test_dry_run_and_status(cli, initialized, tmp_path):
     assert rows["api/other"]["stage"] == "current + previous (grace)" and rows["api/other"]["version"] == 2
     assert rows["api/other"]["last_result"] == "ok"
     text = cli("secrets", "status", env=env)
-    assert text.code == 0 and "api/other\trandom\t2\t" in text.text
+    assert text.code == 0 and "api/other\trandom\t2\t" in text.text and "\t-\tcurrent + previous (grace)\tok" in text.text
 
 
 def test_busy_lock_is_exit_7_and_changes_nothing(cli, initialized, tmp_path):

@@ -12,7 +12,7 @@ from zerotrust_admin.cli.output import emit_json, info, table
 
 app = typer.Typer(help="The managed secrets (secret_rotation): inventory and rotation state.", no_args_is_help=True)
 
-STATUS_COLUMNS = ["SECRET", "KIND", "VERSION", "AGE", "NEXT DUE", "STAGE", "LAST RESULT"]
+STATUS_COLUMNS = ["SECRET", "KIND", "VERSION", "AGE", "NEXT DUE", "EXPIRES", "STAGE", "LAST RESULT"]
 
 
 def _vault(app_ctx):
@@ -31,7 +31,7 @@ def rotate_secrets(
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Rotate the managed secrets that are due (secret_rotation: Redis users, PostgreSQL roles, IAM keys, random API keys) in their target systems; resume an interrupted rotation; retire previous credentials after their grace period. Nothing due is success (exit 0)."""
+    """Rotate the managed secrets that are due (secret_rotation: Redis users, PostgreSQL roles, IAM keys, TLS certificates, random API keys) in their target systems; resume an interrupted rotation; retire previous credentials after their grace period. Nothing due is success (exit 0)."""
     from zerotrust_admin.errors import ZeroTrustError
     from zerotrust_admin.secret_rotation import rotate_secrets as run
 
@@ -60,7 +60,7 @@ def rotate_secrets(
 
 @app.command("status")
 def status(ctx: typer.Context, json: JsonOpt = False) -> None:
-    """Every managed secret: kind, version, age, next due, stage (current / pending / previous in grace), last result. Overdue ones are flagged."""
+    """Every managed secret: kind, version, age, next due, expiry (certificates), stage (current / pending / previous in grace), last result. Overdue and expired ones are flagged."""
     from zerotrust_admin.access import decide
     from zerotrust_admin.rotation.schedule import describe_age
     from zerotrust_admin.secret_rotation import status as run
@@ -74,9 +74,10 @@ def status(ctx: typer.Context, json: JsonOpt = False) -> None:
         return
     table(None, STATUS_COLUMNS,
           ([r["secret"], r["kind"], r["version"] or "-", describe_age(r["age_seconds"]) if r["age_seconds"] is not None else "-",
-            ("OVERDUE " if r["overdue"] else "") + _short(r["next_due"]), r["stage"], r["last_result"] or "-"] for r in rows),
-          highlight=lambda row: "bold red" if str(row[4]).startswith("OVERDUE") or "failed" in str(row[6]) else None,
-          keep=("SECRET",), drop=("VERSION", "AGE"))
+            ("OVERDUE " if r["overdue"] else "") + _short(r["next_due"]),
+            ("EXPIRED " if r.get("expired") else "") + _short(r.get("expires")), r["stage"], r["last_result"] or "-"] for r in rows),
+          highlight=lambda row: "bold red" if str(row[4]).startswith("OVERDUE") or str(row[5]).startswith("EXPIRED") or "failed" in str(row[7]) else None,
+          keep=("SECRET",), drop=("VERSION", "AGE", "EXPIRES"))
 
 
 def _short(ts) -> str:

@@ -72,6 +72,24 @@ class Rotator:
     def describe(self) -> str:
         return self.kind
 
+    # --- scheduling (class level: no connection to the target) ----------------
+    @classmethod
+    def due_at(cls, entry, created: datetime, metadata: dict, load_value: Callable[[], Secret | None]) -> datetime:
+        """When the current value (written at ``created``, with its authenticated
+        version ``metadata``) is due. Default: ``created + every``."""
+        from datetime import timedelta
+
+        return created + timedelta(seconds=entry.every)
+
+    @classmethod
+    def expires_at(cls, metadata: dict, load_value: Callable[[], Secret | None]) -> datetime | None:
+        """When the current value stops being valid by itself (certificates), or None."""
+        return None
+
+    def version_metadata(self, pending: Secret) -> dict:
+        """Extra (non-secret) metadata for the new version written at ``finish``."""
+        return {}
+
     def create_pending(self, current: Secret | None) -> Secret:
         raise NotImplementedError
 

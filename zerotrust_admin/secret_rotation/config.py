@@ -58,7 +58,7 @@ def load_managed(config) -> list[ManagedSecret]:
     from zerotrust_admin.names import validate_name
     from zerotrust_admin.secret_rotation.registry import KINDS, rotator_class
 
-    raw = config.get("secret_rotation") if not isinstance(config, dict) else config.get("secret_rotation")
+    raw = config.get("secret_rotation")
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -71,9 +71,11 @@ def load_managed(config) -> list[ManagedSecret]:
         unknown = sorted(set(map(str, item)) - ENTRY_KEYS)
         if unknown:
             raise ConfigError(f"{where}: unknown key {unknown[0]!r}", hint=f"the keys are {', '.join(sorted(ENTRY_KEYS))}")
-        for required in ("secret", "kind", "every"):
+        for required in ("secret", "kind"):
             if item.get(required) in (None, ""):
                 raise ConfigError(f"{where}: {required} is required")
+        if item.get("every") in (None, "") and str(item["kind"]).lower() != "tls":
+            raise ConfigError(f"{where}: every is required", hint="e.g. every: 30d (tls alone may leave it out: renewed at two thirds of the lifetime)")
         name = item["secret"]
         if not isinstance(name, str):
             raise ConfigError(f"{where}.secret must be a secret name")
@@ -89,9 +91,9 @@ def load_managed(config) -> list[ManagedSecret]:
         kind = str(item["kind"]).lower()
         if kind not in KINDS:
             raise ConfigError(f"{where}.kind: unknown kind {item['kind']!r}", hint=f"one of {', '.join(sorted(KINDS))}")
-        every = _duration(item["every"], f"{where}.every")
+        every = _duration(item["every"], f"{where}.every") if item.get("every") not in (None, "") else 0.0  # 0: the kind decides (tls)
         grace = _duration(item.get("grace", "1h"), f"{where}.grace", allow_zero=True)
-        if grace >= every:
+        if every and grace >= every:
             raise ConfigError(f"{where}: grace ({item.get('grace')}) must be shorter than every ({item['every']})",
                               hint="the previous credential must be retired before the next rotation starts")
         target = item.get("target") or {}

@@ -27,7 +27,7 @@ from zerotrust_admin.secret import Secret
 from zerotrust_admin.secret_rotation.base import RotationContext, RotationTestFailed
 from zerotrust_admin.secret_rotation.config import ManagedSecret, load_managed
 from zerotrust_admin.secret_rotation.registry import rotator_class
-from zerotrust_admin.secret_rotation.state import IN_FLIGHT, RotationState, newest_metadata, read_pending, read_state, write_state
+from zerotrust_admin.secret_rotation.state import IN_FLIGHT, RotationState, current_value, newest_metadata, read_pending, read_state, write_state
 from zerotrust_admin.timeutil import parse_rfc3339, rfc3339, utcnow
 
 LOCK_NAME = "rotate-secrets"
@@ -68,8 +68,7 @@ def _entry_plan(vault, entry: ManagedSecret, now: datetime, forced: bool) -> Pla
     if current is None:
         return PlanItem(entry.secret, entry.kind, "rotate", "the secret does not exist yet: first value" if not forced else "forced", step=step)
     _version, meta, created = current
-    last = parse_rfc3339(created)
-    due = last + timedelta(seconds=entry.every)
+    due = rotator_class(entry.kind).due_at(entry, parse_rfc3339(created), meta, lambda: current_value(vault, entry.secret))
     if forced:
         return PlanItem(entry.secret, entry.kind, "rotate", "forced", rfc3339(due), step)
     if now >= due:
@@ -186,6 +185,7 @@ class _Runner:
                                  f"the rotation started from {from_version or 'none'}); the rotation is rolled back",
                                  hint="check who wrote it (vault history), then run rotate-secrets again")
             info = self.vault.put(self.name, pending.reveal(), metadata={
+                **self.rotator.version_metadata(pending),
                 "rotation.stage": "current", "rotation.id": state.rotation, "rotation.kind": self.entry.kind,
                 "rotation.previous_version": "" if from_version is None else str(from_version)})
             to_version = info.version
@@ -343,11 +343,15 @@ def status(vault, config, *, now: datetime | None = None, visible: Callable[[str
                "stage": "current" if current else "missing", "step": state.step if state else "",
                "last_result": state.meta.get("result", "") if state else "", "retire_after": None}
         if current:
-            version, _meta, created = current
+            version, meta, created = current
             created_at = parse_rfc3339(created)
-            due = created_at + timedelta(seconds=entry.every)
+            cls = rotator_class(entry.kind)
+            due = cls.due_at(entry, created_at, meta, lambda: current_value(vault, entry.secret))
             row.update(version=version, age_seconds=int((now - created_at).total_seconds()), last_rotated=created,
                        next_due=rfc3339(due), overdue=now >= due)
+            expires = cls.expires_at(meta, lambda: current_value(vault, entry.secret))
+            if expires is not None:
+                row.update(expires=rfc3339(expires), expired=now >= expires)
         else:
             row["overdue"] = True
         if state and state.step in IN_FLIGHT:

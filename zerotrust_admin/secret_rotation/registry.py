@@ -9,6 +9,7 @@ KINDS: dict[str, str] = {
     "redis": "zerotrust_admin.secret_rotation.redis_kind:RedisRotator",
     "postgres": "zerotrust_admin.secret_rotation.postgres_kind:PostgresRotator",
     "aws-iam": "zerotrust_admin.secret_rotation.aws_iam_kind:AwsIamRotator",
+    "tls": "zerotrust_admin.secret_rotation.tls_kind:TlsRotator",
 }
 
 

@@ -64,6 +64,17 @@ class RotationState:
                 "retire_after": self.meta.get("retire_after"), "result": self.meta.get("result", "")}
 
 
+def current_value(vault, name: str) -> Secret | None:
+    """The current value, authenticated, without an audit record: only for a kind
+    whose schedule depends on its (non-secret) content, such as a certificate's
+    validity, when its metadata does not say it."""
+    try:
+        value, _info = vault._read(name, None)
+    except NotFoundError:
+        return None
+    return value
+
+
 def _current_info(vault, name: str):
     """The current version's authenticated VersionInfo (its MAC checked, its value
     decrypted and wiped at once), or None. Not audited, like ``vault info``: the
