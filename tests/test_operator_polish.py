@@ -130,3 +130,29 @@ def test_one_line_errors_are_not_wrapped_on_a_narrow_terminal(initialized, zt_en
     assert r.code == 2
     assert r.screen.splitlines()[0] == ("zerotrust-admin: error: secret 'some/rather/long/binary/secret/name' is binary "
                                         "(2 bytes); refusing to print it to a terminal")
+
+
+def test_a_busy_answer_mentions_wait_and_revoke_sessions_takes_wait(cli, initialized, zt_env):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from zerotrust_admin.config import load_config\n"
+        "from zerotrust_admin.sessions.lock import distributed_lock\n"
+        "with distributed_lock(load_config(), sys.argv[1], ttl=60):\n"
+        "    print('held', flush=True); time.sleep(30)\n"), "rotate-keys"],
+        env={**os.environ, **zt_env}, stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert holder.stdout.readline().strip() == b"held"
+        r = cli("rotate-keys", "--dek")
+        assert r.code == 7 and "add --wait SECONDS" in r.err, r.err
+        start = time.monotonic()
+        assert cli("rotate-keys", "--dek", "--wait", "1").code == 7 and time.monotonic() - start >= 1
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cli("revoke-sessions", "--all", "--yes", "--wait", "5").code == 0
+    assert cli("revoke-sessions", "--all", "--yes", "--wait-lock", "5").code == 0

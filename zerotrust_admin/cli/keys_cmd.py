@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from zerotrust_admin.cli.common import DryRunOpt, JsonOpt, YesOpt, app_context
-from zerotrust_admin.cli.output import confirm, emit_json, info, table
+from zerotrust_admin.cli.output import confirm, emit_json, info, suggest_wait, table
 
 app = typer.Typer(help="Inspect the key hierarchy and migrate the master key.", no_args_is_help=True)
 
@@ -65,7 +65,8 @@ def migrate(
         return
     if not confirm(f"Move the master key to {to} and destroy the old one? (Back up the vault first.)", yes=yes):
         raise typer.Exit(1)
-    result = migrate_master(vault, app_ctx.config, app_ctx.key_context(), to=to, lock_wait=wait)
+    with suggest_wait():
+        result = migrate_master(vault, app_ctx.config, app_ctx.key_context(), to=to, lock_wait=wait)
     if app_ctx.json:
         emit_json(result)
     else:

@@ -164,6 +164,19 @@ def _records(console, title: str | None, columns: Sequence[str], rows: list[list
 ABORTED = "aborted; nothing was changed"
 
 
+class suggest_wait:
+    """Around a command that takes ``--wait SECONDS``: a busy error (exit 7)
+    says that the command can wait instead of failing."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is not None and getattr(exc, "exit_code", None) == 7 and "--wait" not in (exc.hint or ""):
+            exc.hint = (exc.hint + "; or " if exc.hint else "") + "let this command wait for it: add --wait SECONDS (e.g. --wait 60)"
+        return False
+
+
 class AbortedError(ZeroTrustError):
     """The operator said no (or Ctrl-D) at a confirmation: exit 1, one line."""
 

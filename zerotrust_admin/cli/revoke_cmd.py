@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from zerotrust_admin.cli.common import DryRunOpt, JsonOpt, YesOpt, app_context
-from zerotrust_admin.cli.output import confirm, emit_json, info, warn
+from zerotrust_admin.cli.output import confirm, emit_json, info, suggest_wait, warn
 from zerotrust_admin.errors import UnavailableError, UsageError, ZeroTrustError
 
 
@@ -20,7 +20,7 @@ def revoke_sessions(
     reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="Why (goes to the audit record and the notifications).")] = None,
     notify: Annotated[Optional[bool], typer.Option("--notify/--no-notify", help="Send breach notifications (default: security.breach_notification.enabled).")] = None,
     strict_notify: Annotated[bool, typer.Option("--strict-notify", help="Exit 6 when a notification channel failed (the revocation stands).")] = False,
-    wait_lock: Annotated[float, typer.Option("--wait-lock", min=0, max=600, metavar="SECONDS", help="With --all: wait up to this many seconds for another run's lock (default: fail at once, exit 7).")] = 0.0,
+    wait_lock: Annotated[float, typer.Option("--wait", "--wait-lock", min=0, max=600, metavar="SECONDS", help="With --all: wait up to this many seconds for another run's lock (default: fail at once, exit 7). --wait-lock is the old name.")] = 0.0,
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
     json: JsonOpt = False,
@@ -52,8 +52,9 @@ def revoke_sessions(
     except ZeroTrustError:  # the store is unreachable: let the revocation fail (and be audited) below
         progress, done = None, lambda: None
     try:
-        report = run(app_ctx.session_store, target, config=app_ctx.config, audit=app_ctx.audit, actor=app_ctx.actor,
-                     reason=reason, dry_run=dry_run, notify=notify, progress=progress, lock_wait=wait_lock)
+        with suggest_wait():
+            report = run(app_ctx.session_store, target, config=app_ctx.config, audit=app_ctx.audit, actor=app_ctx.actor,
+                         reason=reason, dry_run=dry_run, notify=notify, progress=progress, lock_wait=wait_lock)
     except ZeroTrustError as exc:
         done()
         partial = getattr(exc, "report", None)

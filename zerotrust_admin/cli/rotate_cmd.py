@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from zerotrust_admin.cli.common import DryRunOpt, JsonOpt, app_context
-from zerotrust_admin.cli.output import emit_json, info, table
+from zerotrust_admin.cli.output import emit_json, info, suggest_wait, table
 
 
 def rotate_keys(
@@ -23,6 +23,11 @@ def rotate_keys(
     json: JsonOpt = False,
 ) -> None:
     """Rotate the keys that are due (encryption.rotation: master 90 d, data keys 30 d, session keys 24 h). Nothing due is success (exit 0)."""
+    with suggest_wait():
+        _rotate_keys(ctx, master, dek, session, provider, all_, wait, dry_run, json)
+
+
+def _rotate_keys(ctx, master, dek, session, provider, all_, wait, dry_run, json) -> None:
     from zerotrust_admin.rotation.run import rotate_keys as run
 
     app_ctx = app_context(ctx, json)
