@@ -342,3 +342,36 @@ def test_sentinel_with_passwords_for_the_data_nodes_and_the_sentinels(zt_env, tm
         assert group.password not in r.err and group.sentinel_password not in r.err
     finally:
         group.stop()
+
+
+# --- the lock's fencing: a holder that lost its lock stops ---------------------------------------
+def test_revoke_all_stops_at_the_next_batch_once_its_lock_is_lost(redis_clean, zt_env, monkeypatch):
+    """As after a failover that lost the lock (or a lapse): another host's value is in
+    the key; the renewal notices, and the run stops at its next batch (exit 7)."""
+    import redis as redis_py
+
+    from zerotrust_admin.errors import BusyError
+    from zerotrust_admin.sessions import revoke
+
+    monkeypatch.setattr(revoke, "LOCK_TTL", 1.5)  # renewal every 0.5 s
+    write_config(zt_env, {"sessions": {"backend": "redis", "batch_size": 100}, "redis": {"url": redis_clean}})
+    config = load_config(environ=zt_env)
+    store = open_session_store(config)
+    seed(store, 300, 2)
+    store.close()
+    raw = redis_py.Redis.from_url(redis_clean)
+    calls = []
+
+    def steal(n):
+        calls.append(n)
+        if len(calls) == 1:
+            raw.set("zt:lock:revoke-sessions", "someone-else other-host 1", px=60_000)
+            time.sleep(1.0)
+
+    with pytest.raises(BusyError, match="lost") as info:
+        _revoke_all(config, zt_env, progress=steal)
+    assert info.value.exit_code == 7 and len(calls) == 1
+    rec = audit_records(zt_env)[-1]
+    assert rec["success"] is False and 0 < rec["details"]["revoked"] < 600
+    assert raw.get("zt:lock:revoke-sessions") == b"someone-else other-host 1"  # never deleted another holder's lock
+    raw.close()

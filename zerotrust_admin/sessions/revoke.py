@@ -109,6 +109,13 @@ def execute(store, target: Target, *, progress: ProgressFn | None = None, missin
     with the report attached as ``exc.report``."""
     report = RevocationReport(target=target, store=store.describe(), dry_run=False)
     start = time.monotonic()
+    counted = [0]  # sessions deleted so far by --all, for a run stopped by something else than the store
+
+    def counting(n: int) -> None:
+        counted[0] += n
+        if progress is not None:
+            progress(n)
+
     try:
         if target.scope == "session":
             session = store.get(target.value)
@@ -131,7 +138,7 @@ def execute(store, target: Target, *, progress: ProgressFn | None = None, missin
         else:
             store.set_marker(None, clock())
             try:
-                report.revoked = store.delete_all(progress=progress)
+                report.revoked = store.delete_all(progress=counting)
             finally:
                 report.shards = getattr(store, "last_shards", None)
             report.marker_at = clock()
@@ -143,6 +150,7 @@ def execute(store, target: Target, *, progress: ProgressFn | None = None, missin
         raise
     except ZeroTrustError as exc:
         report.complete, report.error = False, exc.message
+        report.revoked = max(report.revoked, counted[0])
         report.seconds = time.monotonic() - start
         exc.report = report
         raise
