@@ -156,3 +156,29 @@ def test_a_busy_answer_mentions_wait_and_revoke_sessions_takes_wait(cli, initial
         holder.wait()
     assert cli("revoke-sessions", "--all", "--yes", "--wait", "5").code == 0
     assert cli("revoke-sessions", "--all", "--yes", "--wait-lock", "5").code == 0
+
+
+def test_json_is_accepted_everywhere_version_and_export_included(cli, initialized, tmp_path):
+    import typer
+
+    from zerotrust_admin import __version__
+    from zerotrust_admin.cli.app import app
+
+    def leaves(command, path):
+        subs = getattr(command, "commands", None)
+        if not subs:
+            yield " ".join(path), command
+        for name, sub in (subs or {}).items():
+            yield from leaves(sub, path + [name])
+
+    missing = [p for p, c in leaves(typer.main.get_command(app), []) if not any("--json" in o.opts for o in c.params)]
+    assert missing == []
+    for argv in (["--version", "--json"], ["--json", "--version"]):
+        r = cli(*argv)
+        assert r.code == 0 and json.loads(r.text) == {"version": __version__}
+    assert cli("vault", "put", "app/x", input=b"v").code == 0
+    r = cli("vault", "export", "--json", "--yes")
+    assert r.code == 0 and json.loads(r.text)["secrets"] == {"app/x": {"value": "v"}}
+    out = tmp_path / "e.json"
+    r = cli("vault", "export", "--json", "--yes", "-o", str(out))
+    assert json.loads(r.text) == {"output": str(out), "format": "json", "secrets": 1}

@@ -22,7 +22,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        print(f"zerotrust-admin {__version__}")
+        from zerotrust_admin.cli import output
+
+        print(f'{{"version": "{__version__}"}}' if output.JSON_MODE else f"zerotrust-admin {__version__}")  # --json anywhere (entry.py)
         raise typer.Exit()
 
 

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     harden_process()
     from zerotrust_admin.cli import output
 
-    output.JSON_ERRORS = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
+    output.JSON_MODE = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
     debug = os.environ.get("ZEROTRUST_DEBUG") == "1"
     try:
         from zerotrust_admin.cli import fastpath

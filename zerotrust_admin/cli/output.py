@@ -63,7 +63,7 @@ def warn(message: str) -> None:
 
 # Set by the entry point when --json is on the command line: errors are then one
 # JSON object on stderr, {"error": {"code", "kind", "message", "hint"}}.
-JSON_ERRORS = False
+JSON_MODE = False
 KINDS = {1: "failed", 2: "usage", 3: "not_found", 4: "denied", 5: "integrity", 6: "unavailable", 7: "busy", 130: "interrupted"}
 
 
@@ -71,7 +71,7 @@ def error_line(message: str, hint: str | None = None, details=(), *, code: int =
     """``error: message``, then one indented line per detail (the steps of a
     partial failure), then ``hint: ...``; in --json mode one JSON object with
     the same content (a stable contract: docs/cli-json.md)."""
-    if JSON_ERRORS:
+    if JSON_MODE:
         from zerotrust_admin.secret import redact_url
 
         error = {"code": code, "kind": KINDS.get(code, "failed"), "message": redact_url(message), "hint": redact_url(hint) if hint else None}

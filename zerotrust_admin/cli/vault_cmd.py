@@ -234,12 +234,16 @@ def export(
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file (mode 0600) instead of stdout.")] = None,
     prefix: Annotated[str, typer.Option("--prefix", help="Only secrets whose names start with this.")] = "",
     yes: YesOpt = False,
+    json: Annotated[bool, typer.Option("--json", help="Without --output: the same as --format json. With --output: a JSON summary on stdout.")] = False,
 ) -> None:
     """Export current secret values in plaintext (.env or JSON). Needs --yes without a terminal."""
     from zerotrust_admin import fsutil
     from zerotrust_admin.vault import bulk
 
-    app_ctx = app_context(ctx)
+    app_ctx = app_context(ctx, json)
+    if app_ctx.json and not output:
+        if fmt not in ("json", ".json"):
+            raise UsageError(f"--json writes the export as JSON; it cannot be combined with --format {fmt}")
     if output:
         app_ctx.config.check_output(output)  # never over the tool's own files (F1/F3)
     kind = bulk.detect_format("", fmt)
@@ -253,7 +257,10 @@ def export(
     text = bulk.format_env(items) if kind == "env" else bulk.format_json(items)
     if output:
         fsutil.write_private_file(Path(output), text.encode("utf-8"))
-        info(f"Exported {len(items)} secrets to {output}", quiet=app_ctx.quiet)
+        if app_ctx.json:
+            emit_json({"output": output, "format": kind, "secrets": len(items)})
+        else:
+            info(f"Exported {len(items)} secrets to {output}", quiet=app_ctx.quiet)
     else:
         sys.stdout.write(text)
 
