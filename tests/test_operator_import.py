@@ -76,3 +76,49 @@ def test_dry_run_refuses_a_name_the_policies_deny(cli, initialized, tmp_path):
     assert dry.code == real.code == 4
     assert "may not write other/no" in dry.err and "may not write other/no" in real.err
     assert cli("vault", "import", write(tmp_path, "y.env", "app/ok=1\n"), "--dry-run", env=env).code == 0
+
+
+# --- .env read with python-dotenv's semantics ---------------------------------------
+CORPUS = [
+    'A=1\nexport B=two\n  C = spaced  \n',
+    'Q="double # not a comment"\nS=\'single # not either\'\nU=unquoted # a comment\nH=hash#inside\n',
+    'E="tab\\there\\nnewline \\"quoted\\" back\\\\slash"\nL=\'literal \\n stays\'\nSQ=\'it\\\'s\'\n',
+    'PEM="-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nAbCdEf==\n-----END PRIVATE KEY-----"\nAFTER=1\n',
+    '# a comment\n\n   # indented comment\nX=1\r\nY="crlf"\r\n',
+    'UNI="héllo wörld ✓"\nDUP=first\nDUP=second\n',
+    'J={"json": "inline", "n": 1}\nURL=https://user@example.com/path?q=1&r=2\n',
+]
+
+
+@pytest.mark.parametrize("text", CORPUS)
+def test_env_files_are_read_as_python_dotenv_reads_them(text):
+    import io
+
+    from dotenv import dotenv_values
+
+    from zerotrust_admin.importplan import plan_import
+
+    ours = dict(plan_import(text.encode(), "env", "t.env").items)
+    theirs = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    assert ours == {k: v.encode() for k, v in theirs.items()}
+
+
+def test_a_multi_line_pem_key_imports_and_round_trips(cli, initialized, tmp_path):
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
+    src = write(tmp_path, "k.env", f'TLS_KEY="{pem}"\nPRICE="costs $5 \\\\ 10%"\n')
+    assert cli("vault", "import", src, "--dry-run").code == 0
+    r = cli("vault", "import", src)
+    assert r.code == 0, r.err
+    assert cli("vault", "get", "TLS_KEY").out == pem.encode()
+    assert cli("vault", "get", "PRICE").out == b"costs $5 \\ 10%"
+    exported = cli("vault", "export", "--format", "env", "--yes").text
+    again = write(tmp_path, "again.env", exported)
+    r = cli("vault", "import", again, "--json")
+    assert r.code == 0 and json.loads(r.text)["unchanged"] == 2  # export -> import changes nothing
+
+
+def test_an_unparseable_line_is_refused_not_skipped(cli, initialized, tmp_path):
+    src = write(tmp_path, "bad.env", 'GOOD=1\nBROKEN="unterminated\nLATER=2\n')
+    r = cli("vault", "import", src, "--dry-run")
+    assert r.code == 2 and "line 2: cannot parse this line" in r.err
+    assert names(cli) == []

@@ -7,12 +7,19 @@ truncated zerotrust export. ``KEY=`` lines (common in .env files) cannot be
 stored, since the vault keeps no empty secrets: they are refused with a hint,
 or with ``skip_empty`` left out and listed in a warning. A name given twice
 keeps its last value, as python-dotenv and Docker Compose do.
+
+.env files are read by python-dotenv's own parser (``dotenv_values(stream,
+interpolate=False)`` semantics: ``export``, quotes, escapes, inline comments,
+multi-line double-quoted values such as PEM keys), so a file that Docker
+Compose and python-dotenv accept is accepted here, with one deliberate
+addition: ``\\$`` inside double quotes is a literal ``$``, the escape
+``vault export --format env`` writes. A line python-dotenv would skip as
+unparseable is refused, naming it.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 
 from zerotrust_admin.errors import UsageError
@@ -51,13 +58,17 @@ def check_new_name(name: str, where: str = "") -> str:
 
 
 def _env_line_of(text: str, name: str, nth: int) -> int | None:
-    """The line number of the ``nth`` (0-based) assignment of ``name``."""
-    pattern = re.compile(r"^\s*(?:export\s+)?" + re.escape(name) + r"\s*=")
+    """The line number of the ``nth`` (0-based) assignment of ``name`` (a
+    multi-line value's continuation lines are not assignments)."""
+    import io
+
+    from dotenv.parser import parse_stream
+
     seen = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        if pattern.match(line):
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.key == name:
             if seen == nth:
-                return number
+                return binding.original.line
             seen += 1
     return None
 
@@ -75,17 +86,46 @@ def _parse_json(text: str, source: str):
     return bulk.parse_json(text, source)
 
 
+def parse_dotenv(text: str, source: str) -> list[tuple[str, bytes]]:
+    """(name, value) pairs in file order; every name checked, every line parsed."""
+    import io
+
+    from dotenv.parser import parse_stream
+
+    from zerotrust_admin.names import validate_name
+
+    items = []
+    for binding in parse_stream(io.StringIO(text)):
+        line = binding.original.line
+        if binding.error:
+            raise UsageError(f"{source} line {line}: cannot parse this line (an unterminated quote, or text after the closing quote?)",
+                             hint="write NAME=value, NAME=\"value\" or NAME='value'; nothing was written")
+        if binding.key is None:
+            continue  # a blank line or a comment
+        try:
+            validate_name(binding.key)
+        except UsageError as exc:
+            raise UsageError(f"{source} line {line}: {exc.message}", hint=exc.hint) from None
+        if binding.value is None:
+            raise UsageError(f"{source} line {line}: expected NAME=value, found only the name {binding.key}",
+                             hint="write NAME=value; nothing was written")
+        value = binding.value
+        if binding.original.string.split("=", 1)[1].lstrip().startswith('"'):
+            value = value.replace("\\$", "$")  # vault export's escape of a '$' (python-dotenv keeps the backslash)
+        items.append((binding.key, value.encode("utf-8")))
+    return items
+
+
 def plan_import(raw: bytes, kind: str, source: str, *, skip_empty: bool = False) -> ImportPlan:
     """Parse and validate every entry; raise UsageError (exit 2) naming the
     first refused one. Nothing here touches the vault."""
-    from zerotrust_admin.vault import bulk
     from zerotrust_admin.vault.records import MAX_VALUE_BYTES
 
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{source} is not UTF-8 text", hint="binary values go in JSON as value_base64") from None
-    parsed = bulk.parse_env(text, source) if kind == "env" else _parse_json(text, source)
+    parsed = parse_dotenv(text, source) if kind == "env" else _parse_json(text, source)
     plan = ImportPlan(source, [])
     seen: dict[str, int] = {}
     last: dict[str, bytes] = {}
