@@ -182,3 +182,13 @@ def test_json_is_accepted_everywhere_version_and_export_included(cli, initialize
     out = tmp_path / "e.json"
     r = cli("vault", "export", "--json", "--yes", "-o", str(out))
     assert json.loads(r.text) == {"output": str(out), "format": "json", "secrets": 1}
+
+
+def test_a_large_import_shows_a_progress_bar_on_a_terminal(initialized, zt_env, cli, tmp_path):
+    big = tmp_path / "big.env"
+    big.write_text("".join(f"K{i}=value-{i}\n" for i in range(8_000)))
+    r = run_in_pty(["vault", "import", str(big)], zt_env, cols=100)
+    assert r.code == 0, r.screen
+    assert "importing big.env" in r.screen and "/8000" in r.screen
+    assert "8000 created" in r.screen
+    assert "importing" not in cli("vault", "import", str(big)).err  # no bar without a terminal

@@ -203,7 +203,8 @@ def import_(
         emit_json(result) if app_ctx.json else info(f"Would import {len(plan.items)} secrets from {file}; nothing written (dry run)")
         return
     try:
-        outcome = provider.import_many(plan.items, source=file)
+        with _progress(f"importing {Path(file).name}", enabled=not app_ctx.json and not app_ctx.quiet and len(plan.items) >= 1000, total=len(plan.items)) as tick:
+            outcome = provider.import_many(plan.items, source=file, progress=(lambda done: tick(done, len(plan.items))) if tick else None)
     except KeyboardInterrupt:
         if app_ctx.config.provider != "local":
             raise  # an external provider is written item by item: "interrupted", no promise
@@ -331,8 +332,9 @@ def recover(
 class _progress:
     """A rich progress bar on stderr when it is a terminal; otherwise nothing."""
 
-    def __init__(self, label: str, enabled: bool):
+    def __init__(self, label: str, enabled: bool, total: int | None = None):
         self.label = label
+        self.total = total
         self.enabled = enabled and sys.stderr.isatty()
         self._bar = None
         self._task = None
@@ -345,7 +347,7 @@ class _progress:
 
         self._bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
         self._bar.__enter__()
-        self._task = self._bar.add_task(self.label, total=None)
+        self._task = self._bar.add_task(self.label, total=self.total)
 
         def tick(done: int, total: int) -> None:
             self._bar.update(self._task, completed=done, total=total)
