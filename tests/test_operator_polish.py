@@ -192,3 +192,14 @@ def test_a_large_import_shows_a_progress_bar_on_a_terminal(initialized, zt_env, 
     assert "importing big.env" in r.screen and "/8000" in r.screen
     assert "8000 created" in r.screen
     assert "importing" not in cli("vault", "import", str(big)).err  # no bar without a terminal
+
+
+def test_init_passphrase_warns_first_and_checks_the_length_before_the_second_entry(zt_env, cli):
+    r = run_in_pty(["init", "--passphrase"], zt_env, answers=[("Vault passphrase:", b"short\n")])
+    assert r.code == 2 and "the passphrase is shorter than 12 characters" in r.screen, r.screen
+    assert "(again)" not in r.screen
+    assert "If you lose it, what it protects cannot be opened: nobody can recover it." in r.screen
+    phrase = b"correct horse battery staple\n"
+    r = run_in_pty(["init", "--passphrase"], zt_env, answers=[("Vault passphrase:", phrase), ("(again):", phrase)])
+    assert r.code == 0, r.screen
+    assert cli("vault", "list", env={"ZEROTRUST_PASSPHRASE": "correct horse battery staple"}).code == 0

@@ -128,11 +128,27 @@ class AppContext:
             self._session_store = None
 
 
+def _tell(text: str) -> None:
+    """A line for the operator on the terminal the prompts use."""
+    try:
+        with open("/dev/tty", "w") as tty:
+            tty.write(text + "\n")
+    except OSError:
+        import sys
+
+        sys.stderr.write(text + "\n")
+
+
 def ask_passphrase(prompt: str, confirm: bool) -> Secret:
     from zerotrust_admin.errors import UsageError
+    from zerotrust_admin.keys.passphrase import MIN_LENGTH
 
+    if confirm:  # a new passphrase: say what losing it means before it is chosen
+        _tell(f"{prompt}: at least {MIN_LENGTH} characters. If you lose it, what it protects cannot be opened: nobody can recover it.")
     first = ask_hidden(f"{prompt}: ")  # on /dev/tty even when stdin carries data
     if confirm:
+        if len(first) < MIN_LENGTH:  # before asking for it again
+            raise UsageError(f"the passphrase is shorter than {MIN_LENGTH} characters; nothing was changed", hint="use a longer passphrase (a few random words)")
         second = ask_hidden(f"{prompt} (again): ")
         if first != second:
             raise UsageError("the passphrases do not match; nothing was changed", hint="type the same passphrase twice")
