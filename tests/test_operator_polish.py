@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 
 def test_json_mode_errors_are_one_json_object_on_stderr(cli, initialized):
     r = cli("vault", "get", "nope", "--json")
@@ -203,3 +205,10 @@ def test_init_passphrase_warns_first_and_checks_the_length_before_the_second_ent
     r = run_in_pty(["init", "--passphrase"], zt_env, answers=[("Vault passphrase:", phrase), ("(again):", phrase)])
     assert r.code == 0, r.screen
     assert cli("vault", "list", env={"ZEROTRUST_PASSPHRASE": "correct horse battery staple"}).code == 0
+
+
+@pytest.mark.parametrize("user, fragment", [("nouser", "has no realm"), ("bob@example.com", "is not upper case")])
+def test_sessions_create_warns_about_a_principal_without_an_upper_case_realm(cli, initialized, user, fragment):
+    r = cli("sessions", "create", "--user", user)
+    assert r.code == 0 and fragment in r.err and "warning:" in r.err
+    assert "warning" not in cli("sessions", "create", "--user", "bob@EXAMPLE.COM").err

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from zerotrust_admin.cli.common import JsonOpt, app_context
-from zerotrust_admin.cli.output import emit_json, info, table
+from zerotrust_admin.cli.output import emit_json, info, table, warn
 
 app = typer.Typer(help="Inspect and create sessions in the session store (sqlite by default, or Redis).", no_args_is_help=True)
 
@@ -35,6 +35,17 @@ def list_sessions(
         info("no live sessions" + (f" for {user}" if user else ""), quiet=app_ctx.quiet)
 
 
+def principal_notes(user: str) -> list[str]:
+    """What looks wrong in a Kerberos principal (realms are case-sensitive)."""
+    name, at, realm = user.rpartition("@")
+    if not at:
+        return [f"principal {user!r} has no realm; the broker sees user@REALM (e.g. {user}@EXAMPLE.COM), so this session matches no ticket"]
+    if realm != realm.upper():
+        return [f"realm {realm!r} of {user!r} is not upper case; Kerberos realms are case-sensitive and usually upper case "
+                f"({name}@{realm.upper()} is a different principal)"]
+    return []
+
+
 @app.command("create")
 def create(
     ctx: typer.Context,
@@ -49,6 +60,8 @@ def create(
 
     app_ctx = app_context(ctx, json)
     app_ctx.authorize("create", f"sessions/{check_user(user)}")  # threat-model row P2
+    for note in principal_notes(user):
+        warn(note)
     session = create_session(app_ctx.session_store(), app_ctx.config, user=user, ttl=ttl, source_ip=source_ip, audit=app_ctx.audit, actor=app_ctx.actor)
     if app_ctx.json:
         emit_json(session.to_dict())
