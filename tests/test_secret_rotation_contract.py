@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.servers import moto_server, redis_server, redis_server_process  # noqa: F401  (fixtures)
+from tests.servers import kerberos_realm, moto_server, redis_server, redis_server_process  # noqa: F401  (fixtures)
 from zerotrust_admin.audit.log import Actor, AuditLog
 from zerotrust_admin.config.loader import load_config
 from zerotrust_admin.errors import NotFoundError
@@ -320,7 +320,48 @@ class TlsHarness:
         pass
 
 
-HARNESSES = {"tls": TlsHarness, "aws-iam": AwsIamHarness, "redis": RedisHarness, "random": RandomHarness, "postgres": PostgresHarness, "postgres-single": PostgresSingleHarness}
+class KeytabHarness:
+    """A service principal's keytab on the real MIT KDC (kadmin.local). "works" is
+    `kinit -k -t` with the keytab. The old keytab stops at apply (the KDC's key
+    changed: documented); the new keytab keeps the previous kvno until retire,
+    which writes one more version. A failure after apply rolls forward."""
+
+    kind = "keytab"
+    keeps_previous = False
+    versions_after = 3
+    rolls_forward = True
+
+    def __init__(self, request):
+        self.realm = request.getfixturevalue("kerberos_realm")
+        self.dir = request.getfixturevalue("tmp_path") / "krb"
+        self.dir.mkdir()
+        self.principal = f"svc{os.urandom(3).hex()}/app.test@{self.realm.REALM}"
+        path = self.realm.add_keytab(self.principal, self.dir / "initial.keytab")
+        self.initial = path.read_bytes()
+        path.unlink()
+
+    def target(self) -> dict:
+        return {"principal": self.principal, "krb5_config": self.realm.env["KRB5_CONFIG"], "kdc_profile": self.realm.env["KRB5_KDC_PROFILE"]}
+
+    def seed(self, vault) -> None:
+        vault.put(NAME, self.initial)
+
+    def works(self, value: bytes) -> bool:
+        import subprocess
+
+        path = self.dir / f"k{os.urandom(4).hex()}.keytab"
+        path.write_bytes(value)
+        try:
+            return subprocess.run(["kinit", "-k", "-t", str(path), "-c", "MEMORY:t", self.principal], env=self.realm.env,
+                                  capture_output=True, timeout=30).returncode == 0
+        finally:
+            path.unlink()
+
+    def close(self) -> None:
+        pass
+
+
+HARNESSES = {"keytab": KeytabHarness, "tls": TlsHarness, "aws-iam": AwsIamHarness, "redis": RedisHarness, "random": RandomHarness, "postgres": PostgresHarness, "postgres-single": PostgresSingleHarness}
 
 
 # --- the installation ----------------------------------------------------------
@@ -427,7 +468,7 @@ def test_crash_between_steps_then_resume(setup, point):
     new = setup.current()
     assert new != old and h.works(new) and h.works(old) != getattr(h, "retire_removes_previous", True)
     versions = setup.vault.history(NAME)
-    assert len(versions) == 2, "exactly one new version, whatever the crash"
+    assert len(versions) == getattr(h, "versions_after", 2), "exactly one new version (keytab: and its retired form), whatever the crash"
     if hasattr(h, "check_clean"):
         h.check_clean(new)
     assert setup.run(later=GRACE + 2)["nothing_due"]
@@ -446,6 +487,15 @@ def test_failed_test_rolls_back(setup, monkeypatch):
     monkeypatch.setattr(cls, "test", refuse)
     result = setup.run(force=True)
     assert result["results"][0]["result"] == "failed" and result["failed"] == 1
+    if getattr(h, "rolls_forward", False):
+        # keytab: the KDC already holds the new keys; the step stays recorded and the next run rolls forward.
+        assert setup.current() == old
+        state = read_state(setup.vault, NAME)
+        assert state.step == "applied" and state.meta["result"] == "failed:RotationTestFailed"
+        monkeypatch.undo()
+        assert setup.run()["results"][0]["action"] == "resume"
+        assert h.works(setup.current()) and setup.current() != old
+        return
     assert setup.current() == old and h.works(old)
     state = read_state(setup.vault, NAME)
     assert state.step == "rolled_back" and state.meta["failed_step"] == "test"
@@ -542,5 +592,26 @@ def test_tls_is_due_at_two_thirds_of_the_lifetime(request, tmp_path):
         assert [p.action for p in plan(s.vault, entries, force=set(), now=utcnow() + timedelta(days=19))] == ["none"]
         assert [p.action for p in plan(s.vault, entries, force=set(), now=utcnow() + timedelta(days=21))] == ["rotate"]
         assert h.works(s.current())
+    finally:
+        s.vault.close()
+
+
+def test_keytab_keeps_the_previous_kvno_until_retire_and_resumes_a_crash_there(request, tmp_path):
+    from zerotrust_admin.secret_rotation.keytab_kind import keytab_entries
+
+    h = KeytabHarness(request)
+    s = Setup(tmp_path, h)
+    try:
+        old_kvnos = {k for k, _ in keytab_entries(s.current())}
+        s.run(force=True)
+        both = {k for k, _ in keytab_entries(s.current())}
+        assert old_kvnos < both and len(both) == 2, "the new keytab holds the previous kvno and the new one"
+        with pytest.raises(Crash):
+            s.run(later=GRACE + 1, checkpoint=_crash_at("retire:vault", []))
+        s.reopen()
+        s.run(later=GRACE + 1)
+        assert {k for k, _ in keytab_entries(s.current())} == both - old_kvnos
+        assert h.works(s.current()) and read_state(s.vault, NAME).step == "retired"
+        assert len(s.vault.history(NAME)) == 3
     finally:
         s.vault.close()

@@ -9,8 +9,10 @@ each of them must be idempotent (doing it twice is the same as once):
                                         where the target makes it: aws-iam)
     apply(pending, current)          set it in the target; current keeps working
     test(pending)                    log in with it; raise RotationTestFailed if not
-    finish(pending, previous)        target side of pending -> current (most: nothing)
-    retire(previous, current)        after the grace period: the previous credential stops working
+    finish(pending, previous)        target side of pending -> current (most: nothing);
+                                     final_value() is what the vault then holds (default: pending)
+    retire(previous, current)        after the grace period: the previous credential stops working;
+                                     retired_value() may replace the vault value (keytab: drop the old kvno)
     rollback(pending, current)       undo apply (the current credential stays the only one)
 
 Values are ``Secret`` objects (redacted repr); a rotator never logs, raises or
@@ -84,6 +86,14 @@ class Rotator:
     @classmethod
     def expires_at(cls, metadata: dict, load_value: Callable[[], Secret | None]) -> datetime | None:
         """When the current value stops being valid by itself (certificates), or None."""
+        return None
+
+    def final_value(self, pending: Secret, previous: Secret | None) -> Secret:
+        """The value written at ``finish`` (default: the pending value itself; keytab: a keytab built from it)."""
+        return pending
+
+    def retired_value(self, current: Secret) -> Secret | None:
+        """A new value to write at ``retire`` (keytab: without the previous kvno), or None."""
         return None
 
     def version_metadata(self, pending: Secret) -> dict:

@@ -184,7 +184,8 @@ class _Runner:
                 raise ChangedMeanwhile(f"{self.name} was changed by someone else during its rotation (now version {newest[0]}, "
                                  f"the rotation started from {from_version or 'none'}); the rotation is rolled back",
                                  hint="check who wrote it (vault history), then run rotate-secrets again")
-            info = self.vault.put(self.name, pending.reveal(), metadata={
+            value = self.rotator.final_value(pending, previous)
+            info = self.vault.put(self.name, value.reveal(), metadata={
                 **self.rotator.version_metadata(pending),
                 "rotation.stage": "current", "rotation.id": state.rotation, "rotation.kind": self.entry.kind,
                 "rotation.previous_version": "" if from_version is None else str(from_version)})
@@ -200,11 +201,24 @@ class _Runner:
             if previous is not None:
                 self.rotator.retire(previous, pending)
             self.checkpoint("retire:target")
+            self._retire_value(state)
             return self._record(pending, state.meta, "retired")
         except ZeroTrustError as exc:
             if not isinstance(exc, AuditError):
                 self._failed(state, pending, "retired", exc)
             raise
+
+    def _retire_value(self, state: RotationState) -> None:
+        """A kind whose vault value changes at retire (keytab): one more version, written once."""
+        newest = newest_metadata(self.vault, self.name)
+        if newest is None or newest[1].get("rotation.id") != state.rotation or newest[1].get("rotation.retired"):
+            return
+        current = self._version(newest[0])
+        value = self.rotator.retired_value(current)
+        if value is None:
+            return
+        self.vault.put(self.name, value.reveal(), metadata={**newest[1], "rotation.retired": "1"})
+        self.checkpoint("retire:vault")
 
     def _rollback(self, state: RotationState, pending: Secret, current: Secret | None, step: str, exc: ZeroTrustError) -> None:
         try:

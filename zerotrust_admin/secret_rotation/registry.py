@@ -10,6 +10,7 @@ KINDS: dict[str, str] = {
     "postgres": "zerotrust_admin.secret_rotation.postgres_kind:PostgresRotator",
     "aws-iam": "zerotrust_admin.secret_rotation.aws_iam_kind:AwsIamRotator",
     "tls": "zerotrust_admin.secret_rotation.tls_kind:TlsRotator",
+    "keytab": "zerotrust_admin.secret_rotation.keytab_kind:KeytabRotator",
 }
 
 
