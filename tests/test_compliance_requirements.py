@@ -360,6 +360,43 @@ def test_scope_declarations_decide_scoped_requirements(cli, zt_env, home):
     assert len((home / "audit.log").read_bytes().splitlines()) == n
 
 
+def test_a_standard_declared_out_of_scope_is_not_applicable_never_pass(cli, zt_env, home, tmp_path):
+    """HIPAA concerns ePHI, GDPR personal data: declared "no", every row is N/A
+    citing the declaration, and the standard is NOT APPLICABLE (not a green PASS)."""
+    before = _build(zt_env, "all")
+    assert {s["id"]: s["overall"] for s in before["standards"]}["hipaa"] != "not applicable"
+    assert cli("compliance", "scope", "--phi", "no", "--personal-data", "no").code == 0
+    seq = json.loads((home / "audit.log").read_bytes().splitlines()[-1])["seq"]
+    report = _build(zt_env, "all")
+    for sid in ("hipaa", "gdpr"):
+        std = next(s for s in report["standards"] if s["id"] == sid)
+        assert std["overall"] == "not applicable" and std["score"]["percent"] is None
+        assert {q["status"] for q in std["requirements"]} == {"not_applicable"}
+        assert all(f"audit record {seq}" in q["finding"] for q in std["requirements"])
+    assert _build(zt_env, "hipaa")["overall"] == "not applicable"
+    assert _reqs(report, "pci-dss")["10.3.3"]["status"] == "fail"  # other standards are untouched
+    out = tmp_path / "h.json"
+    res = cli("compliance-report", "-s", "hipaa", "-o", str(out))
+    assert res.code == 0 and "hipaa: NOT APPLICABLE" in res.out.decode() + res.err and "n/a)" in res.out.decode() + res.err
+    assert cli("compliance", "scope", "--phi", "yes").code == 0
+    std = next(s for s in _build(zt_env, "hipaa")["standards"])
+    assert std["overall"] != "not applicable" and any(q["status"] != "not_applicable" for q in std["requirements"])
+
+
+def test_fail_on_findings_honours_an_unexpired_accepted_risk_only(cli, zt_env, home, tmp_path):
+    until = (datetime.now(timezone.utc) + timedelta(days=30)).date().isoformat()
+    assert cli("compliance", "accept-risk", "10.3.3", "-s", "pci", "--owner", "Bob CISO", "--reason", "SIEM in Q1", "--expires", until).code == 0
+    report = _build(zt_env, "pci")
+    assert "pci-dss 10.3.3" in report["accepted_failures"] and "pci-dss 10.3.3" not in report["failing_requirements"]
+    assert _reqs(report, "pci-dss")["10.3.3"]["status"] == "fail"  # the row stays FAIL
+    failing = {f"pci-dss {q['id']}" for q in next(iter(report["standards"]))["requirements"] if q["status"] == "fail"}
+    assert set(report["failing_requirements"]) == failing - {"pci-dss 10.3.3"}
+    late = _build(zt_env, "pci", now=datetime.now(timezone.utc) + timedelta(days=40))
+    assert "pci-dss 10.3.3" in late["failing_requirements"] and not late["accepted_failures"]
+    res = cli("compliance-report", "-s", "pci", "-o", str(tmp_path / "r.json"), "--fail-on-findings")
+    assert res.code == 10 and "under an accepted risk: pci-dss 10.3.3" in res.err and "failing requirements: pci-dss" in res.err
+
+
 def test_accepted_risks_are_listed_never_green(cli, zt_env, home, tmp_path):
     until = (datetime.now(timezone.utc) + timedelta(days=30)).date().isoformat()
     res = cli("compliance", "accept-risk", "10.3.3", "-s", "pci", "--owner", "Bob CISO", "--reason", "SIEM arrives in Q1", "--expires", until)

@@ -30,7 +30,7 @@ def compliance_report(
     standard: Annotated[str, typer.Option("--standard", "-s", help="soc2, pci-dss (pci), hipaa, gdpr, fedramp or all.")],
     output: Annotated[str, typer.Option("--output", "-o", help="Report file; the format follows the extension: .pdf, .json, .md or .oscal.json (OSCAL Assessment Results). With --bundle: a new directory.")],
     period: Annotated[str, typer.Option("--period", help="How far back the evidence goes (90d, 12w, 365d).")] = "90d",
-    fail_on_findings: Annotated[bool, typer.Option("--fail-on-findings", help="Exit 10 when any control fails (for CI and cron).")] = False,
+    fail_on_findings: Annotated[bool, typer.Option("--fail-on-findings", help="Exit 10 when a requirement fails that no unexpired accepted risk covers (for CI and cron).")] = False,
     compare: Annotated[Optional[Path], typer.Option("--compare", metavar="PREVIOUS.json", help="Show what changed, requirement by requirement, since an earlier JSON report.")] = None,
     bundle: Annotated[bool, typer.Option("--bundle", help="Write a signed evidence bundle: --output is a new directory holding the PDF, JSON, Markdown, OSCAL, the raw evidence and a signed manifest (check it with: compliance verify).")] = False,
     json: JsonOpt = False,
@@ -40,6 +40,7 @@ def compliance_report(
     SOURCE_DATE_EPOCH fixes the report time, so the same state gives a
     byte-identical report."""
     from zerotrust_admin.compliance import run_report
+    from zerotrust_admin.compliance.schema import percent_text
 
     app_ctx = app_context(ctx, json)
     app_ctx.config.check_output(output)  # never over the tool's own files (F1/F3)
@@ -52,6 +53,7 @@ def compliance_report(
     else:
         report, path = run_report(app_ctx.config, standard, output, period=period, audit=app_ctx.audit, actor=app_ctx.actor, compare=compare)
     summary = {"output": str(path), "overall": report["overall"], "failing_controls": report["failing_controls"],
+               "failing_requirements": report["failing_requirements"], "accepted_failures": report["accepted_failures"],
                "standards": {s["id"]: {"overall": s["overall"], **{k: s["score"][k] for k in ("pass", "fail", "warning", "manual", "not_evaluated", "not_applicable", "percent")}}
                              for s in report["standards"]}}
     if app_ctx.json:
@@ -59,10 +61,14 @@ def compliance_report(
     else:
         for sid, s in summary["standards"].items():
             print(f"{sid}: {s['overall'].upper()} (pass {s['pass']}, fail {s['fail']}, warning {s['warning']}, manual {s['manual']}, "
-                  f"not evaluated {s['not_evaluated']}; {s['percent']}%)")
+                  f"not evaluated {s['not_evaluated']}; {percent_text(s['percent'])})")
         info(f"{'signed evidence bundle' if bundle else 'report'} written to {path}", quiet=app_ctx.quiet)
-    if fail_on_findings and report["failing_controls"]:
-        info(f"failing controls: {', '.join(report['failing_controls'])}", quiet=app_ctx.quiet)
+    if fail_on_findings and report["accepted_failures"]:
+        info(f"failing, under an accepted risk: {', '.join(report['accepted_failures'])}", quiet=app_ctx.quiet)
+    if fail_on_findings and report["failing_requirements"]:
+        info(f"failing requirements: {', '.join(report['failing_requirements'])}", quiet=app_ctx.quiet)
+        if report["failing_controls"]:
+            info(f"failing controls: {', '.join(report['failing_controls'])}", quiet=app_ctx.quiet)
         raise typer.Exit(10)
 
 

@@ -5,6 +5,7 @@ control detail, key ages, activity, anomalies, evidence hashes)."""
 
 from __future__ import annotations
 
+from zerotrust_admin.compliance.schema import percent_text
 from zerotrust_admin.compliance.summary import declarations, exceptions, top_findings
 from zerotrust_admin.textsafe import escape_document
 
@@ -69,7 +70,7 @@ def render_markdown(report: dict) -> str:
         out += [f"## {std['name']} ({std['version']})", "",
                 f"Result: **{std['overall'].upper()}**. Requirements: {s['requirements']} "
                 f"(pass {s['pass']}, fail {s['fail']}, warning {s['warning']}, manual {s['manual']}, not evaluated {s['not_evaluated']}, "
-                f"not applicable {s['not_applicable']}); score {s['percent']}% of scored requirements.", ""]
+                f"not applicable {s['not_applicable']}); score {percent_text(s['percent'])} of scored requirements.", ""]
         for label, key in (("Retention", "retention"), ("Log review", "review")):
             if std.get(key):
                 out.append(f"{label}: {std[key]}.")

@@ -12,9 +12,16 @@ from __future__ import annotations
 import io
 import os
 
+from zerotrust_admin.compliance.schema import percent_text
+
 COLORS = {"pass": "#2e7d32", "fail": "#c62828", "warning": "#ef8f00", "manual": "#5c6bc0", "not_evaluated": "#9e9e9e", "not_applicable": "#78909c"}
 LABEL = {"pass": "PASS", "fail": "FAIL", "warning": "WARNING", "manual": "MANUAL", "not_evaluated": "NOT EVALUATED", "not_applicable": "N/A"}
 ORDER = ("pass", "warning", "fail", "manual", "not_evaluated", "not_applicable")
+
+
+def _overall_status(overall: str) -> str:
+    """The badge of an overall result: pass, fail, not applicable, else warning."""
+    return {"pass": "pass", "fail": "fail", "not applicable": "not_applicable"}.get(overall, "warning")
 
 
 def render_pdf(report: dict, invariant: bool | None = None) -> bytes:
@@ -105,7 +112,7 @@ def render_pdf(report: dict, invariant: bool | None = None) -> bytes:
 
     # --- cover -------------------------------------------------------------------
     overall = report["overall"]
-    ocolor = COLORS["fail"] if overall == "fail" else COLORS["warning"] if overall != "pass" else COLORS["pass"]
+    ocolor = COLORS[_overall_status(overall)]
     story += [Spacer(1, 40 * mm), Paragraph(esc(r["title"]), cover_title), Spacer(1, 6 * mm),
               Paragraph(esc(", ".join(r["standard_names"])), cover_sub), Spacer(1, 14 * mm)]
     cover_rows = [["Standard(s)", ", ".join(f"{s['name']} ({s['version']})" for s in report["standards"])],
@@ -143,8 +150,8 @@ def render_pdf(report: dict, invariant: bool | None = None) -> bytes:
     rows = [["Standard", "Result", "Pass", "Warn", "Fail", "Manual", "Not eval.", "N/A", "Score"]]
     for s in report["standards"]:
         sc = s["score"]
-        rows.append([P(s["name"], small), badge("fail" if s["overall"] == "fail" else "warning" if s["overall"] != "pass" else "pass"),
-                     sc["pass"], sc["warning"], sc["fail"], sc["manual"], sc["not_evaluated"], sc["not_applicable"], f"{sc['percent']}%"])
+        rows.append([P(s["name"], small), badge(_overall_status(s["overall"])),
+                     sc["pass"], sc["warning"], sc["fail"], sc["manual"], sc["not_evaluated"], sc["not_applicable"], percent_text(sc["percent"])])
     t = Table(rows, colWidths=[38 * mm, 24 * mm] + [(W - 62 * mm - 18 * mm) / 6] * 6 + [18 * mm], repeatRows=1)
     t.setStyle(_grid(colors))
     story += [t, Spacer(1, 5 * mm)]
@@ -230,7 +237,7 @@ def render_pdf(report: dict, invariant: bool | None = None) -> bytes:
     for s in report["standards"]:
         story.append(PageBreak())
         story.append(heading(f"{s['name']}: requirements"))
-        story.append(P(f"{s['version']}. Result: {s['overall'].upper()}; score {s['score']['percent']}% of {s['score']['scored']} scored requirements."))
+        story.append(P(f"{s['version']}. Result: {s['overall'].upper()}; score {percent_text(s['score']['percent'])} of {s['score']['scored']} scored requirements."))
         if s.get("retention"):
             story.append(P(f"Retention: {s['retention']}.", small))
         if s.get("review"):

@@ -147,7 +147,9 @@ def evaluate_standard(std: dict, evidence: dict, ctx: _Ctx) -> dict:
     for r in requirements:
         counts[r["status"]] += 1
     scored = counts["pass"] + counts["warning"] + counts["fail"] + counts["not_evaluated"]
-    if counts["fail"]:
+    if counts["not_applicable"] == len(requirements):
+        overall = "not applicable"  # declared out of scope as a whole: never a green PASS
+    elif counts["fail"]:
         overall = "fail"
     elif counts["warning"] or counts["not_evaluated"]:
         overall = "pass with warnings"
@@ -161,7 +163,7 @@ def evaluate_standard(std: dict, evidence: dict, ctx: _Ctx) -> dict:
     return {"id": std["id"], "name": std["name"], "version": std["version"], "note": std.get("note", ""), "sections": sections,
             "retention": std.get("retention_note"), "review": std.get("review_note"), "overall": overall,
             "score": {**counts, "requirements": len(requirements), "scored": scored,
-                      "percent": round(100.0 * counts["pass"] / scored, 1) if scored else 100.0},
+                      "percent": round(100.0 * counts["pass"] / scored, 1) if scored else None},
             "controls": controls, "requirements": requirements}
 
 
@@ -180,9 +182,18 @@ def build_report(config, standard: str, *, period: timedelta = timedelta(days=90
     ctx = _Ctx(config, now, start=start)
     standards = [evaluate_standard(load_standard(sid), evidence, ctx) for sid in sids]
     failing = sorted({c["id"] for s in standards for c in s["controls"] if c["status"] == "fail"}, key=lambda x: int(x[1:]))
-    if any(s["overall"] == "fail" for s in standards):
+    # --fail-on-findings: a FAIL row counts unless an unexpired accepted risk covers it
+    # (the row stays FAIL on every page; only the exit code honours the exception).
+    unaccepted = [f"{s['id']} {r['id']}" for s in standards for r in s["requirements"]
+                  if r["status"] == "fail" and not (r.get("exception") and not r["exception"].get("expired"))]
+    accepted = [f"{s['id']} {r['id']}" for s in standards for r in s["requirements"]
+                if r["status"] == "fail" and r.get("exception") and not r["exception"].get("expired")]
+    applicable = [s for s in standards if s["overall"] != "not applicable"]
+    if not applicable:
+        overall = "not applicable"
+    elif any(s["overall"] == "fail" for s in applicable):
         overall = "fail"
-    elif any(s["overall"] != "pass" for s in standards):
+    elif any(s["overall"] != "pass" for s in applicable):
         overall = "pass with warnings"
     else:
         overall = "pass"
@@ -203,6 +214,8 @@ def build_report(config, standard: str, *, period: timedelta = timedelta(days=90
         },
         "overall": overall,
         "failing_controls": failing,
+        "failing_requirements": unaccepted,
+        "accepted_failures": accepted,
         "standards": standards,
         "key_ages": ctx.key_ages or [],
         "activity": audit.get("per_day", []),

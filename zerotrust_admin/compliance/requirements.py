@@ -959,6 +959,16 @@ def evaluate_requirement(ctx: Context, section: dict, req: dict) -> dict:
     sid = ctx.std["id"]
     base = {"id": req["id"], "title": req["title"], "section": section["id"], "section_title": section["title"],
             "controls": req.get("controls", []), "checks": req.get("checks", [])}
+    applies_to = ctx.std.get("applies_to")
+    if applies_to:
+        # The whole standard concerns one kind of data (HIPAA: ePHI, GDPR: personal data):
+        # evaluated unless it is declared out of scope; then every row is N/A, citing it.
+        decl = _scope_state(ctx, applies_to)
+        if decl and not decl.get("in_scope"):
+            text = (f"N/A: the standard applies to {SCOPES[applies_to]}, declared out of scope by {decl['user']} "
+                    f"at {decl['timestamp']} (audit record {decl['seq']})")
+            return {**base, "status": "not_applicable", "finding": text, "evidence": text, "findings": [], "remediation": "",
+                    "scope": {"name": applies_to, "declaration": decl}}
     scope = req.get("scope")
     if scope:
         decl = _scope_state(ctx, scope)

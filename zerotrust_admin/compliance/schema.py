@@ -23,7 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+
+
+def percent_text(percent: float | None) -> str:
+    """A standard's score for people: "n/a" when nothing was scored (all N/A or manual)."""
+    return "n/a" if percent is None else f"{percent}%"
 SCHEMA_ID = "urn:zerotrust-admin:compliance-report"
 EVIDENCE_MEMBERS = ("anomalies", "evidence")
 
