@@ -31,7 +31,7 @@ def rotate_secrets(
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Rotate the managed secrets that are due (secret_rotation: Redis users, PostgreSQL roles, IAM keys, TLS certificates, random API keys) in their target systems; resume an interrupted rotation; retire previous credentials after their grace period. Nothing due is success (exit 0)."""
+    """Rotate the managed secrets that are due (secret_rotation: Redis users, PostgreSQL roles, IAM keys, Kerberos keytabs, TLS certificates, random API keys) in their target systems; resume an interrupted rotation; retire previous credentials after their grace period. Nothing due is success (exit 0)."""
     from zerotrust_admin.errors import ZeroTrustError
     from zerotrust_admin.secret_rotation import rotate_secrets as run
 

@@ -1,5 +1,6 @@
 """Rotation of the secrets themselves in their target systems (issue 15):
-Redis ACL users, PostgreSQL roles, IAM access keys, random API keys.
+Redis ACL users, PostgreSQL roles, IAM access keys, Kerberos keytabs, TLS
+certificates, random API keys.
 
 Not to be confused with ``zerotrust_admin.rotation``, which rotates the
 tool's own keys (master key, data keys, session keys).
