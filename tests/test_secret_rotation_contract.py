@@ -509,6 +509,14 @@ def test_failed_test_rolls_back(setup, monkeypatch):
     assert h.works(setup.current()) and setup.current() != old
 
 
+def test_a_soft_deleted_secret_is_not_rotated_nor_undeleted(setup):
+    setup.vault.delete(NAME)
+    result = setup.run(force=True)
+    assert result["nothing_due"] and result["plan"][0]["reason"].startswith("deleted in the vault")
+    assert status(setup.vault, setup.config)[0]["stage"] == "deleted"
+    assert setup.vault.info(NAME).deleted_at is not None
+
+
 def test_first_rotation_without_a_value_in_the_vault(setup):
     setup.vault.destroy(NAME)
     with pytest.raises(NotFoundError):

@@ -66,6 +66,8 @@ def _entry_plan(vault, entry: ManagedSecret, now: datetime, forced: bool) -> Pla
         return PlanItem(entry.secret, entry.kind, "wait", "the previous credential is in its grace period",
                         due_at=state.meta.get("retire_after"), step=step)
     if current is None:
+        if _deleted(vault, entry.secret):
+            return PlanItem(entry.secret, entry.kind, "none", "deleted in the vault: not rotated (undelete it, or remove its secret_rotation entry)", step=step)
         return PlanItem(entry.secret, entry.kind, "rotate", "the secret does not exist yet: first value" if not forced else "forced", step=step)
     _version, meta, created = current
     due = rotator_class(entry.kind).due_at(entry, parse_rfc3339(created), meta, lambda: current_value(vault, entry.secret))
@@ -74,6 +76,13 @@ def _entry_plan(vault, entry: ManagedSecret, now: datetime, forced: bool) -> Pla
     if now >= due:
         return PlanItem(entry.secret, entry.kind, "rotate", "due", rfc3339(due), step)
     return PlanItem(entry.secret, entry.kind, "none", "not due", rfc3339(due), step)
+
+
+def _deleted(vault, name: str) -> bool:
+    try:
+        return vault.info(name).deleted_at is not None
+    except NotFoundError:
+        return False
 
 
 def plan(vault, entries: list[ManagedSecret], *, force: set[str], now: datetime) -> list[PlanItem]:
@@ -366,6 +375,8 @@ def status(vault, config, *, now: datetime | None = None, visible: Callable[[str
             expires = cls.expires_at(meta, lambda: current_value(vault, entry.secret))
             if expires is not None:
                 row.update(expires=rfc3339(expires), expired=now >= expires)
+        elif _deleted(vault, entry.secret):
+            row["stage"] = "deleted"
         else:
             row["overdue"] = True
         if state and state.step in IN_FLIGHT:
