@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import os
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -437,7 +438,10 @@ def test_rotation_keeps_previous_until_retire(setup):
     log = setup.audit_text()
     steps = [json.loads(line)["details"]["step"] for line in log.splitlines()
              if line.strip() and json.loads(line).get("event") == "secret_rotation"]
-    assert steps == ["created", "applied", "tested", "finished", "retired"]
+    from zerotrust_admin.secret_rotation.registry import rotator_class
+
+    creating = ["creating"] if rotator_class(h.kind).creates_in_target else []
+    assert steps == creating + ["created", "applied", "tested", "finished", "retired"]
     for value in (old, new):
         assert value.decode("latin-1") not in log
 
@@ -621,5 +625,43 @@ def test_keytab_keeps_the_previous_kvno_until_retire_and_resumes_a_crash_there(r
         assert {k for k, _ in keytab_entries(s.current())} == both - old_kvnos
         assert h.works(s.current()) and read_state(s.vault, NAME).step == "retired"
         assert len(s.vault.history(NAME)) == 3
+    finally:
+        s.vault.close()
+
+
+def test_a_failed_create_is_audited_and_changes_nothing(request, tmp_path):
+    """aws-iam creates the key at create_pending: an unknown active key of the user is refused, audited."""
+    h = AwsIamHarness(request)
+    s = Setup(tmp_path, h)
+    try:
+        h.iam.create_access_key(UserName=h.user)  # an operator's second key, not in the vault: never deleted
+        time.sleep(1.1)  # (IAM dates have whole seconds)
+        result = s.run(force=True)
+        assert result["results"][0]["result"] == "failed" and result["results"][0]["error"] == "UsageError"
+        failures = [json.loads(line) for line in s.audit_text().splitlines() if '"secret_rotation"' in line]
+        assert [(r["details"]["step"], r["success"], r["details"].get("error")) for r in failures] == \
+            [("creating", True, None), ("created", False, "UsageError")]
+        assert read_state(s.vault, NAME).step == "creating" and len(h.iam.list_access_keys(UserName=h.user)["AccessKeyMetadata"]) == 2
+        # Resumed (cron), the operator's key is still refused, still not deleted.
+        assert s.run()["results"][0]["error"] == "UsageError"
+        assert len(h.iam.list_access_keys(UserName=h.user)["AccessKeyMetadata"]) == 2
+    finally:
+        s.vault.close()
+
+
+def test_aws_iam_crash_after_the_creating_record_then_resume(request, tmp_path):
+    """The `creating` record is written before IAM is asked: a crash right after it resumes cleanly."""
+    h = AwsIamHarness(request)
+    s = Setup(tmp_path, h)
+    try:
+        old = s.current()
+        with pytest.raises(Crash):
+            s.run(force=True, checkpoint=_crash_at("creating", []))
+        s.reopen()
+        assert read_state(s.vault, NAME).step == "creating" and h.works(old)
+        assert s.run()["results"][0]["action"] == "resume"
+        assert h.works(s.current()) and s.current() != old
+        s.run(later=GRACE + 1)
+        h.check_clean(s.current())
     finally:
         s.vault.close()

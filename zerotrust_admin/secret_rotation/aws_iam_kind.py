@@ -17,17 +17,15 @@ the start of the next rotation, when the user needs the slot (IAM allows two
 keys). ``rollback`` deletes the new key.
 
 A crash between IAM creating the key and the vault recording it leaves a key
-nobody holds: the next ``create_pending`` deletes an active key other than the
-current one only when it was created after the current vault version
-(that is, by an interrupted rotation); an older unknown active key is refused
-with a hint rather than deleted.
+nobody holds. The engine records a ``creating`` step before asking IAM, so the
+next run knows a create was interrupted and deletes an active key other than
+the current one only when IAM made it after that record; any other unknown
+active key (an operator's) is refused with a hint, never deleted.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
-
 from zerotrust_admin.errors import DeniedError, NotFoundError, UnavailableError, UsageError
 from zerotrust_admin.secret import Secret
 from zerotrust_admin.secret_rotation.base import RotationTestFailed, Rotator, require_keys
@@ -45,6 +43,7 @@ def key_of(value: Secret | None) -> tuple[str, str] | None:
 
 class AwsIamRotator(Rotator):
     kind = "aws-iam"
+    creates_in_target = True
 
     @classmethod
     def check_target(cls, target: dict) -> str | None:
@@ -102,8 +101,9 @@ class AwsIamRotator(Rotator):
         for key in self._keys():
             if now is not None and key["AccessKeyId"] == now[0]:
                 continue
-            since = self.ctx.current_since
-            orphan = since is not None and key["CreateDate"] >= since - timedelta(seconds=1)
+            since = self.ctx.orphans_after
+            # IAM's CreateDate has whole seconds: a key made in the second of the record counts as ours.
+            orphan = since is not None and key["Status"] == "Active" and key["CreateDate"] >= since.replace(microsecond=0)
             if key["Status"] == "Inactive" or orphan:
                 self._call(lambda k=key: self.iam.delete_access_key(UserName=user, AccessKeyId=k["AccessKeyId"]))
             elif now is not None or len(self._keys()) >= 2:

@@ -40,7 +40,7 @@ class RotationContext:
 
     entry: object                                   # config.ManagedSecret
     read_secret: Callable[[str], Secret]            # name -> Secret (current version)
-    current_since: datetime | None = None           # when the managed secret's current version was written (None: no value yet)
+    orphans_after: datetime | None = None           # resuming an interrupted create: what the target made after this is ours
 
     @property
     def target(self) -> dict:
@@ -62,6 +62,9 @@ class Rotator:
     kind = ""
     #: the previous credential stops working only at ``retire`` (False: at ``apply``, e.g. postgres single)
     keeps_previous = True
+    #: ``create_pending`` makes something in the target (aws-iam: a key): the engine records
+    #: a ``creating`` step first, so a crash before the value is recorded can be cleaned up
+    creates_in_target = False
 
     def __init__(self, ctx: RotationContext):
         self.ctx = ctx

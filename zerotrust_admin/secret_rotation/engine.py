@@ -27,7 +27,7 @@ from zerotrust_admin.secret import Secret
 from zerotrust_admin.secret_rotation.base import RotationContext, RotationTestFailed
 from zerotrust_admin.secret_rotation.config import ManagedSecret, load_managed
 from zerotrust_admin.secret_rotation.registry import rotator_class
-from zerotrust_admin.secret_rotation.state import IN_FLIGHT, RotationState, current_value, newest_metadata, read_pending, read_state, write_state
+from zerotrust_admin.secret_rotation.state import CREATING, IN_FLIGHT, RotationState, current_value, newest_metadata, read_pending, read_state, write_state
 from zerotrust_admin.timeutil import parse_rfc3339, rfc3339, utcnow
 
 LOCK_NAME = "rotate-secrets"
@@ -53,7 +53,7 @@ def _entry_plan(vault, entry: ManagedSecret, now: datetime, forced: bool) -> Pla
     state = read_state(vault, entry.secret)
     current = newest_metadata(vault, entry.secret)
     step = state.step if state else ""
-    if state and step in IN_FLIGHT:
+    if state and (step in IN_FLIGHT or step == CREATING):
         return PlanItem(entry.secret, entry.kind, "resume", f"an interrupted rotation stopped after '{step}'", step=step)
     if state and step == "finished":
         retire_after = state.time("retire_after")
@@ -144,14 +144,24 @@ class _Runner:
         return state
 
     # --- the steps ---------------------------------------------------------
-    def create(self) -> tuple[RotationState, Secret]:
+    def create(self, interrupted: RotationState | None = None) -> tuple[RotationState, Secret]:
+        """create_pending, recorded as ``created``. ``interrupted``: a ``creating``
+        record left by a crash (its target may hold what the crashed run made)."""
         current = newest_metadata(self.vault, self.name)
         from_version = current[0] if current else None
-        self.rotator.ctx.current_since = parse_rfc3339(current[2]) if current else None
-        pending = self.rotator.create_pending(self._version(from_version))
-        self.checkpoint("create:generated")
-        meta = {"kind": self.entry.kind, "rotation": pyrandom.token_hex(8), "stage": "pending", "started": rfc3339(),
+        meta = {"kind": self.entry.kind, "rotation": interrupted.rotation if interrupted else pyrandom.token_hex(8), "stage": "pending",
+                "started": interrupted.meta.get("started", rfc3339()) if interrupted else rfc3339(),
                 "from_version": "" if from_version is None else str(from_version), "to_version": "", "retire_after": ""}
+        self.rotator.ctx.orphans_after = interrupted.time("started") if interrupted else None
+        if self.rotator.creates_in_target and interrupted is None:
+            self._record(Secret(b"-"), meta, CREATING)
+        try:
+            pending = self.rotator.create_pending(self._version(from_version))
+        except ZeroTrustError as exc:
+            if not isinstance(exc, AuditError):
+                self._audit("created", False, meta, error=type(exc).__name__)
+            raise
+        self.checkpoint("create:generated")
         return self._record(pending, meta, "created"), pending
 
     def advance(self, state: RotationState, pending: Secret) -> RotationState:
@@ -314,7 +324,9 @@ def _run_one(vault, config, entry: ManagedSecret, item: PlanItem, check, now, no
         if item.action == "retire":
             state = runner.retire(state)
         else:
-            if item.action == "resume":
+            if item.action == "resume" and state.step == CREATING:
+                state, pending = runner.create(interrupted=state)
+            elif item.action == "resume":
                 pending = read_pending(vault, entry.secret, state)
             else:
                 state, pending = runner.create()
@@ -379,7 +391,7 @@ def status(vault, config, *, now: datetime | None = None, visible: Callable[[str
             row["stage"] = "deleted"
         else:
             row["overdue"] = True
-        if state and state.step in IN_FLIGHT:
+        if state and (state.step in IN_FLIGHT or state.step == CREATING):
             row["stage"] = f"pending ({state.step})"
         elif state and state.step == "finished":
             row["stage"] = "current + previous (grace)"

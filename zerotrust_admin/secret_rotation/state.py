@@ -6,7 +6,7 @@ For a managed secret ``NAME`` the engine keeps the record
 it). Each step of a rotation writes one new version of it whose value is the
 rotation's new credential and whose metadata says how far it got::
 
-    kind, rotation (random id), step (created | applied | tested | finished | retired | rolled_back),
+    kind, rotation (random id), step (creating | created | applied | tested | finished | retired | rolled_back),
     stage (pending | current), from_version, to_version, started, updated,
     retire_after, result (ok | failed:<ErrorClass>), failed_step
 
@@ -29,7 +29,8 @@ from zerotrust_admin.timeutil import parse_rfc3339
 
 PREFIX = "_zerotrust/rotation/"
 IN_FLIGHT = ("created", "applied", "tested")
-STEPS = ("created", "applied", "tested", "finished", "retired", "rolled_back")
+CREATING = "creating"  # a kind whose target makes the value (aws-iam) records this before asking it
+STEPS = (CREATING, "created", "applied", "tested", "finished", "retired", "rolled_back")
 
 
 def state_name(secret: str) -> str:
