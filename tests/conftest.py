@@ -168,3 +168,13 @@ def postgres_server():
     server = PostgresServer()
     yield server
     server.stop()
+
+
+# Redis Cluster and Sentinel groups (tests/redis_topologies.py), shared by every module.
+from tests.redis_topologies import (  # noqa: E402,F401
+    private_redis_cluster,
+    private_redis_sentinel,
+    redis_cluster,
+    redis_cluster_tls,
+    redis_sentinel,
+)

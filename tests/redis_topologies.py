@@ -9,9 +9,10 @@ store and credential-cache tests in every ``redis.mode``.
   (``redis-server --sentinel``, quorum 2) watching service ``zt``.
 
 Session fixtures ``redis_cluster`` / ``redis_sentinel`` start one of each
-once; ``private_redis_cluster`` / ``private_redis_sentinel`` give a test its
-own group (the failover tests kill masters). Import the fixtures you need into
-your module, as with ``tests.servers``.
+once for the whole run (tests/conftest.py imports them, so every module shares
+the same groups; do not import them into a test module, that would start
+another group for it); ``private_redis_cluster`` / ``private_redis_sentinel``
+give a test its own group (the failover tests kill masters).
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import backend_missing
-from tests.servers import free_port, stop_process, wait_port
 
 
 def _binary(name: str) -> str:
+    from tests.conftest import backend_missing  # imported late: tests/conftest.py imports this module
+
     path = shutil.which(name)
     if path is None:
         backend_missing(f"{name} (apt-get install redis-server redis-tools)")
@@ -61,6 +62,8 @@ def _client(port: int):
 
 class _Node:
     def __init__(self, root: Path, extra: list[str], port: int | None = None, sentinel_conf: str | None = None, conf: str | None = None):
+        from tests.servers import free_port, wait_port
+
         self.port = port or free_port()
         self.dir = root / str(self.port)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -100,10 +103,14 @@ class _Node:
 
     def restart(self) -> None:
         """Start the killed node again, same port and directory (a cluster node rejoins as a replica)."""
+        from tests.servers import wait_port
+
         self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir)
         wait_port(self.port, proc=self.proc)
 
     def stop(self) -> None:
+        from tests.servers import stop_process
+
         stop_process(self.proc)
 
 

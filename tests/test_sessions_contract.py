@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.redis_topologies import redis_cluster, redis_sentinel, topology_env  # noqa: F401
+from tests.redis_topologies import topology_env  # the cluster and Sentinel fixtures come from tests/conftest.py
 from tests.servers import redis_clean, redis_server, redis_server_process  # noqa: F401
 from zerotrust_admin.config import load_config
 from zerotrust_admin.errors import DeniedError, NotFoundError, UsageError

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.redis_topologies import redis_cluster, redis_sentinel, topology_env  # noqa: F401  (fixtures)
+from tests.redis_topologies import topology_env  # the cluster and Sentinel fixtures come from tests/conftest.py
 from tests.test_cred_cache import (  # noqa: F401  (collected here again, against this module's store)
     Clock,
     test_another_users_or_roles_entry_is_a_miss,

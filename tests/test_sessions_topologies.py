@@ -14,14 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.redis_topologies import (  # noqa: F401  (fixtures)
-    private_redis_cluster,
-    private_redis_sentinel,
-    redis_cluster,
-    redis_cluster_tls,
-    redis_sentinel,
-    topology_env,
-)
+# redis_cluster, redis_sentinel, redis_cluster_tls, private_redis_*: fixtures from tests/conftest.py
 from tests.servers import redis_clean, redis_server, redis_server_process  # noqa: F401
 from zerotrust_admin.audit import AuditLog
 from zerotrust_admin.config import load_config

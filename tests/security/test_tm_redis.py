@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.redis_topologies import _Node, redis_sentinel  # noqa: F401  (fixture)
+from tests.redis_topologies import _Node  # redis_sentinel: a fixture from tests/conftest.py
 from tests.servers import RedisServer, free_port, redis_clean, redis_server, redis_server_process  # noqa: F401
 from zerotrust_admin.config import load_config
 from zerotrust_admin.errors import DeniedError
