@@ -42,7 +42,9 @@ def rotate_secrets(
     elif dry_run or result["nothing_due"]:
         table("Secret rotation plan (dry run)" if dry_run else None, ["SECRET", "KIND", "ACTION", "REASON", "DUE"],
               ([i["secret"], i["kind"], i["action"], i["reason"], _short(i["due_at"])] for i in result["plan"]))
-        if result["nothing_due"] and not dry_run:
+        if not result["plan"]:
+            info("No managed secrets: the configuration has no secret_rotation entries (docs/secret-rotation.md).", quiet=app_ctx.quiet)
+        elif result["nothing_due"] and not dry_run:
             info("Nothing due: every managed secret is within its rotation period.", quiet=app_ctx.quiet)
     else:
         for r in result["results"]:
