@@ -107,9 +107,8 @@ class ChangedMeanwhile(UsageError):
 class _Runner:
     """Drives one entry through its steps, recording each one."""
 
-    def __init__(self, vault, config, entry: ManagedSecret, checkpoint: Callable[[str], None], now: datetime):
+    def __init__(self, vault, entry: ManagedSecret, checkpoint: Callable[[str], None], now: datetime):
         self.vault = vault
-        self.config = config
         self.entry = entry
         self.checkpoint = checkpoint
         self.now = now
@@ -317,7 +316,7 @@ def rotate_secrets(vault, config, *, names: list[str] | None = None, dry_run: bo
 
 
 def _run_one(vault, config, entry: ManagedSecret, item: PlanItem, check, now, notify: bool) -> dict:
-    runner = _Runner(vault, config, entry, check, now)
+    runner = _Runner(vault, entry, check, now)
     outcome = {"secret": entry.secret, "kind": entry.kind, "action": item.action, "steps": runner.steps}
     try:
         state = read_state(vault, entry.secret)

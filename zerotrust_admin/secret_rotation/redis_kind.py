@@ -129,7 +129,10 @@ class RedisRotator(Rotator):
             raise RotationTestFailed(f"the new password of {self.ctx.target['user']!r} does not log in at {self.where}",
                                      hint="check the ACL user (on, no conflicting rules)") from None
         except redis.exceptions.RedisError as exc:
-            self._call(lambda: (_ for _ in ()).throw(exc))
+            from zerotrust_admin.errors import UnavailableError
+            from zerotrust_admin.sessions.redis_store import translate
+
+            raise translate(exc, self.where) or UnavailableError(f"Redis at {self.where} failed") from None
         finally:
             client.close()
 
