@@ -54,10 +54,10 @@ def _cluster_port() -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
-def _client(port: int):
+def _client(port: int, **extra):
     import redis
 
-    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, socket_connect_timeout=2)
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, socket_connect_timeout=2, **extra)
 
 
 class _Node:
@@ -71,7 +71,8 @@ class _Node:
         if sentinel_conf is not None:
             path = self.dir / "sentinel.conf"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.write(fd, f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n{sentinel_conf}".encode())
+            ports = f"port 0\ntls-port {self.port}\n" if "tls-cert-file" in sentinel_conf else f"port {self.port}\n"
+            os.write(fd, f"{ports}bind 127.0.0.1\ndir {self.dir}\n{sentinel_conf}".encode())
             os.close(fd)
             args = [binary, str(path), "--sentinel"]
         else:
@@ -249,18 +250,29 @@ class RedisSentinelGroup:
     SERVICE = "zt"
 
     def __init__(self, replicas: int = 1, down_after_ms: int = 1000, extra: list[str] | None = None,
-                 password: str | None = None, sentinel_password: str | None = None):
+                 password: str | None = None, sentinel_password: str | None = None, tls: bool = False):
         self.root = Path(tempfile.mkdtemp(prefix="zt-rsentinel-"))
         self.data: list[_Node] = []
         self.sentinels: list[_Node] = []
         self.password, self.sentinel_password = password, sentinel_password
         data_conf = f"requirepass {password}\nmasterauth {password}\n" if password else None
+        self.tls_kwargs: dict = {}
+        tls_conf = ""
+        if tls:  # everything TLS only: clients, replication, the Sentinels (server certificates verified, no client certificates)
+            from tests.servers import self_signed_cert
+
+            self.ca, key = self_signed_cert(self.root / "tls")
+            extra = [*(extra or []), "--tls-cert-file", str(self.ca), "--tls-key-file", str(key), "--tls-ca-cert-file", str(self.ca),
+                     "--tls-auth-clients", "no", "--tls-replication", "yes"]
+            tls_conf = (f"tls-cert-file {self.ca}\ntls-key-file {key}\ntls-ca-cert-file {self.ca}\n"
+                        "tls-auth-clients no\ntls-replication yes\n")
+            self.tls_kwargs = {"ssl": True, "ssl_ca_certs": str(self.ca)}
         try:
             master = _Node(self.root, list(extra or []), conf=data_conf)
             self.data.append(master)
             for _ in range(replicas):
                 self.data.append(_Node(self.root, [*(extra or []), "--replicaof", "127.0.0.1", str(master.port)], conf=data_conf))
-            conf = (f"sentinel monitor {self.SERVICE} 127.0.0.1 {master.port} 2\n"
+            conf = tls_conf + (f"sentinel monitor {self.SERVICE} 127.0.0.1 {master.port} 2\n"
                     f"sentinel down-after-milliseconds {self.SERVICE} {down_after_ms}\n"
                     f"sentinel failover-timeout {self.SERVICE} 5000\n"
                     f"sentinel parallel-syncs {self.SERVICE} 1\n")
@@ -276,16 +288,12 @@ class RedisSentinelGroup:
             raise
 
     def _d(self, port: int):
-        c = _client(port)
-        if self.password:
-            c.connection_pool.connection_kwargs["password"] = self.password
-        return c
+        """A client of a data node (its password, TLS)."""
+        return _client(port, password=self.password, **self.tls_kwargs)
 
     def _s(self, port: int):
-        c = _client(port)
-        if self.sentinel_password:
-            c.connection_pool.connection_kwargs["password"] = self.sentinel_password
-        return c
+        """A client of a Sentinel (the Sentinels' password, TLS)."""
+        return _client(port, password=self.sentinel_password, **self.tls_kwargs)
 
     @property
     def sentinel_addresses(self) -> list[str]:

@@ -310,23 +310,32 @@ def test_cluster_over_tls_with_a_client_certificate_and_an_acl_user(redis_cluste
     assert password not in r.err and "not-the-password" not in r.err
 
 
-def test_sentinel_with_passwords_for_the_data_nodes_and_the_sentinels(zt_env, tmp_path, cli):
+def test_sentinel_over_tls_with_passwords_for_the_data_nodes_and_the_sentinels(zt_env, tmp_path, cli):
     from tests.redis_topologies import RedisSentinelGroup
+    from tests.servers import self_signed_cert
 
-    group = RedisSentinelGroup(password="data-" + os.urandom(6).hex(), sentinel_password="sent-" + os.urandom(6).hex())
+    group = RedisSentinelGroup(password="data-" + os.urandom(6).hex(), sentinel_password="sent-" + os.urandom(6).hex(), tls=True)
     try:
         files = {}
         for name, value in (("redis.pass", group.password), ("sentinel.pass", group.sentinel_password)):
             files[name] = tmp_path / name
             files[name].write_text(value)
             files[name].chmod(0o600)
-        settings = sentinel_settings(group, password_file=str(files["redis.pass"]),
+        settings = sentinel_settings(group, password_file=str(files["redis.pass"]), tls={"ca_file": str(group.ca)},
                                      sentinel_auth={"password_file": str(files["sentinel.pass"])})
+        settings["redis"]["sentinels"] = [f"rediss://{a}" for a in group.sentinel_addresses]
         write_config(zt_env, settings)
         r = cli("sessions", "create", "--user", "alice@EXAMPLE.COM", "--ttl", "1h")
         assert r.code == 0, r.err
         r = cli("revoke-sessions", "--user", "alice@EXAMPLE.COM", "--yes", "--json")
-        assert r.code == 0 and json.loads(r.out)["revoked"] == 1, r.err
+        assert r.code == 0, r.err
+        out = json.loads(r.out)
+        assert out["revoked"] == 1 and out["store"].startswith("redis:rediss-sentinel://")
+        # a CA that did not sign the servers' certificate: the handshake fails (exit 6)
+        other_ca, _ = self_signed_cert(tmp_path / "other-ca")
+        write_config(zt_env, {**settings, "redis": {**settings["redis"], "tls": {"ca_file": str(other_ca)}}})
+        r = cli("sessions", "list")
+        assert r.code == 6 and "TLS handshake" in r.err, r.err
         # without the Sentinels' password they refuse to answer: exit 4, naming the setting
         del settings["redis"]["sentinel_auth"]
         write_config(zt_env, settings)

@@ -405,6 +405,9 @@ def translate(exc: Exception, where: str):
                                           hint="check redis.nodes (cluster-enabled servers, reachable) and the cluster's state (CLUSTER INFO)")
     if type(exc).__name__ == "MasterNotFoundError" and any(m in text for m in ("NOAUTH", "WRONGPASS", "NOPERM", "AuthenticationError")):
         return DeniedError(f"the Sentinels at {where} refused the credentials", hint="check redis.sentinel_auth (username, password_file)")
+    if type(exc).__name__ == "MasterNotFoundError" and any(m in text for m in ("CERTIFICATE_VERIFY_FAILED", "SSL", "WRONG_VERSION_NUMBER")):
+        return UnavailableError(f"TLS handshake with the Sentinels at {where} failed",
+                                hint="check redis.tls.ca_file (or tls.ca_file) and that the Sentinels speak TLS on those ports")
     if type(exc).__name__ == "MasterNotFoundError":
         return UnavailableError(f"no Sentinel at {where} names a live master", hint="check redis.sentinels, redis.service_name and the Sentinels' state")
     if isinstance(exc, E.AuthenticationError) or (isinstance(exc, E.ResponseError) and text.startswith(("WRONGPASS", "NOAUTH", "NOPERM"))) \
