@@ -111,6 +111,8 @@ def test_unknown_secret_and_bad_config(cli, initialized, tmp_path):
     assert bad.code != 0 and "grace" in (bad.text + bad.err)
     clean = write_config(tmp_path, [random_entry()])
     assert cli("config", "check", env=clean).code == 0, "secret: NAME is a name, not a plaintext secret"
+    shown = cli("config", "show", env=clean)
+    assert shown.code == 0 and "secret: api/key" in shown.text
 
 
 def test_access_policy_rotate_action(cli, initialized, tmp_path):

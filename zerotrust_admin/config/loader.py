@@ -550,6 +550,8 @@ def read_secret_file(path: Path, key: str) -> bytes:
 
 
 def redact(value, key: str = ""):
+    if key == "secret_rotation" and isinstance(value, list):  # its "secret" is a vault secret's NAME, shown as is
+        return [{k: (v if k == "secret" else redact(v, str(k))) for k, v in e.items()} if isinstance(e, dict) else redact(e, key) for e in value]
     if isinstance(value, dict):
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
