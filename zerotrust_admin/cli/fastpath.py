@@ -13,6 +13,34 @@ from typing import Callable
 
 
 def parse(argv: list[str]) -> Callable[[], int] | None:
+    """A runner for ``argv`` when the fast path accepts it, else None (Typer runs it)."""
+    parsed = parse_opts(argv)
+    if parsed is None:
+        return None
+    command, opts = parsed
+    if command == "credentials get":
+        from zerotrust_admin.cli.fastpath_credentials import runner
+
+        return runner(opts)
+
+    def run() -> int:
+        from zerotrust_admin.cli.context import AppContext
+        from zerotrust_admin.cli.vault_get import run_get
+
+        ctx = AppContext(config_path=opts["config"], json=opts["json"], quiet=opts["quiet"])
+        try:
+            run_get(ctx, opts["name"], opts["version"], opts["output_file"], opts["json"])
+        finally:
+            ctx.close()
+        return 0
+
+    return run
+
+
+def parse_opts(argv: list[str]) -> tuple[str, dict] | None:
+    """("vault get" | "credentials get", the options as the Typer command would
+    receive them) or None. tests/test_operator_fastpath_grammar.py checks every
+    accepted argv against the Typer definitions, option by option."""
     opts = {"config": None, "json": False, "quiet": False, "version": None, "output_file": None, "name": None}
     i = 0
 
@@ -40,9 +68,10 @@ def parse(argv: list[str]) -> Callable[[], int] | None:
             return None
         i += 1
     if argv[i : i + 2] == ["credentials", "get"]:  # issue 5: the AWS CLI's credential_process
-        from zerotrust_admin.cli.fastpath_credentials import parse_credentials_get
+        from zerotrust_admin.cli.fastpath_credentials import parse_credentials_get_opts
 
-        return parse_credentials_get(argv[i + 2 :], opts)
+        creds = parse_credentials_get_opts(argv[i + 2 :], opts)
+        return None if creds is None else ("credentials get", creds)
     if argv[i : i + 2] != ["vault", "get"]:
         return None
     i += 2
@@ -66,16 +95,4 @@ def parse(argv: list[str]) -> Callable[[], int] | None:
         i += 1
     if opts["name"] is None:
         return None
-
-    def run() -> int:
-        from zerotrust_admin.cli.context import AppContext
-        from zerotrust_admin.cli.vault_get import run_get
-
-        ctx = AppContext(config_path=opts["config"], json=opts["json"], quiet=opts["quiet"])
-        try:
-            run_get(ctx, opts["name"], opts["version"], opts["output_file"], opts["json"])
-        finally:
-            ctx.close()
-        return 0
-
-    return run
+    return "vault get", opts

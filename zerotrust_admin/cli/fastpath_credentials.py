@@ -15,8 +15,13 @@ _VALUED = {"--role-arn": "role_arn", "--external-id": "external_id", "--via": "v
 
 
 def parse_credentials_get(args: list[str], globals_: dict) -> Callable[[], int] | None:
+    opts = parse_credentials_get_opts(args, globals_)
+    return None if opts is None else runner(opts)
+
+
+def parse_credentials_get_opts(args: list[str], globals_: dict) -> dict | None:
     opts: dict = {"role_arn": None, "external_id": None, "via": [], "duration": None, "fmt": "env", "no_cache": False,
-                  "json": bool(globals_.get("json"))}
+                  "json": bool(globals_.get("json")), "config": globals_.get("config"), "quiet": bool(globals_.get("quiet"))}
     seen: set[str] = set()
     i = 0
     while i < len(args):
@@ -51,12 +56,15 @@ def parse_credentials_get(args: list[str], globals_: dict) -> Callable[[], int] 
         if not opts["duration"].isdigit() or len(opts["duration"]) > 9:
             return None
         opts["duration"] = int(opts["duration"])
+    return opts
 
+
+def runner(opts: dict) -> Callable[[], int]:
     def run() -> int:
         from zerotrust_admin.cli.context import AppContext
         from zerotrust_admin.cli.credentials_get import run_get
 
-        ctx = AppContext(config_path=globals_.get("config"), json=opts["json"], quiet=bool(globals_.get("quiet")))
+        ctx = AppContext(config_path=opts["config"], json=opts["json"], quiet=opts["quiet"])
         try:
             run_get(ctx, opts["role_arn"], opts["external_id"], opts["via"], opts["duration"], opts["fmt"], opts["no_cache"], opts["json"])
         finally:
