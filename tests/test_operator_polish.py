@@ -212,3 +212,11 @@ def test_sessions_create_warns_about_a_principal_without_an_upper_case_realm(cli
     r = cli("sessions", "create", "--user", user)
     assert r.code == 0 and fragment in r.err and "warning:" in r.err
     assert "warning" not in cli("sessions", "create", "--user", "bob@EXAMPLE.COM").err
+
+
+def test_put_names_the_value_limits(cli, initialized):
+    r = cli("vault", "put", "app/x", input=b"")
+    assert r.code == 2 and "is empty; a secret is 1 byte to 1 MiB" in r.err and "--value-file" in r.err
+    r = cli("vault", "put", "app/x", input=b"x" * ((1 << 20) + 1))
+    assert r.code == 2 and "is 1048577 bytes; the limit for a secret is 1 MiB (1048576 bytes)" in r.err
+    assert cli("vault", "put", "app/x", input=b"x" * (1 << 20)).code == 0

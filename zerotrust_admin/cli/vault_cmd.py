@@ -67,6 +67,18 @@ def _read_value(value: str | None, value_file: str | None) -> bytes:
     return first.encode("utf-8")
 
 
+def _check_size(name: str, data: bytes) -> None:
+    """The vault's limits, said with the limits in the message (1 byte to 1 MiB)."""
+    from zerotrust_admin.vault.records import MAX_VALUE_BYTES
+
+    if not data:
+        raise UsageError(f"the value for {name} is empty; a secret is 1 byte to 1 MiB",
+                         hint="pipe the value on stdin (printf '%s' \"$VALUE\" | zerotrust-admin vault put NAME) or use --value-file FILE; nothing was written")
+    if len(data) > MAX_VALUE_BYTES:
+        raise UsageError(f"the value for {name} is {len(data)} bytes; the limit for a secret is 1 MiB ({MAX_VALUE_BYTES} bytes)",
+                         hint="store a large file elsewhere and keep its key here; nothing was written")
+
+
 def _parse_meta(pairs: list[str] | None) -> dict:
     meta = {}
     for pair in pairs or []:
@@ -94,6 +106,7 @@ def put(
     check_new_name(name)
     metadata = _parse_meta(meta)
     data = _read_value(value, value_file)
+    _check_size(name, data)
     version = app_ctx.provider().put(name, data, metadata=metadata, sensitive=sensitive)
     if app_ctx.json:
         emit_json(version.to_dict())
