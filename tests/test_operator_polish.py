@@ -220,3 +220,10 @@ def test_put_names_the_value_limits(cli, initialized):
     r = cli("vault", "put", "app/x", input=b"x" * ((1 << 20) + 1))
     assert r.code == 2 and "is 1048577 bytes; the limit for a secret is 1 MiB (1048576 bytes)" in r.err
     assert cli("vault", "put", "app/x", input=b"x" * (1 << 20)).code == 0
+
+
+def test_help_at_80_columns_cuts_nothing(zt_env):
+    r = run_in_pty(["revoke-credentials", "--help"], zt_env, cols=80)
+    assert r.code == 0
+    assert "security.breach_notification.enabled" in r.screen and "…" not in r.screen
+    assert max(len(line) for line in r.screen.splitlines()) <= 80

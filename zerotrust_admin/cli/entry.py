@@ -32,6 +32,10 @@ def _click_exceptions():
 def _run_typer(argv: list[str]) -> int:
     """Run the Typer app, turning click's usage errors into our one-line format
     (click's own rendering draws a multi-line box)."""
+    # Help in click's plain layout, as docs/cli-reference.md renders it: at 80
+    # columns rich's panels squeezed descriptions and cut long words with "…"
+    # (issue 14), and it keeps rich out of --help's start-up.
+    os.environ.setdefault("TYPER_USE_RICH", "0")
     import typer
 
     from zerotrust_admin.cli.app import app
