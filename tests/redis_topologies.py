@@ -351,16 +351,18 @@ class RedisSentinelGroup:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+# The shared groups tolerate a node stalled for a few seconds on a loaded CI box
+# (no spurious failover); the private ones fail over within about 2 s.
 @pytest.fixture(scope="session")
 def redis_cluster():
-    group = RedisClusterGroup()
+    group = RedisClusterGroup(node_timeout_ms=5000)
     yield group
     group.stop()
 
 
 @pytest.fixture(scope="session")
 def redis_sentinel():
-    group = RedisSentinelGroup()
+    group = RedisSentinelGroup(down_after_ms=5000)
     yield group
     group.stop()
 
@@ -368,7 +370,7 @@ def redis_sentinel():
 @pytest.fixture(scope="session")
 def redis_cluster_tls():
     """3 masters, TLS only with client certificates, ACL user ``zt`` (``.client_kwargs["password"]``)."""
-    group = RedisClusterGroup(replicas=0, tls=True, password="zt-cluster-" + os.urandom(8).hex())
+    group = RedisClusterGroup(replicas=0, tls=True, password="zt-cluster-" + os.urandom(8).hex(), node_timeout_ms=5000)
     yield group
     group.stop()
 
