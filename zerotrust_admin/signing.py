@@ -217,6 +217,13 @@ def own_public_key(config, home: Path, *, derived_only: bool = False) -> PublicK
     raise NotFoundError(f"signing key {key_file} does not exist", hint="run any command that writes an audit record (or init) to create it")
 
 
+def signing_key_file_exists(config, home: Path) -> bool:
+    """A signing key *file* (not a token key) is present: it is only ever created
+    together with a log's first record, so without a log it outlived a deleted one."""
+    settings = signing_settings(config, Path(home))
+    return settings["source"] != "pkcs11" and (os.path.lexists(settings["key_file"]) or os.path.lexists(public_path(settings["key_file"])))
+
+
 def signing_key_exists(config, home: Path) -> bool:
     settings = signing_settings(config, Path(home))
     if settings["source"] == "pkcs11":

@@ -780,3 +780,87 @@ def test_a1_search_does_not_show_a_forged_unterminated_record(cli, zt_env):
     res = cli("audit", "search", "--user", "bob@EXAMPLE.COM")
     assert res.code == 0 and b"prod/db" not in res.out
     assert "1 unreadable line(s) skipped" in res.err
+
+
+# --- final red team (issue 12): deleted trail with the key kept, withdrawn pending writes, cut records ---
+def test_a4_whole_trail_deleted_with_the_signing_key_kept_is_not_restarted(cli, zt_env, tmp_path):
+    """b1/b2: log, anchor and checkpoints deleted, signing.key kept (and another
+    installation's unbound vault and key put in place): no new log under the same
+    key; every command and `audit verify` are exit 5."""
+    other = _other_installation(cli, tmp_path)
+    home = _setup(cli, zt_env, puts=1)
+    for name in ("vault.db", "master.key"):
+        shutil.copy2(other / name, home / name)
+    for name in ("audit.log", "audit.log.head", "audit.log.checkpoints", "vault.db-wal", "vault.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    res = cli("vault", "get", "app/db")
+    assert res.code == 5 and res.out == b"" and "refusing to start a new log under the same key" in res.err, res.err
+    assert not (home / "audit.log").exists() or (home / "audit.log").stat().st_size == 0
+    res = cli("audit", "verify")
+    assert res.code == 5 and "the log was deleted" in res.err, res.err
+
+
+def test_a4_a_refused_write_never_erases_an_unconfirmed_one(cli, zt_env, tmp_path):
+    """b3: a write commits but is never confirmed (the crash point after COMMIT);
+    the next write is refused by a dead sink. Its withdrawal puts the unconfirmed
+    generation back as pending: the older vault.db copied back is exit 5."""
+    home = _setup(cli, zt_env, puts=1)
+    shutil.copy2(home / "vault.db", tmp_path / "pre.db")
+    head = (home / "audit.log.head").read_bytes()
+    assert cli("vault", "put", "app/s0", input=b"new").code == 0
+    (home / "audit.log.head").write_bytes(head)  # as if the process died between COMMIT and the confirmation
+    state = json.loads(head)
+    gen = state["vaults"][next(iter(state["vaults"]))]
+    _write_config(zt_env, f"audit:\n  sinks: [file, syslog]\n  syslog: {{address: 'unix:{tmp_path}/nobody.sock'}}\n")
+    res = cli("vault", "put", "app/other", input=b"x")
+    assert res.code in (1, 5), res.err  # refused: by the dead sink, or as the interrupted write it follows
+    anchor = json.loads((home / "audit.log.head").read_bytes())
+    vault_id = next(iter(anchor["vaults"]))
+    assert anchor.get("pending", {}).get(vault_id, anchor["vaults"][vault_id]) >= gen + 1, anchor
+    _write_config(zt_env, "audit:\n  sinks: [file]\n")
+    shutil.copy2(tmp_path / "pre.db", home / "vault.db")
+    for name in ("vault.db-wal", "vault.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    res = cli("vault", "get", "app/s0")
+    assert res.code == 5 and b"value-0" not in res.out, res.err
+
+
+def test_a4_a_signed_record_cut_to_a_fragment_is_not_taken_for_a_crash(cli, zt_env, tmp_path):
+    """b5c: the write's record cut to a fragment, anchor and vault.db from before it:
+    the checkpoints file already signed that record, so it was cut, not torn."""
+    home = _setup(cli, zt_env, puts=1)
+    shutil.copy2(home / "vault.db", tmp_path / "pre.db")
+    head = (home / "audit.log.head").read_bytes()
+    assert cli("vault", "put", "app/s0", input=b"new").code == 0
+    with open(home / "audit.log", "r+b") as fh:
+        fh.truncate(os.path.getsize(home / "audit.log") - 5)
+    (home / "audit.log.head").write_bytes(head)
+    shutil.copy2(tmp_path / "pre.db", home / "vault.db")
+    for name in ("vault.db-wal", "vault.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    before = _snapshot(home)
+    res = cli("vault", "get", "app/s0")
+    assert res.code == 5 and res.out == b"" and "was cut, not torn" in res.err, res.err
+    assert _snapshot(home) == before
+    assert cli("audit", "verify").code == 5
+
+
+def test_a4_a_recovery_record_contradicting_a_signed_checkpoint_fails_verify(cli, zt_env, tmp_path):
+    """The same cut, with the contradicting checkpoint line hidden while the writer
+    recovered the "torn" fragment, then put back: verify sees the fork (a recovery
+    record where a signed checkpoint names another record)."""
+    home = _setup(cli, zt_env, puts=1)
+    head = (home / "audit.log.head").read_bytes()
+    assert cli("vault", "put", "app/s0", input=b"new").code == 0
+    cps = (home / "audit.log.checkpoints").read_bytes().splitlines(keepends=True)
+    with open(home / "audit.log", "r+b") as fh:
+        fh.truncate(os.path.getsize(home / "audit.log") - 5)
+    (home / "audit.log.head").write_bytes(head)
+    (home / "audit.log.checkpoints").write_bytes(b"".join(cps[:-1]))
+    res = cli("vault", "list")
+    assert res.code == 0, res.err  # locally this is exactly a crash: the writer recovers the fragment
+    assert cli("audit", "verify").code == 0
+    now = (home / "audit.log.checkpoints").read_bytes().splitlines(keepends=True)
+    (home / "audit.log.checkpoints").write_bytes(b"".join(now[:-1] + [cps[-1]] + now[-1:]))  # the signed line comes back
+    res = cli("audit", "verify")
+    assert res.code == 5 and "a fork" in res.err, res.err

@@ -120,6 +120,11 @@ class Signer:
 
         return signing_key_exists(self.config, self.home)
 
+    def file_exists(self) -> bool:
+        from zerotrust_admin.signing import signing_key_file_exists
+
+        return signing_key_file_exists(self.config, self.home)
+
     def key(self, *, refuse_new: str | None = None):
         if self._key is None:
             from zerotrust_admin.signing import load_signing_key
@@ -522,6 +527,19 @@ def check_vault_generations(checkpoints: list[dict], *, source: str = "the check
     return None
 
 
+def check_seq_order(seqs, *, source: str = "the checkpoints file") -> str | None:
+    """The writer appends one checkpoint per append, each at a higher record
+    number than the last: a number that does not go up means the log was cut back
+    and rewritten after that record was signed (a fork; threat model A4)."""
+    previous = None
+    for index, seq in enumerate(seqs, 1):
+        if previous is not None and seq <= previous:
+            return (f"checkpoint line {index} of {source} is for record {seq} after a checkpoint for record {previous}: "
+                    "the log was cut back and rewritten after those records were signed (a fork)")
+        previous = seq
+    return None
+
+
 _RECOVERY_MARK = b'"event":"audit_recovery"'
 
 
@@ -563,6 +581,51 @@ def recovered_fragments(log_path: Path, end: int | None = None) -> list[tuple[in
     except FileNotFoundError:
         return []
 
+
+def recovery_records(log_path: Path) -> list[dict]:
+    """Every ``audit_recovery`` record (action ``recover``) of the log, parsed: the
+    records that took the place of a torn fragment. One fast scan for the marker."""
+    out = []
+    try:
+        with open(log_path, "rb") as fh:
+            carry = b""
+            while chunk := fh.read(_READ):
+                if _RECOVERY_MARK in carry + chunk:
+                    break
+                carry = chunk[-len(_RECOVERY_MARK):]
+            else:
+                return []
+            fh.seek(0)
+            for line in fh:
+                if _RECOVERY_MARK in line and b'"action":"recover"' in line:
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(record, dict) and isinstance(record.get("seq"), int):
+                        out.append(record)
+    except FileNotFoundError:
+        return []
+    return out
+
+
+def checkpoints_for(path: Path, seqs: set[int]) -> list[dict]:
+    """The checkpoints of ``path`` for the record numbers in ``seqs`` (a byte scan;
+    only the matching lines are parsed)."""
+    if not seqs:
+        return []
+    needles = {n: b',"seq":%d,"sha256":' % n for n in seqs}
+    out = []
+    try:
+        with open(path, "rb") as fh:
+            for line in fh:
+                if any(needle in line for needle in needles.values()):
+                    cp = parse_witness_line(line)
+                    if cp is not None and cp.get("seq") in seqs:
+                        out.append(cp)
+    except FileNotFoundError:
+        return []
+    return out
 
 
 _CANONICAL_CP = None
@@ -607,9 +670,13 @@ def summarize_checkpoints(path: Path) -> tuple[list[dict], str | None]:
     prev_vaults = None
     highest: dict[str, int] = {}
 
+    seq_re = re.compile(rb',"seq":(\d{1,19}),"sha256":')
+    last_seq = [None]
+
     def slow() -> tuple[list[dict], str | None]:
         full = read_checkpoints(path)
-        return full, check_vault_generations(full, source="the checkpoints file")
+        order = check_seq_order([c["seq"] for c in full if isinstance(c, dict) and isinstance(c.get("seq"), int)])
+        return full, order or check_vault_generations(full, source="the checkpoints file")
 
     try:
         with open(path, "rb") as fh:
@@ -629,6 +696,10 @@ def summarize_checkpoints(path: Path) -> tuple[list[dict], str | None]:
                 vaults = vaults_re.findall(block)
                 if len(vaults) != lines or block.count(b'"log":"' + log_id + b'","offset":') != lines:
                     return slow()  # another log id, or lines not in the writer's form
+                seqs = [int(s) for s in seq_re.findall(block)]
+                if len(seqs) != lines or check_seq_order(([last_seq[0]] if last_seq[0] is not None else []) + seqs):
+                    return slow()  # a record number that does not go up: the full read names it
+                last_seq[0] = seqs[-1]
                 for v in vaults:
                     if v == prev_vaults:
                         continue

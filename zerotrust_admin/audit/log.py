@@ -154,6 +154,8 @@ class AuditLog:
             last, torn = _tail(self.path)
             size = os.fstat(fd).st_size
             torn_record = self._torn_record(key, last, torn) if torn is not None else None  # exit 5 for a forged last line (A1/A4)
+            if torn is not None and torn_record is None:
+                self._refuse_cut_record(last)
             resume = self._resume(key, last, torn, size)  # exit 5 when the log is behind or beside its anchor
             written = []
             if torn_record is not None:
@@ -183,7 +185,14 @@ class AuditLog:
                 # policy): it will never be confirmed, so it stops being pending.
                 vault_id, generation = _withdraw
                 if int(resume["pending"].get(vault_id, -1)) == int(generation):
-                    resume["pending"].pop(vault_id)
+                    # The refused write was generation N = the vault's generation + 1 (decided
+                    # under the vault's write lock), so the vault stays at N - 1: if that one
+                    # is not confirmed yet (a write that committed but was never confirmed),
+                    # it stays pending; it is never forgotten.
+                    if int(generation) - 1 > int(resume["vaults"].get(vault_id, 0)):
+                        resume["pending"][vault_id] = int(generation) - 1
+                    else:
+                        resume["pending"].pop(vault_id)
             line = canonical(record) + b"\n"
             written.append(line)
             os.write(fd, b"".join(written))
@@ -265,12 +274,30 @@ class AuditLog:
             # F4: the log and its anchor were deleted (or audit.path points at a new file) but the checkpoints remain.
             raise self._anchor_error(f"the audit log {self.path} is empty or missing but {self.checkpoints_path} holds signed checkpoints of a log: "
                                      "it was deleted or replaced; refusing to start a new log")
+        if size == 0 and anchor is None and self.signer.file_exists():
+            # A4: log, anchor and checkpoints all deleted, the signing key kept: a new log
+            # under the same key would verify with the auditors' pinned public key.
+            # The key file is only ever created with a log's first record.
+            raise self._anchor_error(f"the audit log {self.path}, its anchor and its checkpoints are missing but the signing key that signed them exists: "
+                                     "the log was deleted; refusing to start a new log under the same key")
         if size > 0 and anchor is None:
             # F6: records, but no anchor, no signing key, no checkpoints. A log from
             # before signed checkpoints always has its (unsigned) anchor; without one this
             # is a log whose anchor, checkpoints and key were deleted: never sign it under a new key.
             raise self._anchor_error(f"the audit log {self.path} has records but no anchor, no signing key and no checkpoints: "
                                      "the anchor, checkpoints and signing key were deleted; refusing to sign it under a new key")
+
+    def _refuse_cut_record(self, last: dict | None) -> None:
+        """A4: a crash tears a record before its checkpoint is written. A fragment
+        after record N while the checkpoints file already signed a record after N is
+        a record that was cut (with the anchor and vault copied back), not torn."""
+        from zerotrust_admin.audit.checkpoint import last_checkpoint
+
+        newest = last_checkpoint(self.checkpoints_path)
+        end = last["seq"] if last else 0
+        if newest is not None and isinstance(newest.get("seq"), int) and newest["seq"] > end:
+            raise self._anchor_error(f"the audit log ends with a fragment after record {end}, but checkpoint {newest['seq']} already signed "
+                                     f"record {newest['seq']}: a signed record was cut, not torn by a crash")
 
     def _open_for_write(self, hint: str | None = None) -> tuple[bytes, int]:
         """The audit key and an fd of the log (created 0600 if missing), never a
@@ -410,6 +437,14 @@ class AuditLog:
         state = {"vaults": vaults, "pending": {k: v for k, v in (anchor.get("pending") or {}).items() if isinstance(v, int)}}
         if last is not None and last.get("seq") == anchor.get("seq", 0) + 1:
             _note_pending(state, last)  # a valid record beyond the anchor (the crash window) counts as pending
+        if torn is not None:
+            # A genuine record that lost only its newline counts as the writer counts it
+            # (exit 5 for a forged one, as the writer would).
+            torn_record = self._torn_record(key, last, torn)
+            if torn_record is None:
+                self._refuse_cut_record(last)
+            if torn_record is not None and torn_record.get("seq") == anchor.get("seq", 0) + 1:
+                _note_pending(state, torn_record)
         pending = state["pending"]
         ids = set(vaults) | set(pending)
         return VaultAuditState(confirmed=int(vaults.get(vault_id, 0)), pending=int(pending.get(vault_id, 0)), known=vault_id in ids,

@@ -161,14 +161,35 @@ def _cross_checks(log, report: VerifyReport, anchor: dict | None, size: int, che
     describes this log (F4), vault generations never go back (V4), the end of the
     log is proven by the head anchor or a witness (F9), recovered torn fragments
     are unauthenticated bytes (F8)."""
-    from zerotrust_admin.audit.checkpoint import (check_checkpoints_describe_log, check_vault_generations, is_checkpoint, public_checkpoint,
-                                                  read_checkpoints, recovered_fragments)
+    from zerotrust_admin.audit.checkpoint import (check_checkpoints_describe_log, check_vault_generations, checkpoints_for, is_checkpoint,
+                                                  public_checkpoint, read_checkpoints, recovered_fragments, recovery_records)
 
     def fail(problem: str, hint: str | None = None) -> None:
         if report.problem is None:
             report.problem, report.problem_hint = problem, hint
 
     signed_head = public_checkpoint(anchor) if is_checkpoint(anchor) else None
+    if size == 0 and anchor is None and not checkpoints and log.signer.file_exists():
+        # A4: nothing of the log is left but the key that signed it (created only with a log's first record).
+        fail(f"the audit log {log.path}, its anchor and its checkpoints are missing but the signing key that signed them exists: the log was deleted",
+             "restore audit.log, audit.log.head and audit.log.checkpoints from a backup, or compare with your SIEM copy (audit verify --witness FILE)")
+    # A4: a record that took a torn fragment's place must not contradict a checkpoint
+    # signed before it (the fragment was then a signed record, cut; not torn by a crash).
+    recoveries = {r["seq"]: r for r in recovery_records(log.path)}
+    for cp in checkpoints_for(log.checkpoints_path, set(recoveries)):
+        if cp.get("hash") != recoveries[cp["seq"]].get("hash"):
+            fail(f"checkpoint {cp['seq']} signed a record {cp['seq']} that is not in the log: the log holds a recovery record there instead "
+                 "(a signed record was cut and the log rewritten after it: a fork)",
+                 "preserve audit.log, audit.log.head and audit.log.checkpoints as evidence; restore the vault from a backup")
+            break
+    from zerotrust_admin.audit.log import _tail
+    try:
+        last, torn = _tail(log.path) if size else (None, None)
+    except Exception:  # noqa: BLE001 - the chain check reports an unreadable log itself
+        last, torn = None, None
+    if torn is not None and checkpoints and isinstance(checkpoints[-1].get("seq"), int) and checkpoints[-1]["seq"] > (last["seq"] if last else 0):
+        fail(f"the log ends with a fragment after record {last['seq'] if last else 0}, but checkpoint {checkpoints[-1]['seq']} signed a later record: "
+             "a signed record was cut, not torn by a crash", "preserve the files as evidence; restore the vault from a backup")
     proven = None
     if report.chain is not None and report.chain.ok and report.chain.checkpoint is not None and signed_head is not None \
             and report.chain.checkpoint["seq"] == signed_head["seq"] and report.chain.checkpoint["offset"] == signed_head["offset"]:

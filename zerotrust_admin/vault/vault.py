@@ -284,8 +284,16 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
                                  f"{self.path.name} was replaced by an older copy", hint="restore the latest vault backup; see docs/vault-format.md")
 
     def _confirm(self, generation: int) -> None:
-        if self.audit is not None:
+        if self.audit is None:
+            return
+        try:
             self.audit.confirm_vault(self.vault_id, generation)
+        except IntegrityError as exc:
+            # After COMMIT: the change is in the vault and its audit record is in the log;
+            # only the anchor's confirmation failed. Never say "nothing was written".
+            raise IntegrityError(f"the change was written (vault generation {generation}, audited) but the audit anchor could not confirm it: {exc.message}",
+                                 hint="preserve audit.log, audit.log.head and audit.log.checkpoints as evidence and run: zerotrust-admin audit verify; "
+                                      "the next command reports the write as interrupted until the anchor is restored") from None
 
     def _check_key(self) -> None:
         try:
