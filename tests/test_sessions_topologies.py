@@ -114,6 +114,14 @@ def test_revoke_all_on_a_cluster_reports_per_shard_counts(redis_cluster, zt_env,
     assert all(v > 0 for v in out["shards"].values())
     rec = audit_records(zt_env)[-1]
     assert rec["event"] == "session_revocation" and rec["success"] is True and rec["details"]["shards"] == out["shards"]
+    seed_store = open_session_store(load_config(environ=zt_env))
+    seed(seed_store, 6, 5)
+    seed_store.close()
+    text = cli("revoke-sessions", "--all", "--yes", "--reason", "cluster drill, text")
+    assert text.code == 0, text.err
+    line = next(x for x in text.out.decode().splitlines() if x.startswith("Per master: "))
+    assert {part.rsplit(" ", 1)[0] for part in line[len("Per master: "):].split(", ")} == masters
+    assert sum(int(part.rsplit(" ", 1)[1]) for part in line[len("Per master: "):].split(", ")) == 30
     store = open_session_store(load_config(environ=zt_env))
     try:
         assert store.count() == 0 and store.estimate_count() <= 3  # markers and the lock's leftovers only

@@ -69,6 +69,8 @@ def revoke_sessions(
         print(f"Would revoke {report.revoked} session(s) ({target.resource}) in {report.store}; nothing changed.")
     else:
         print(f"Revoked {report.revoked} session(s) ({target.resource}) in {report.seconds:.2f}s.")
+        if report.shards:  # --all on a Redis Cluster: what each master deleted
+            print("Per master: " + ", ".join(f"{node} {count}" for node, count in sorted(report.shards.items())))
         if report.marker_at:
             from zerotrust_admin.sessions.base import Session
 

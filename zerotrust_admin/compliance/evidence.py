@@ -480,6 +480,8 @@ def _later_by(a: str, b: str, seconds: float) -> bool:
 def _classify(event, action, details) -> str | None:
     if event in REVIEW_EVENTS:
         return "anomaly_review"
+    if event == "secret_rotation":  # rotate-secrets: the secrets themselves, never the tool's own keys
+        return "secret_rotation"
     if event == "key_rotation" or action == "rotate":
         return "key_rotation"
     if event in ("session_revocation", "credential_revocation") or action == "revoke":
