@@ -206,7 +206,17 @@ def test_wildcard_policies_fail_through_effective_permissions(zt_env, home):
     # a realm may read one prefix: not every secret
     _write_config(zt_env, 'access:\n  policies:\n'
                           '    - {principals: ["*@EXAMPLE.COM"], secrets: ["app/*"], actions: [read], effect: allow}\n')
-    assert _reqs(_build(zt_env, "pci"), "pci-dss")["7.2.2"]["status"] == "pass"
+    row = _reqs(_build(zt_env, "pci"), "pci-dss")["7.2.2"]
+    assert row["status"] == "pass"
+    assert any(line.startswith("*@EXAMPLE.COM (rule 0) can read: app/ (") for f in row["findings"] for line in f["evidence"]), row["findings"]
+    # every existing prefix listed by name is no narrower than '*' (review of issue 13)
+    names = sorted({n.split("/")[0] for n in _build(zt_env, "pci")["evidence"]["vault"]["secret_names"]})
+    prefixes = ", ".join(f'"{n}/*"' for n in names)
+    _write_config(zt_env, 'access:\n  policies:\n'
+                          f'    - {{principals: ["*@EXAMPLE.COM"], secrets: [{prefixes}], actions: [read], effect: allow}}\n')
+    row = _reqs(_build(zt_env, "pci"), "pci-dss")["7.2.2"]
+    assert row["status"] == "fail" and "any principal matching *@EXAMPLE.COM may read every secret" in row["finding"], row["finding"]
+    assert "created later" not in row["finding"]
 
 
 def test_no_mfa_fails_pci_8_4_and_fedramp_ia_2(zt_env, home):
@@ -517,3 +527,32 @@ def test_c10_applies_lockout_figures_only_where_the_standard_fixes_them(zt_env, 
     report = _build(zt_env, "all")
     assert _control(report, "hipaa", "C10")["status"] == "pass"  # MFA required; HIPAA fixes no lockout figure
     assert _control(report, "pci-dss", "C10")["status"] == "fail"  # PCI DSS 8.3.4: a 1-minute first lock
+
+
+# --- key ages replayed over the period: the vault's first master key (review of issue 13) ---------
+def _key_ctx(now, *, created_days: float, rotated_days: float | None, period_days: int = 90):
+    from zerotrust_admin.compliance.requirements import Context
+
+    iso = lambda d: (now - timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    master_days = rotated_days if rotated_days is not None else created_days
+    vault = {"available": True, "external": False, "created": iso(created_days), "master_created": iso(master_days), "master_key_id": "m2",
+             "deks": [{"id": "d1", "created": iso(1), "state": "active", "master_key_id": "m2"}], "session_keys": []}
+    audit = {"master_rotations": [iso(rotated_days)] if rotated_days is not None else [], "first_seq": 1, "oldest_record": iso(created_days)}
+    return Context({"vault": vault, "audit": audit}, now, now - timedelta(days=period_days), {"id": "pci-dss"})
+
+
+def test_cryptoperiod_replay_counts_the_master_key_the_vault_was_created_with():
+    from zerotrust_admin.compliance.requirements import cryptoperiod
+
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    # created 200 days ago, first master rotation 2 days ago: the original master key was
+    # past its 90-day cryptoperiod on about 88 days of the period.
+    f = cryptoperiod(_key_ctx(now, created_days=200, rotated_days=2), {}, {})
+    assert f.status == "fail" and "master key (original) past its cryptoperiod" in f.text, f.text
+    assert "over 2 master" in " ".join(f.evidence)
+    # rotated in time (80 days after creation, 10 days ago): every day within the policy
+    f = cryptoperiod(_key_ctx(now, created_days=90, rotated_days=10), {}, {})
+    assert f.status == "pass" and "every day of the period" in f.text, f.text
+    # a vault made 3 days ago: the pass says which days it covers
+    f = cryptoperiod(_key_ctx(now, created_days=3, rotated_days=None), {}, {})
+    assert f.status == "pass" and "since the first key" in f.text and "of the 90-day period" in f.text, f.text

@@ -146,6 +146,7 @@ def collect_vault(config, now: datetime) -> dict:
         swrapped = {k["id"]: k.get("wrapped_len") for k in session_keys}
         session_keys = [{"id": k.id, "created": k.created, "state": k.state, "wrapped_len": swrapped.get(k.id)} for k in auth["session_keys"]]
         master_created = auth["master_created"] or master_created
+        meta = {**meta, "created": auth.get("created") or meta.get("created")}  # the authenticated creation time
     for d in deks:
         d["age_days"] = _age_days(d["created"], now)
     for k in session_keys:
@@ -187,7 +188,7 @@ def _authenticated_key_records(config, path, meta: dict) -> dict:
         kctx = KeySourceContext(config=config.data, home=config.home, ask_passphrase=None, environ=dict(os.environ))
         with Vault.open(path, lambda kind, params: open_configured_source(kctx, kind, params), audit=open_audit_log(config, sinks=False)) as vault:
             return {"authenticated": True, "deks": vault.list_deks(), "session_keys": vault.session_keys(),
-                    "master_created": vault.meta.get("master_created"), "note": "key times and states read through the vault's MACs and commitment"}
+                    "master_created": vault.meta.get("master_created"), "created": vault.meta.get("created"), "note": "key times and states read through the vault's MACs and commitment"}
     except IntegrityError as exc:
         return {"integrity_error": exc.message if hasattr(exc, "message") else str(exc)}
     except ZeroTrustError as exc:

@@ -282,6 +282,11 @@ def cryptoperiod(ctx: Context, req: dict, params: dict) -> Finding:
     if overdue:
         parts = [f"{k} past its cryptoperiod on {len(days)} day(s) of the period ({days[0]} to {days[-1]})" for k, days in sorted(overdue.items())]
         return Finding("fail", "; ".join(parts), lines, "run: zerotrust-admin rotate-keys (and schedule it, docs/cron.md)")
+    first = min((keys[0][0] for keys in (timeline["master"], timeline["data"]) if keys), default=None)
+    if first is not None and first > ctx.start:
+        covered = max(0.0, (ctx.now - first).total_seconds() / 86400)
+        return Finding("pass", f"every key within its cryptoperiod on every day since the first key ({_day(first)}: {covered:.1f} d of the "
+                               f"{ctx.period_days:g}-day period; no key existed before)", lines)
     return Finding("pass", f"every key within its cryptoperiod on every day of the period ({ctx.period_days:g} d)", lines)
 
 
@@ -298,6 +303,11 @@ def key_timeline(ctx: Context) -> dict:
         masters = [m for m in masters if m[0] < current - timedelta(seconds=5)]
         masters.append((current, v.get("master_key_id")))
     masters.sort()
+    # The master key made with the vault is in no rotation record: it was active
+    # from the vault's creation until the first rotation.
+    created = _parse(v.get("created"))
+    if created and (not masters or masters[0][0] > created + timedelta(seconds=5)):
+        masters.insert(0, (created, "(original)"))
     return {"master": masters, "data": data}
 
 
@@ -640,7 +650,23 @@ def effective_permissions(ctx: Context) -> dict:
 
 
 def _everything(grant: dict, total: int) -> bool:
-    return grant.get("new_names") and len(grant["secrets"]) == total
+    """Every existing secret (listing them by prefix is no narrower than '*'), or
+    an empty vault's every future name."""
+    return len(grant["secrets"]) == total and (total > 0 or bool(grant.get("new_names")))
+
+
+def _reach(grant: dict | None) -> str:
+    """Which prefixes a grant reaches: 'db/ (2), app/ (1) + names created later'."""
+    if not grant:
+        return "nothing"
+    prefixes: dict[str, int] = {}
+    for name in grant["secrets"]:
+        head = name.split("/", 1)[0] + "/" if "/" in name else name
+        prefixes[head] = prefixes.get(head, 0) + 1
+    parts = [f"{p} ({n})" for p, n in sorted(prefixes.items())]
+    if grant.get("new_names"):
+        parts.append("names created later")
+    return ", ".join(parts) or "nothing"
 
 
 def least_privilege(ctx: Context, req: dict, params: dict) -> Finding:
@@ -661,11 +687,14 @@ def least_privilege(ctx: Context, req: dict, params: dict) -> Finding:
         who = "anyone" if w["principal"] in ("*", "*@*") else f"any principal matching {w['principal']}"
         if everything_read or len(admin) >= 2:
             what = ("admin (" + ", ".join(admin) + ")") if len(admin) >= 2 else "read"
-            bad.append(f"rule {w['rule']}: {who} may {what} every secret ({total} of {total} and any created later)")
+            later = " and any created later" if g.get("read" if everything_read else admin[0], {}).get("new_names") else ""
+            bad.append(f"rule {w['rule']}: {who} may {what} every secret ({total} of {total}{later})")
         elif w["principal"] in ("*", "*@*") and g:
             some = sorted({s for a in g.values() for s in a["secrets"]})
             broad.append(f"rule {w['rule']}: anyone may {', '.join(sorted(g))} on {len(some)} secret(s) ({', '.join(some[:3]) or 'new names'})")
     lines = [f"{perms['rules']} rule(s); {total} secret(s) in the vault; wildcard principals expanded: {len(perms['wildcards'])}"] + [w["describe"] for w in perms["wildcards"][:5]]
+    lines += [f"{w['principal']} (rule {w['rule']}) can read: {_reach(w['grants'].get('read'))}; write: {_reach(w['grants'].get('write'))}"
+              for w in perms["wildcards"][:10]]
     if bad:
         return Finding("fail", "; ".join(bad[:3]), lines + bad[3:], "grant named principals or groups on the prefixes they need")
     if broad:
