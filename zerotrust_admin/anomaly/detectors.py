@@ -1,10 +1,14 @@
 """Anomaly detectors over the audit log, in one streaming pass.
 
-The log is chronological, so records before ``since`` build each user's
-baseline and records from ``since`` on are tested against it; memory is
-bounded by users x networks x hour buckets of the detection window, never by
-the number of records. Method and measured precision/recall:
-docs/anomaly-detection.md.
+The log is chronological. The baseline rolls: each record from ``since`` on
+is judged against everything before it (from ``since - baseline_days`` on,
+including the earlier records of the window itself that were not flagged),
+then learnt. So a window may cover the whole history of the log: the first
+weeks teach the profile and the later records are tested against it. Records
+that were flagged do not teach the profile (an attacker cannot train it by
+repetition within one run). Memory is bounded by users x networks plus the
+open findings, never by the number of records. Method and measured
+precision/recall: docs/anomaly-detection.md.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class Options:
     baseline_days: int = 28
     min_baseline_days: int = 7  # CloudTrail Insights also wants 7 days before it flags volume
     hour_min_baseline: int = 40  # records a user needs before their hours mean anything
+    network_min_baseline: int = 10  # records a user needs before a new network (or location) is judged
     hour_max_fraction: float = 0.002  # an hour (+-1) holding under 0.2 % of the user's baseline is unusual
     spike_sigma: float = 6.0
     spike_peak_factor: float = 2.0  # and above twice the busiest baseline hour
@@ -126,43 +131,42 @@ class _Bucket:
             self.sensitive += 1
 
 
-class _HourStats:
-    """Streaming per-hour counts: sum, sum of squares and max of completed buckets."""
+class _Series:
+    """One rolling series of hourly counts (a user's, or everyone's): the open
+    hour (with its window bucket) and the statistics of the completed hours
+    that were learnt (a spike is not learnt)."""
 
-    __slots__ = ("bucket", "n", "total", "sumsq", "peak")
+    __slots__ = ("hour", "n", "bucket", "total", "sumsq", "peak", "last_spike")
 
     def __init__(self):
-        self.bucket = None
+        self.hour = None
         self.n = 0
+        self.bucket: _Bucket | None = None
         self.total = 0
         self.sumsq = 0
         self.peak = 0
+        self.last_spike: Finding | None = None
 
-    def add(self, hour_index: int) -> None:
-        if hour_index != self.bucket:
-            self._close()
-            self.bucket = hour_index
-        self.n += 1
+    def learn(self) -> None:
+        n = self.n
+        self.total += n
+        self.sumsq += n * n
+        if n > self.peak:
+            self.peak = n
 
-    def _close(self) -> None:
-        if self.bucket is not None and self.n:
-            self.total += self.n
-            self.sumsq += self.n * self.n
-            self.peak = max(self.peak, self.n)
-        self.n = 0
-
-    def finish(self, hours: float) -> tuple[float, float, int]:
-        self._close()
-        self.bucket = None
+    def over(self, hours: float) -> tuple[float, float, int]:
         if hours <= 0:
             return 0.0, 0.0, self.peak
         mean = self.total / hours
-        var = max(0.0, self.sumsq / hours - mean * mean)
-        return mean, math.sqrt(var), self.peak
+        return mean, math.sqrt(max(0.0, self.sumsq / hours - mean * mean)), self.peak
 
 
 class AnomalyEngine:
-    """Feed records in log order with ``feed``; ``finish`` returns the report."""
+    """Feed records in log order with ``feed``; ``finish`` returns the report.
+
+    Rolling baseline: every record of the window is judged against the
+    records before it (from ``baseline_start`` on), then learnt unless it was
+    flagged."""
 
     def __init__(self, since: datetime, until: datetime, options: Options | None = None, locator: Locator | None = None):
         self.opts = options or Options()
@@ -175,19 +179,21 @@ class AnomalyEngine:
         self.records_baseline = 0
         self.records_window = 0
         self.unreadable = 0
-        self.first_baseline_ts: datetime | None = None
-        self._frozen = False
-        # baseline state
+        self.first_ts: datetime | None = None  # first record at or after baseline_start
+        self._first_epoch = 0.0
+        self._min_history_s = self.opts.min_baseline_days * 86400
+        self._since_epoch = since.timestamp()
+        # the rolling profile
         self.hours = defaultdict(lambda: [0] * 24)
         self.user_total = defaultdict(int)
-        self.user_hourstats: dict[str, _HourStats] = defaultdict(_HourStats)
-        self.overall_hourstats = _HourStats()
         self.networks: dict[str, set] = defaultdict(set)
         self.places: dict[str, set] = defaultdict(set)
-        # window state
+        self.series: dict[str, _Series] = {}
+        self.overall = _Series()
+        # open findings of the window
         self.off_hour = {}  # (user, date-hour) -> bucket
-        self.user_window_hours = defaultdict(_Bucket)  # (user, hour index) -> bucket
-        self.overall_window_hours = defaultdict(_Bucket)
+        self.volume: list[Finding] = []
+        self.spike_hours_unjudged = 0
         self.new_nets = {}  # (user, net) -> bucket
         self.new_places = {}
         self.last_place: dict[str, tuple[Location, datetime, str, int]] = {}
@@ -207,6 +213,9 @@ class AnomalyEngine:
             return
         if ts < self.baseline_start or ts >= self.until:
             return
+        if self.first_ts is None:
+            self.first_ts = ts
+            self._first_epoch = ts.timestamp()
         user = record.get("user") or "?"
         ip = record.get("source_ip") or ""
         success = record.get("success") is not False
@@ -219,22 +228,22 @@ class AnomalyEngine:
             if len(self._net_cache) < 200_000:
                 self._net_cache[ip] = net
         place = self.locator.locate(ip) if self.locator.enabled else None
-        if ts < self.since:
+        in_window = ts >= self.since
+        series = self.series.get(user)
+        if series is None:
+            series = self.series[user] = _Series()
+        self._tick(user, series, hour_index, in_window, seq, ts, success, action)
+        self._tick(None, self.overall, hour_index, in_window, seq, ts, success, action)
+        if in_window:
+            self.records_window += 1
+            self._window(user, ip, net, place, ts, success, seq, action)
+        else:
             self.records_baseline += 1
-            if self.first_baseline_ts is None:
-                self.first_baseline_ts = ts
             self.hours[user][ts.hour] += 1
             self.user_total[user] += 1
-            self.user_hourstats[user].add(hour_index)
-            self.overall_hourstats.add(hour_index)
             self.networks[user].add(net)
             if place is not None:
                 self.places[user].add(place.name)
-        else:
-            if not self._frozen:
-                self._freeze()
-            self.records_window += 1
-            self._window(record, user, ip, net, place, ts, success, seq, action, hour_index)
         if place is not None:
             self._travel(user, place, ts, ip, seq)
         if not success:
@@ -242,41 +251,113 @@ class AnomalyEngine:
         elif user in self._burst_users:
             self._success_after_failures(user, ts, seq)
 
-    def _freeze(self) -> None:
-        self._frozen = True
-        span_start = max(self.baseline_start, self.first_baseline_ts) if self.first_baseline_ts else self.since
-        self.baseline_hours = max(0.0, (self.since - span_start).total_seconds() / 3600)
-        self.baseline_days_seen = self.baseline_hours / 24
-        self.user_baseline = {u: s.finish(self.baseline_hours) for u, s in self.user_hourstats.items()}
-        self.overall_baseline = self.overall_hourstats.finish(self.baseline_hours)
+    def _tick(self, user, series: _Series, hour_index, in_window, seq, ts, success, action) -> None:
+        if series.hour != hour_index:
+            if series.hour is not None:
+                self._close_hour(user, series)
+            series.hour = hour_index
+            series.n = 0
+            series.bucket = None
+        series.n += 1
+        if in_window:
+            if series.bucket is None:
+                series.bucket = _Bucket()
+            series.bucket.add(seq, ts, success, action)
 
-    def _window(self, record, user, ip, net, place, ts, success, seq, action, hour_index) -> None:
+    def _close_hour(self, user, series: _Series) -> None:
+        """The hour is over: judge it (if it lies in the window) against the
+        hours before it, then learn it unless it was a spike."""
+        if series.bucket is None or not self._spike(user, series):
+            series.learn()
+
+    def _spike(self, user, series: _Series) -> bool:
+        hour_index, b = series.hour, series.bucket
+        history_s = hour_index * 3600 - self._first_epoch
+        if history_s < self._min_history_s:
+            if user is not None:
+                self.spike_hours_unjudged += 1
+            return False
+        o = self.opts
+        history_days = history_s / 86400
+        mean, std, peak = series.over(history_s / 3600)
+        hour_start = _fmt(datetime.fromtimestamp(hour_index * 3600, timezone.utc))
+        if user is None:
+            threshold = max(o.overall_min_events, mean + o.spike_sigma * std, o.overall_peak_factor * peak)
+            if b.count <= threshold:
+                return False
+            self.volume.append(Finding("volume_spike_overall", "medium", "*", f"all users: {b.count} records in one hour (baseline mean {mean:.1f}/h, peak {peak})",
+                                       _fmt(b.first), _fmt(b.last), b.count,
+                                       {"hour_start": hour_start, "count": b.count, "baseline_mean_per_hour": round(mean, 2),
+                                        "baseline_std": round(std, 2), "baseline_peak_hour": peak, "threshold": round(threshold, 1),
+                                        "baseline_days": round(history_days, 1)}, b.seqs))
+            return True
+        threshold = max(o.spike_min_events, mean + o.spike_sigma * std, o.spike_peak_factor * peak)
+        if b.count <= threshold:
+            return False
+        severity = "high" if b.count > 2 * threshold or b.sensitive else "medium"
+        prev = series.last_spike
+        if prev is not None and prev.evidence.get("_last_hour") == hour_index - 1:
+            prev.count += b.count  # the spike continues into the next hour
+            prev.end = _fmt(b.last)
+            prev.evidence["_last_hour"] = hour_index
+            prev.evidence["hours"] += 1
+            prev.seqs = (prev.seqs + b.seqs)[:MAX_SEQS]
+            prev.severity = max(prev.severity, severity, key=SEVERITY_ORDER.get)
+            prev.title = f"{user}: {prev.count} records in {prev.evidence['hours']} hours (baseline mean {prev.evidence['baseline_mean_per_hour']:.2f}/h, peak {prev.evidence['baseline_peak_hour']})"
+            return True
+        finding = Finding("volume_spike", severity, user, f"{user}: {b.count} records in one hour (baseline mean {mean:.2f}/h, peak {peak})",
+                          _fmt(b.first), _fmt(b.last), b.count,
+                          {"hour_start": hour_start, "count": b.count, "baseline_mean_per_hour": round(mean, 3), "baseline_std": round(std, 3),
+                           "baseline_peak_hour": peak, "threshold": round(threshold, 1), "baseline_days": round(history_days, 1),
+                           "hours": 1, "_last_hour": hour_index}, b.seqs)
+        series.last_spike = finding
+        self.volume.append(finding)
+        return True
+
+    def _window(self, user, ip, net, place, ts, success, seq, action) -> None:
+        """Judge one record of the window against the profile built from the
+        records before it, then learn it unless it was flagged."""
+        o = self.opts
         # unusual hour against the user's own hour-of-day profile (+-1 hour)
         total = self.user_total.get(user, 0)
-        if total >= self.opts.hour_min_baseline:
-            h = self.hours[user]
+        h = self.hours[user]
+        flagged_hour = False
+        if total >= o.hour_min_baseline:
             near = h[(ts.hour - 1) % 24] + h[ts.hour] + h[(ts.hour + 1) % 24]
-            if near <= self.opts.hour_max_fraction * total:
+            if near <= o.hour_max_fraction * total:
+                flagged_hour = True
                 key = (user, ts.strftime("%Y-%m-%dT%H"))
                 bucket = self.off_hour.get(key)
                 if bucket is None:
                     bucket = self.off_hour[key] = _Bucket()
                 bucket.add(seq, ts, success, action)
-        self.user_window_hours[(user, hour_index)].add(seq, ts, success, action)
-        self.overall_window_hours[hour_index].add(seq, ts, success, action)
-        if total > 0 and net not in self.networks[user]:
-            key = (user, net)
-            bucket = self.new_nets.get(key)
-            if bucket is None:
+        # a network never seen for this user
+        key = (user, net)
+        bucket = self.new_nets.get(key)
+        if bucket is not None:
+            bucket.add(seq, ts, success, action)  # the open finding accrues; the network is not learnt
+        elif net not in self.networks[user]:
+            if total >= o.network_min_baseline:
                 bucket = self.new_nets[key] = _Bucket()
                 bucket.ip = ip
-            bucket.add(seq, ts, success, action)
-        if place is not None and total > 0 and self.places.get(user) and place.name not in self.places[user]:
+                bucket.add(seq, ts, success, action)
+            else:
+                self.networks[user].add(net)  # too little history to judge: learn it
+        if place is not None:
             key = (user, place.name)
             bucket = self.new_places.get(key)
-            if bucket is None:
-                bucket = self.new_places[key] = _Bucket()
-            bucket.add(seq, ts, success, action)
+            known = self.places[user]
+            if bucket is not None:
+                bucket.add(seq, ts, success, action)
+            elif place.name not in known:
+                if known and total >= o.network_min_baseline:
+                    bucket = self.new_places[key] = _Bucket()
+                    bucket.add(seq, ts, success, action)
+                else:
+                    known.add(place.name)
+        if not flagged_hour:
+            h[ts.hour] += 1
+            self.user_total[user] = total + 1
 
     def _travel(self, user, place, ts, ip, seq) -> None:
         last = self.last_place.get(user)
@@ -349,8 +430,13 @@ class AnomalyEngine:
 
     # --- results ------------------------------------------------------------
     def finish(self) -> AnomalyReport:
-        if not self._frozen:
-            self._freeze()
+        for user, series in self.series.items():  # the last open hours
+            if series.hour is not None:
+                self._close_hour(user, series)
+                series.hour = None
+        if self.overall.hour is not None:
+            self._close_hour(None, self.overall)
+            self.overall.hour = None
         for key in list(self.open_bursts):
             self._close_burst(key)
         findings: list[Finding] = []
@@ -365,8 +451,15 @@ class AnomalyEngine:
         if not self.locator.enabled:
             self.notes.append("no security.network_locations map (and no MaxMind database): location and impossible-travel checks were not run")
         stats = {"baseline_records": self.records_baseline, "window_records": self.records_window, "unreadable": self.unreadable,
-                 "baseline_days": round(self.baseline_days_seen, 2), "users": len(self.user_total), "findings": len(findings)}
+                 "baseline_days": round(self.history_days(), 2), "rolling": True, "users": len(self.user_total), "findings": len(findings)}
         return AnomalyReport(_fmt(self.since), _fmt(self.until), _fmt(self.baseline_start), findings, self.notes, stats)
+
+    def history_days(self) -> float:
+        """Days of log before the window (0 when the window covers all of it;
+        the rolling baseline then learns from the window's own first records)."""
+        if self.first_ts is None or self.first_ts >= self.since:
+            return 0.0
+        return (self.since - self.first_ts).total_seconds() / 86400
 
     def _hour_findings(self) -> list[Finding]:
         out = []
@@ -394,43 +487,12 @@ class AnomalyEngine:
         return out
 
     def _volume_findings(self) -> list[Finding]:
-        out = []
-        if self.baseline_days_seen < self.opts.min_baseline_days:
-            self.notes.append(f"volume spikes not evaluated: {self.baseline_days_seen:.1f} days of baseline, {self.opts.min_baseline_days} needed")
-            return out
-        o = self.opts
-        for (user, hour_index), b in sorted(self.user_window_hours.items()):
-            mean, std, peak = self.user_baseline.get(user, (0.0, 0.0, 0))
-            threshold = max(o.spike_min_events, mean + o.spike_sigma * std, o.spike_peak_factor * peak)
-            if b.count > threshold:
-                severity = "high" if b.count > 2 * threshold or b.sensitive else "medium"
-                prev = out[-1] if out else None
-                if prev is not None and prev.user == user and prev.evidence.get("_last_hour") == hour_index - 1:
-                    prev.count += b.count  # the spike continues into the next hour
-                    prev.end = _fmt(b.last)
-                    prev.evidence["_last_hour"] = hour_index
-                    prev.evidence["hours"] += 1
-                    prev.seqs = (prev.seqs + b.seqs)[:MAX_SEQS]
-                    prev.severity = max(prev.severity, severity, key=SEVERITY_ORDER.get)
-                    prev.title = f"{user}: {prev.count} records in {prev.evidence['hours']} hours (baseline mean {mean:.2f}/h, peak {peak})"
-                    continue
-                out.append(Finding("volume_spike", severity, user, f"{user}: {b.count} records in one hour (baseline mean {mean:.2f}/h, peak {peak})",
-                                   _fmt(b.first), _fmt(b.last), b.count,
-                                   {"hour_start": _fmt(datetime.fromtimestamp(hour_index * 3600, timezone.utc)), "count": b.count,
-                                    "baseline_mean_per_hour": round(mean, 3), "baseline_std": round(std, 3), "baseline_peak_hour": peak,
-                                    "threshold": round(threshold, 1), "baseline_days": round(self.baseline_days_seen, 1),
-                                    "hours": 1, "_last_hour": hour_index}, b.seqs))
+        out = list(self.volume)
         for f in out:
             f.evidence.pop("_last_hour", None)
-        mean, std, peak = self.overall_baseline
-        threshold = max(o.overall_min_events, mean + o.spike_sigma * std, o.overall_peak_factor * peak)
-        for hour_index, b in sorted(self.overall_window_hours.items()):
-            if b.count > threshold:
-                out.append(Finding("volume_spike_overall", "medium", "*", f"all users: {b.count} records in one hour (baseline mean {mean:.1f}/h, peak {peak})",
-                                   _fmt(b.first), _fmt(b.last), b.count,
-                                   {"hour_start": _fmt(datetime.fromtimestamp(hour_index * 3600, timezone.utc)), "count": b.count,
-                                    "baseline_mean_per_hour": round(mean, 2), "baseline_std": round(std, 2), "baseline_peak_hour": peak,
-                                    "threshold": round(threshold, 1)}, b.seqs))
+        if self.spike_hours_unjudged:
+            self.notes.append(f"volume spikes not evaluated for {self.spike_hours_unjudged} user-hours with less than "
+                              f"{self.opts.min_baseline_days} days of history before them")
         return out
 
     def _network_findings(self) -> list[Finding]:

@@ -196,7 +196,8 @@ def anomalies(
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     if not findings:
-        print(f"no anomalies since {report.since} ({report.stats['window_records']} records checked against {report.stats['baseline_days']} days of baseline)")
+        print(f"no anomalies since {report.since} ({report.stats['window_records']} records, each checked against the records before it;"
+              f" {report.stats['baseline_days']} days of log before the window)")
     else:
         table(None, ["SEVERITY", "KIND", "USER", "START", "RECORDS", "WHAT"],
               ([f.severity, f.kind, f.user, f.start, f.count, f.title] for f in findings),
