@@ -60,9 +60,17 @@ def rotate_secrets(
                              hint="see secrets status and the audit log (event secret_rotation); the next run resumes or retries them")
 
 
+CERT_COLUMNS = ["SECRET", "SUBJECT", "NOT AFTER", "DAYS LEFT", "MANAGED", "STATE"]
+
+
 @app.command("status")
-def status(ctx: typer.Context, json: JsonOpt = False) -> None:
-    """Every managed secret: kind, version, age, next due, expiry (certificates), stage (current / pending / previous in grace), last result. Overdue and expired ones are flagged."""
+def status(
+    ctx: typer.Context,
+    certificates: Annotated[bool, typer.Option("--certificates/--no-certificates",
+                                               help="Also list every certificate in the vault, managed or not (reads every value you may read; one audit record).")] = True,
+    json: JsonOpt = False,
+) -> None:
+    """Every managed secret: kind, version, age, next due, expiry (certificates), stage (current / pending / previous in grace), last result; then every certificate in the vault, managed or not, with its expiry. Overdue, expired and expiring ones are flagged."""
     from zerotrust_admin.access import decide
     from zerotrust_admin.rotation.schedule import describe_age
     from zerotrust_admin.secret_rotation import status as run
@@ -71,8 +79,14 @@ def status(ctx: typer.Context, json: JsonOpt = False) -> None:
     config, actor = app_ctx.config, app_ctx.actor
     # Names the principal may not list are left out (names only: no value is read).
     rows = run(_vault(app_ctx), config, visible=lambda name: decide(config, actor.user, "list", name, actor.source_ip).allowed)
+    certs = _certificates(app_ctx) if certificates else None
     if app_ctx.json:
-        emit_json({"secrets": rows, "overdue": sum(1 for r in rows if r["overdue"])})
+        out = {"secrets": rows, "overdue": sum(1 for r in rows if r["overdue"])}
+        if certs is not None:
+            out.update(certificates=certs["certificates"], certificates_expired=sum(1 for c in certs["certificates"] if c["expired"]),
+                       certificates_expiring=sum(1 for c in certs["certificates"] if c["expiring"]),
+                       certificate_scan={k: certs[k] for k in ("inspected", "not_readable", "needs_mfa", "expiring_days")})
+        emit_json(out)
         return
     table(None, STATUS_COLUMNS,
           ([r["secret"], r["kind"], r["version"] or "-", describe_age(r["age_seconds"]) if r["age_seconds"] is not None else "-",
@@ -80,6 +94,51 @@ def status(ctx: typer.Context, json: JsonOpt = False) -> None:
             ("EXPIRED " if r.get("expired") else "") + _short(r.get("expires")), r["stage"], r["last_result"] or "-"] for r in rows),
           highlight=lambda row: "bold red" if str(row[4]).startswith("OVERDUE") or str(row[5]).startswith("EXPIRED") or "failed" in str(row[7]) else None,
           keep=("SECRET",), drop=("VERSION", "AGE", "EXPIRES"))
+    if certs is not None:
+        _print_certificates(app_ctx, certs)
+
+
+def _certificates(app_ctx) -> dict:
+    """The vault's certificates (zerotrust_admin.secret_rotation.certs): read what
+    the principal may read; a secret that needs MFA only with a code given in
+    $ZEROTRUST_OTP (never a prompt: status runs from cron and scripts)."""
+    import os
+
+    from zerotrust_admin.mfa import OTP_ENV, MfaPolicy
+    from zerotrust_admin.secret_rotation.certs import certificate_inventory
+    from zerotrust_admin.secret_rotation.config import load_managed
+
+    vault, guard = _vault(app_ctx), app_ctx.access_guard
+    policy = MfaPolicy.from_config(app_ctx.config)
+    managed = {e.secret: e for e in load_managed(app_ctx.config)}
+
+    def mfa(name: str) -> bool:
+        code = (os.environ.get(OTP_ENV) or "").strip()
+        if not code:
+            return False
+        guard.code_source = lambda: code  # the code given, never a prompt
+        guard.require_mfa(name)  # a wrong or replayed code: exit 4, audited, as for vault get
+        return True
+
+    return certificate_inventory(vault, managed, may_list=lambda n: guard.allows("list", n), may_read=lambda n: guard.allows("read", n),
+                                 needs_mfa=policy.required, mfa=mfa)
+
+
+def _print_certificates(app_ctx, certs: dict) -> None:
+    rows = certs["certificates"]
+    info(f"Certificates in the vault: {len(rows)} found in {certs['inspected']} value(s) read "
+         f"(expiring: fewer than {certs['expiring_days']} days left, or past a managed certificate's renewal time)", quiet=app_ctx.quiet)
+    if rows:
+        table(None, CERT_COLUMNS,
+              ([c["secret"], c["subject"], _short(c["not_after"]), str(c["days_left"]), c["kind"] or "no",
+                "EXPIRED" if c["expired"] else "EXPIRING" if c["expiring"] else "ok"] for c in rows),
+              highlight=lambda row: "bold red" if row[5] == "EXPIRED" else "yellow" if row[5] == "EXPIRING" else None,
+              keep=("SECRET",), drop=("SUBJECT",))
+    for what, names, why in (("not_readable", certs["not_readable"], "you may not read them (access policy action read)"),
+                             ("needs_mfa", certs["needs_mfa"], "they need MFA; give a code in $ZEROTRUST_OTP to include them")):
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            info(f"Not inspected for certificates: {len(names)} secret(s), {why}: {shown}", quiet=False)
 
 
 def _short(ts) -> str:

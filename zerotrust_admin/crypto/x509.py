@@ -158,3 +158,38 @@ def split_pem(data: bytes) -> dict[str, list[bytes]]:
         elif label == b"CERTIFICATE":
             out["cert"].append(match.group(0))
     return out
+
+
+def certificate_in(data: bytes) -> tuple[CertInfo, dict] | None:
+    """The first certificate of a PEM value (a certificate, a chain, or a bundle
+    holding a key and a certificate) or of a DER certificate, with what else the
+    value holds: ``{"format": "pem"|"der", "certificates": n, "private_key": bool}``.
+    None when the value holds no certificate that parses. Never raises on
+    hostile input, and never puts any of ``data`` in a message."""
+    if data[:1] == b"\x30":
+        try:
+            cert = x509.load_der_x509_certificate(data)
+        except ValueError:
+            return None
+        return _summary(cert), {"format": "der", "certificates": 1, "private_key": False}
+    parts = split_pem(data)
+    for block in parts["cert"]:
+        try:
+            cert = x509.load_pem_x509_certificate(block)
+        except ValueError:
+            continue
+        return _summary(cert), {"format": "pem", "certificates": len(parts["cert"]), "private_key": bool(parts["key"])}
+    return None
+
+
+def _summary(cert: x509.Certificate) -> CertInfo:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = tuple(str(v) for v in san.get_values_for_type(x509.DNSName)) + tuple(str(v) for v in san.get_values_for_type(x509.IPAddress))
+    except (x509.ExtensionNotFound, ValueError):  # absent, or a malformed extension: the rest still describes it
+        sans = ()
+    try:
+        subject, issuer = cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()
+    except ValueError:
+        subject = issuer = "(unparseable name)"
+    return CertInfo(subject, issuer, cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc, sans)
