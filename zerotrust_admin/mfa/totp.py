@@ -1,28 +1,26 @@
-"""RFC 4226 HOTP and RFC 6238 TOTP with the standard library (hmac/hashlib).
+"""RFC 6238 TOTP for MFA: time steps, the skew window, seeds and otpauth URIs.
 
+The codes themselves come from ``cryptography``'s maintained HOTP (wrapped in
+``zerotrust_admin.crypto.totp``, the only package that touches hazmat).
 Pinned by the RFC 6238 appendix B test vectors in tests/test_mfa.py.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import os
-import struct
 from urllib.parse import quote, urlencode
 
-ALGORITHMS = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}
+ALGORITHMS = ("SHA1", "SHA256", "SHA512")
 DEFAULT_PERIOD = 30
 DEFAULT_DIGITS = 6
 SEED_BYTES = 20  # RFC 4226 recommends 160 bits, the size of an HMAC-SHA1 key
 
 
 def hotp(key: bytes, counter: int, *, digits: int = DEFAULT_DIGITS, algorithm: str = "SHA1") -> str:
-    digest = hmac.new(key, struct.pack(">Q", counter), ALGORITHMS[algorithm.upper()]).digest()
-    offset = digest[-1] & 0x0F
-    (value,) = struct.unpack_from(">I", digest, offset)
-    return str((value & 0x7FFFFFFF) % (10**digits)).zfill(digits)
+    from zerotrust_admin.crypto import totp as codes
+
+    return codes.hotp(key, counter, digits=digits, algorithm=algorithm)
 
 
 def time_step(unix_time: float, *, period: int = DEFAULT_PERIOD, t0: int = 0) -> int:
@@ -30,7 +28,9 @@ def time_step(unix_time: float, *, period: int = DEFAULT_PERIOD, t0: int = 0) ->
 
 
 def totp(key: bytes, unix_time: float, *, period: int = DEFAULT_PERIOD, digits: int = DEFAULT_DIGITS, algorithm: str = "SHA1") -> str:
-    return hotp(key, time_step(unix_time, period=period), digits=digits, algorithm=algorithm)
+    from zerotrust_admin.crypto import totp as codes
+
+    return codes.totp(key, unix_time, period=period, digits=digits, algorithm=algorithm)
 
 
 def matching_step(key: bytes, code: str, unix_time: float, *, skew_steps: int = 1, period: int = DEFAULT_PERIOD,
@@ -42,12 +42,14 @@ def matching_step(key: bytes, code: str, unix_time: float, *, skew_steps: int = 
     """
     if not isinstance(code, str) or len(code) != digits or not code.isdigit():
         return None
+    from zerotrust_admin.crypto import totp as codes
+
     now_step = time_step(unix_time, period=period)
     found = None
     for step in range(now_step - skew_steps, now_step + skew_steps + 1):
         if step < 0:
             continue
-        if hmac.compare_digest(hotp(key, step, digits=digits, algorithm=algorithm).encode(), code.encode()) and found is None:
+        if codes.hotp_matches(key, code, step, digits=digits, algorithm=algorithm) and found is None:
             found = step
     return found
 
