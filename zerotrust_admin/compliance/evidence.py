@@ -285,6 +285,9 @@ class AuditStats:
         self.scope: dict = {}
         self.attestations: list = []
         self.exceptions: list = []
+        self.rotations: dict = {}  # managed secret -> {rotation id: [timestamp, step]} (finished, else retired)
+        self.rotation_failures: list = []
+        self.rotation_failure_count = 0
 
     def feed_unreadable(self) -> None:
         self.unreadable += 1
@@ -344,6 +347,8 @@ class AuditStats:
                 self.master_rotations.append(t19 + "Z")
             elif kind in ("compliance_scope", "compliance_attestation", "compliance_exception") and success:
                 self._declaration(kind, r, t19 + "Z", details)
+            elif kind == "secret_rotation":
+                self._secret_rotation(r, t19, seq, success, details)
         if event == "mfa" and action == "verify" and success:
             self.mfa_ok[(r.get("user"), r.get("resource"))] = t19
         if t19 >= self.start_t19:
@@ -416,6 +421,25 @@ class AuditStats:
         if event == "notification" and isinstance(details, dict) and "breach" in str(details.get("about", "")):
             self._cls("breaches", seq)
 
+    def _secret_rotation(self, r, t19, seq, success, details) -> None:
+        """rotate-secrets' step records: when each managed secret's rotations took
+        effect (its ``finished`` step; ``retired`` for one whose ``finished``
+        record is not in the log), and the failed steps of the period."""
+        step = details.get("step") if isinstance(details, dict) else None
+        resource = r.get("resource")
+        if success:
+            if step in ("finished", "retired") and isinstance(resource, str):
+                done = self.rotations.setdefault(resource, {})
+                rid = str(details.get("rotation") or f"seq{seq}")
+                if step == "finished" or rid not in done:
+                    done[rid] = [t19 + "Z", step]
+        elif t19 >= self.start_t19 and step != "lock":  # a busy lock is another run at work, not a failed rotation
+            self.rotation_failure_count += 1
+            if len(self.rotation_failures) < 50:
+                self.rotation_failures.append({"secret": resource, "step": step, "timestamp": t19 + "Z", "seq": seq,
+                                               "kind": details.get("kind") if isinstance(details, dict) else None,
+                                               "error": details.get("error") if isinstance(details, dict) else None})
+
     def _is_sensitive(self, name) -> bool:
         if name in self.sensitive:
             return True
@@ -458,6 +482,8 @@ class AuditStats:
                              "basis": "reads of secrets marked sensitive now or matching security.mfa.required_for, each preceded within 5 min by a successful MFA verification of the same user for the same secret"},
             "scope": dict(sorted(self.scope.items())), "attestations": self.attestations, "exceptions": self.exceptions,
             "config_changes": _digest_changes(self.config_digests), "config_digests_recorded": len(self.config_digests),
+            "secret_rotations": {name: sorted(t for t, _step in done.values()) for name, done in sorted(self.rotations.items())},
+            "secret_rotation_failures": self.rotation_failures, "secret_rotation_failures_count": self.rotation_failure_count,
         }
 
 
@@ -667,6 +693,20 @@ def _anomaly_enabled(config) -> bool:
 
 
 # --- access, MFA, AWS, sessions, notifications ------------------------------------------
+def collect_secret_rotation(config) -> dict:
+    """The managed secrets (``secret_rotation:``) and their cadence; the
+    rotations themselves are replayed from the audit log (``audit`` evidence)."""
+    from zerotrust_admin.errors import ZeroTrustError
+    from zerotrust_admin.secret_rotation.config import load_managed
+
+    try:
+        entries = load_managed(config)
+    except ZeroTrustError as exc:
+        return {"available": False, "note": f"secret_rotation configuration: {exc.message}", "managed": []}
+    return {"available": True, "managed": [{"secret": e.secret, "kind": e.kind, "every_seconds": e.every, "grace_seconds": e.grace}
+                                           for e in entries]}
+
+
 def collect_access(config) -> dict:
     raw = config.get("access.policies") or []
     try:
@@ -884,6 +924,7 @@ def collect_all(config, now: datetime, period_start: datetime) -> dict:
         "audit": audit,
         "anomalies": anomalies,
         "access": collect_access(config),
+        "secret_rotation": collect_secret_rotation(config),
         "mfa": mfa,
         "lockout": collect_lockout(config),
         "fips": collect_fips(),

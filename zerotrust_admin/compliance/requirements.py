@@ -800,6 +800,82 @@ def lockout(ctx: Context, req: dict, params: dict) -> Finding:
     return Finding("pass", f"locked after {lk['max_failures']} failed attempts for at least {lk['base_delay_seconds'] / 60:g} min", lines)
 
 
+ROTATION_TOLERANCE = timedelta(days=1)  # a daily cron finishes a due rotation within a day of its due time
+
+
+def secret_rotation(ctx: Context, req: dict, params: dict) -> Finding:
+    """Application and system account passwords (the managed secrets of
+    ``secret_rotation``) changed at their cadence: each one's rotations are
+    replayed day by day from the audit log's ``secret_rotation`` records (a
+    rotation counts from its ``finished`` step) against its ``every`` (+1 day for
+    the cron run; at most ``params.max_days`` when set). Failed steps in the
+    period are a warning. No managed password: the process is for an auditor."""
+    sr = ctx.ev.get("secret_rotation") or {}
+    a = ctx.ev["audit"]
+    excluded = set(params.get("exclude_kinds", ["tls"]))  # certificates and their keys are not passwords
+    max_days = params.get("max_days")
+    if not sr.get("available", True):
+        return Finding("not_evaluated", sr.get("note") or "the secret_rotation configuration could not be read",
+                       remediation="fix the configuration: zerotrust-admin config check")
+    managed = [m for m in sr.get("managed") or [] if m.get("kind") not in excluded]
+    failures = a.get("secret_rotation_failures") or []
+    failed_lines = [f"failed rotation step: {f['secret']} at {f.get('step') or '?'} on {f['timestamp'][:16].replace('T', ' ')}"
+                    f" ({f.get('error') or 'failed'}; audit record {f.get('seq')})" for f in failures[:10]]
+    count = a.get("secret_rotation_failures_count", len(failures))
+    if count > len(failed_lines):
+        failed_lines.append(f"... and {count - len(failed_lines)} more failed step(s)")
+    if not managed:
+        return Finding("manual", "no application or system account password is rotated by this tool (no secret_rotation entry"
+                       + (" other than certificates" if sr.get("managed") else "") + "): evidence of the process that changes them is needed",
+                       failed_lines + ["auditor: the procedure and records of password changes for system and application accounts "
+                                       "(or manage them with rotate-secrets: docs/secret-rotation.md)"])
+    if not a.get("available", True) or not (a.get("verify") or {}).get("ok"):
+        return Finding("not_evaluated", "the audit log, which holds the rotation history, is missing or does not verify",
+                       remediation="see audit_chain_integrity; zerotrust-admin audit verify")
+    rotations = a.get("secret_rotations") or {}
+    overdue: dict[str, list[str]] = {}
+    lines = []
+    for m in sorted(managed, key=lambda m: m["secret"]):
+        every = float(m.get("every_seconds") or 0)
+        limit_s = every + ROTATION_TOLERANCE.total_seconds() if every else None
+        if max_days:
+            limit_s = min(limit_s, max_days * 86400.0) if limit_s else max_days * 86400.0
+        times = sorted(t for t in (_parse(x) for x in rotations.get(m["secret"], [])) if t is not None and t <= ctx.now + CLOCK_TOLERANCE)
+        in_period = [t for t in times if t >= ctx.start]
+        last = times[-1] if times else None
+        lines.append(f"{m['secret']} ({m['kind']}): every {every / 86400:g} d"
+                     + (f", judged against at most {limit_s / 86400:g} d" if limit_s else "")
+                     + f"; {len(in_period)} rotation(s) in the period; last {_fmt(last) if last else 'never (no finished rotation in the log)'}")
+        if not limit_s:
+            continue
+        day, i, newest = ctx.start, 0, None
+        while day < ctx.now:
+            t = min(day + timedelta(days=1), ctx.now)
+            while i < len(times) and times[i] <= t:
+                newest, i = times[i], i + 1
+            if t > ctx.cadence_start:
+                # Before its first recorded rotation a secret's age counts from the later of the period
+                # start and the installation (record 1): the log cannot say when its value was set before.
+                age = (t - (newest or ctx.cadence_start)).total_seconds()
+                if age > limit_s:
+                    overdue.setdefault(m["secret"], []).append(_day(t))
+            day += timedelta(days=1)
+    basis = (f"replayed day by day from the audit log's secret_rotation records (finished steps) over {ctx.period_days:g} d; "
+             f"before a secret's first recorded rotation its age counts from {_fmt(ctx.cadence_start)}")
+    lines.append(basis)
+    if max_days:
+        lines.append(f"{req.get('id')}: at most {max_days:g} days; user passwords of the realm are password_only_users' finding")
+    if overdue:
+        parts = [f"{name} overdue on {len(days)} day(s) of the period ({days[0]} to {days[-1]})" for name, days in sorted(overdue.items())]
+        return Finding("fail", "; ".join(parts), lines + failed_lines,
+                       "run: zerotrust-admin rotate-secrets from cron (docs/secret-rotation.md) and see secrets status")
+    if failures:
+        return Finding("warning", f"{count} failed rotation step(s) in the period: "
+                       + ", ".join(dict.fromkeys(f"{f['secret']} at {f.get('step') or '?'}" for f in failures[:5])),
+                       lines + failed_lines, "see secrets status and the audit log (event secret_rotation); the next run retries them")
+    return Finding("pass", f"{len(managed)} managed password(s) rotated within their cadence on every day of the period", lines)
+
+
 def password_only_users(ctx: Context, req: dict, params: dict) -> Finding:
     return Finding("manual", "the tool holds no user passwords (Kerberos identities); 8.3.9 applies to the KDC's password policy where passwords are the only factor",
                    ["auditor: the realm's password policy (kadmin get_policy) or MFA for all users"])
