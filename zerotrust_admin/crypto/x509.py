@@ -167,19 +167,21 @@ def certificate_in(data: bytes) -> tuple[CertInfo, dict] | None:
     None when the value holds no certificate that parses. Never raises on
     hostile input, and never puts any of ``data`` in a message."""
     if data[:1] == b"\x30":
-        try:
-            cert = x509.load_der_x509_certificate(data)
-        except ValueError:
-            return None
-        return _summary(cert), {"format": "der", "certificates": 1, "private_key": False}
+        summary = _parsed(x509.load_der_x509_certificate, data)
+        return (summary, {"format": "der", "certificates": 1, "private_key": False}) if summary else None
     parts = split_pem(data)
     for block in parts["cert"]:
-        try:
-            cert = x509.load_pem_x509_certificate(block)
-        except ValueError:
-            continue
-        return _summary(cert), {"format": "pem", "certificates": len(parts["cert"]), "private_key": bool(parts["key"])}
+        summary = _parsed(x509.load_pem_x509_certificate, block)
+        if summary is not None:
+            return summary, {"format": "pem", "certificates": len(parts["cert"]), "private_key": bool(parts["key"])}
     return None
+
+
+def _parsed(load, data: bytes) -> CertInfo | None:
+    try:
+        return _summary(load(data))
+    except Exception:  # noqa: BLE001 - hostile bytes: whatever the parser raises (ValueError, InvalidVersion, ...) means "no certificate"
+        return None
 
 
 def _summary(cert: x509.Certificate) -> CertInfo:
