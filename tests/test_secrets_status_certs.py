@@ -155,7 +155,10 @@ def test_prefilter_and_parser_on_hostile_values():
     assert not candidate(b"\x30\x05abcde", 7), "a short-form length: too small for a certificate"
     assert certificate_in(der)[1] == {"format": "der", "certificates": 1, "private_key": False}
     assert certificate_in(key + pem + pem)[1] == {"format": "pem", "certificates": 2, "private_key": True}
-    for bad in (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", key, der[:-1], b"\x30\x82\xff\xff" + b"A" * 65535, pem[:-40]):
+    unknown_version = der.replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x07", 1)  # the parser raises InvalidVersion, not ValueError
+    assert unknown_version != der
+    for bad in (b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", key, der[:-1], b"\x30\x82\xff\xff" + b"A" * 65535, pem[:-40],
+                unknown_version):
         assert certificate_in(bad) is None
 
 
