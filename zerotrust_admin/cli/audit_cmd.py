@@ -28,7 +28,7 @@ def _row(r: dict) -> list:
 def tail(
     ctx: typer.Context,
     lines: Annotated[int, typer.Option("-n", "--lines", min=1, help="How many records.")] = 20,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new records as they are written.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep printing new records as they are written.")] = False,
     json: JsonOpt = False,
 ) -> None:
     """Show the last records of the audit log."""
@@ -89,7 +89,7 @@ def search(
     user: Annotated[Optional[list[str]], typer.Option("--user", "-u", help="Principal (exact, or a glob like '*@OPS.EXAMPLE.COM'); repeatable.")] = None,
     action: Annotated[Optional[list[str]], typer.Option("--action", "-a", help="read, write, delete, rotate, revoke, ...; repeatable.")] = None,
     event: Annotated[Optional[list[str]], typer.Option("--event", "-e", help="secret_access, key_rotation, ...; repeatable.")] = None,
-    resource: Annotated[Optional[str], typer.Option("--resource", "-r", help="Resource glob, e.g. 'db/*'.")] = None,
+    resource: Annotated[Optional[str], typer.Option("--resource", help="Resource glob, e.g. 'db/*'.")] = None,
     source_ip: Annotated[Optional[str], typer.Option("--source-ip", help="Exact source address.")] = None,
     success: Annotated[Optional[bool], typer.Option("--success/--failure", help="Only successes / only failures.")] = None,
     since: Annotated[Optional[str], typer.Option("--since", help="From this time (2026-01-31T00:00:00Z) or this long ago (7d).")] = None,

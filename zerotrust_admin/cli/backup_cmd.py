@@ -37,7 +37,7 @@ def _passphrase(confirm: bool) -> Secret:
 def backup(
     ctx: typer.Context,
     output: Annotated[str, typer.Option("--output", "-o", help="Backup file to write (mode 0600).")],
-    recipient: Annotated[Optional[str], typer.Option("--recipient", "-r", help="Encrypt to this X25519 public key (zt-x25519:..., or a file holding it) instead of a passphrase.")] = None,
+    recipient: Annotated[Optional[str], typer.Option("--recipient", help="Encrypt to this X25519 public key (zt-x25519:..., or a file holding it) instead of a passphrase.")] = None,
     include_mfa_seeds: Annotated[bool, typer.Option("--include-mfa-seeds", help="Also back up MFA seeds and the tool's other _zerotrust/ records (needs the mfa action on mfa/*).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file.")] = False,
     json: JsonOpt = False,

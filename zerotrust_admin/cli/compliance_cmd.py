@@ -182,7 +182,7 @@ def accept_risk(
     ctx: typer.Context,
     requirement: Annotated[str, typer.Argument(help="The requirement ID whose finding is accepted.")],
     owner: Annotated[str, typer.Option("--owner", metavar="NAME", help="Who owns the risk.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why it is accepted (no secrets: it is written to the audit log).")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why it is accepted (no secrets: it is written to the audit log).")],
     expires: Annotated[str, typer.Option("--expires", metavar="YYYY-MM-DD", help="When the acceptance lapses.")],
     standard: Annotated[Optional[str], typer.Option("--standard", "-s", help="Only for this standard (default: every standard with that ID).")] = None,
     json: JsonOpt = False,

@@ -15,7 +15,7 @@ app = typer.Typer(help="AWS STS temporary credentials for the operator principal
 @app.command("get")
 def get(
     ctx: typer.Context,
-    role_arn: Annotated[str, typer.Option("--role-arn", "-r", metavar="ARN", help="The role to assume: arn:aws:iam::<account>:role/<name>.")],
+    role_arn: Annotated[str, typer.Option("--role-arn", metavar="ARN", help="The role to assume: arn:aws:iam::<account>:role/<name>.")],
     external_id: Annotated[Optional[str], typer.Option("--external-id", help="ExternalId for a cross-account role (default: aws.role_config / aws.external_id).")] = None,
     via: Annotated[Optional[List[str]], typer.Option("--via", metavar="ARN", help="Assume this role first (repeatable, in order): role chaining, capped at 1 hour.")] = None,
     duration: Annotated[Optional[int], typer.Option("--duration", metavar="SECONDS", help="Lifetime in seconds, 900-43200 (default: aws.duration_seconds, 3600).")] = None,

@@ -16,7 +16,7 @@ def revoke_sessions(
     ctx: typer.Context,
     all_: Annotated[bool, typer.Option("--all", help="Revoke every session of every user.")] = False,
     user: Annotated[Optional[str], typer.Option("--user", "-u", help="Revoke every session of this principal.")] = None,
-    session: Annotated[Optional[str], typer.Option("--session", "-s", help="Revoke this one session.")] = None,
+    session: Annotated[Optional[str], typer.Option("--session", help="Revoke this one session.")] = None,
     reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="Why (goes to the audit record and the notifications).")] = None,
     notify: Annotated[Optional[bool], typer.Option("--notify/--no-notify", help="Send breach notifications (default: security.breach_notification.enabled).")] = None,
     strict_notify: Annotated[bool, typer.Option("--strict-notify", help="Exit 6 when a notification channel failed (the revocation stands).")] = False,

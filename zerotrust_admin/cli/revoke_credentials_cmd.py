@@ -19,7 +19,7 @@ def revoke_credentials(
     role_arn: Annotated[Optional[List[str]], typer.Option("--role-arn", metavar="ARN", help="Role to put the deny policy on (repeatable; default: every role in aws.roles).")] = None,
     all_users: Annotated[bool, typer.Option("--all-users", help="Deny every session issued before now (the console's AWSRevokeOlderSessions policy).")] = False,
     keep_sessions: Annotated[bool, typer.Option("--keep-sessions", help="Leave the user's sessions in the session store alone.")] = False,
-    reason: Annotated[Optional[str], typer.Option("--reason", help="Why (goes to the audit record and the notifications).")] = None,
+    reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="Why (goes to the audit record and the notifications).")] = None,
     notify: Annotated[Optional[bool], typer.Option("--notify/--no-notify", help="Send breach notifications (default: security.breach_notification.enabled).")] = None,
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,

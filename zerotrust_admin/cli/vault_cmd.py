@@ -93,7 +93,7 @@ def _parse_meta(pairs: list[str] | None) -> dict:
 def put(
     ctx: typer.Context,
     name: NameArg,
-    value_file: Annotated[Optional[str], typer.Option("--value-file", "-f", help="Read the value from this file ('-' for stdin); binary-safe.")] = None,
+    value_file: Annotated[Optional[str], typer.Option("--value-file", help="Read the value from this file ('-' for stdin); binary-safe.")] = None,
     value: Annotated[Optional[str], typer.Option("--value", help="The value itself (visible in argv and shell history: avoid).")] = None,
     meta: Annotated[Optional[List[str]], typer.Option("--meta", "-m", metavar="KEY=VALUE", help="Metadata KEY=VALUE (repeatable); never secret.")] = None,
     sensitive: Annotated[bool, typer.Option("--sensitive", help="Mark the secret sensitive (reads need MFA).")] = False,
@@ -187,7 +187,7 @@ def undelete(ctx: typer.Context, name: NameArg, json: JsonOpt = False) -> None:
 def import_(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="A .env or .json file ('-' for stdin, with --format).")],
-    fmt: Annotated[Optional[str], typer.Option("--format", help="env or json (default: from the file name).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="env or json (default: from the file name).")] = None,
     skip_empty: Annotated[bool, typer.Option("--skip-empty", help="Leave out KEY= entries (empty values cannot be stored) instead of refusing the file.")] = False,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
@@ -244,7 +244,7 @@ def _check_import_allowed(app_ctx: AppContext, names: list[str]) -> None:
 @app.command("export")
 def export(
     ctx: typer.Context,
-    fmt: Annotated[str, typer.Option("--format", help="env or json.")] = "json",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="env or json.")] = "json",
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file (mode 0600) instead of stdout.")] = None,
     prefix: Annotated[str, typer.Option("--prefix", help="Only secrets whose names start with this.")] = "",
     yes: YesOpt = False,
