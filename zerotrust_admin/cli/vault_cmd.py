@@ -12,6 +12,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from zerotrust_admin.cli.common import DryRunOpt, JsonOpt, YesOpt, app_context
+from zerotrust_admin.cli.completion import complete_secret_name
 from zerotrust_admin.cli.context import AppContext
 from zerotrust_admin.cli.output import confirm, emit_json, info, table, warn
 from zerotrust_admin.cli.vault_get import run_get
@@ -19,7 +20,7 @@ from zerotrust_admin.errors import UsageError
 
 app = typer.Typer(help="Store and read secrets (the configured provider; the integrated vault by default).", no_args_is_help=True)
 
-NameArg = Annotated[str, typer.Argument(help="Secret name: letters, digits, . _ - /; e.g. db/password.")]
+NameArg = Annotated[str, typer.Argument(help="Secret name: letters, digits, . _ - /; e.g. db/password.", autocompletion=complete_secret_name)]
 
 
 # --- get (the body is shared with the fast path) ---------------------------
