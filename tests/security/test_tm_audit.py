@@ -864,3 +864,45 @@ def test_a4_a_recovery_record_contradicting_a_signed_checkpoint_fails_verify(cli
     (home / "audit.log.checkpoints").write_bytes(b"".join(now[:-1] + [cps[-1]] + now[-1:]))  # the signed line comes back
     res = cli("audit", "verify")
     assert res.code == 5 and "a fork" in res.err, res.err
+
+
+def test_a4_a_newline_less_record_after_the_crash_window_still_counts(cli, zt_env, tmp_path):
+    """c1: write R1, read R2, write R3; R3's newline removed, the anchor after R1 and
+    vault.db before R3 copied back: R3 (two records past the anchor) is pending."""
+    home = _setup(cli, zt_env, puts=1)
+    head, pre = (home / "audit.log.head").read_bytes(), tmp_path / "pre.db"
+    shutil.copy2(home / "vault.db", pre)
+    assert cli("vault", "get", "app/s0").code == 0
+    assert cli("vault", "put", "app/s0", input=b"new").code == 0
+    with open(home / "audit.log", "r+b") as fh:
+        fh.truncate(os.path.getsize(home / "audit.log") - 1)
+    (home / "audit.log.head").write_bytes(head)
+    shutil.copy2(pre, home / "vault.db")
+    for name in ("vault.db-wal", "vault.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    res = cli("vault", "get", "app/s0")
+    assert res.code == 5 and b"value-0" not in res.out, res.err
+    assert cli("vault", "put", "app/other", input=b"x").code == 5
+
+
+@pytest.mark.parametrize("extra", ["replay", "junk"])
+def test_a4_a_replayed_checkpoint_line_does_not_hide_a_cut_record(cli, zt_env, tmp_path, extra):
+    """c2: the cut of b5c plus an older signed checkpoint line (or 9 KB of junk)
+    appended to the checkpoints file: its tail is not the writer's, exit 5."""
+    home = _setup(cli, zt_env, puts=1)
+    shutil.copy2(home / "vault.db", tmp_path / "pre.db")
+    head = (home / "audit.log.head").read_bytes()
+    assert cli("vault", "put", "app/s0", input=b"new").code == 0
+    saved = (home / "audit.log.checkpoints").read_bytes()
+    with open(home / "audit.log", "r+b") as fh:
+        fh.truncate(os.path.getsize(home / "audit.log") - 5)
+    (home / "audit.log.head").write_bytes(head)
+    shutil.copy2(tmp_path / "pre.db", home / "vault.db")
+    for name in ("vault.db-wal", "vault.db-shm"):
+        (home / name).unlink(missing_ok=True)
+    lines = saved.splitlines(keepends=True)
+    (home / "audit.log.checkpoints").write_bytes(saved + (lines[-2] if extra == "replay" else b"x" * 9000 + b"\n"))
+    res = cli("vault", "get", "app/s0")
+    assert res.code == 5 and res.out == b"", res.err
+    assert cli("vault", "put", "app/y", input=b"y").code == 5
+    assert cli("audit", "verify").code == 5

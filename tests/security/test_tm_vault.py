@@ -658,6 +658,30 @@ def test_v4_key_rotation_audit_records_carry_the_commitment(cli, initialized, zt
     assert rotation["details"]["vault"] == {"id": meta["vault_id"], "generation": int(meta["generation"]), "commit": meta["commit"]}
 
 
+@pytest.mark.parametrize("kind", ["--dek", "--session"])
+def test_v4_a_key_rotation_killed_after_its_commit_is_not_undone_silently(cli, initialized, zt_env, tmp_path, kind):
+    """c3: every write transaction carries a record with the generation before its
+    COMMIT (a re-wrap or purge without a record of its own gets a vault_commit
+    record), so a rotation killed before its confirmation, followed by the older
+    vault.db copied back, is exit 5 ("interrupted")."""
+    import subprocess
+    import sys
+
+    _put(cli, "db/password", b"one")
+    shutil.copy2(_db(zt_env), tmp_path / "pre.db")
+    code = ("import os, sys; sys.argv = ['zerotrust-admin', 'rotate-keys', '%s']\n"
+            "import zerotrust_admin.audit.log as L\n"
+            "L.AuditLog.confirm_vault = lambda *a, **k: os._exit(137)\n"
+            "from zerotrust_admin.cli.entry import main; main()\n") % kind
+    proc = subprocess.run([sys.executable, "-c", code], env=zt_env, capture_output=True, timeout=60)
+    assert proc.returncode == 137, proc.stderr
+    shutil.copy2(tmp_path / "pre.db", _db(zt_env))
+    for suffix in ("-wal", "-shm"):
+        Path(str(_db(zt_env)) + suffix).unlink(missing_ok=True)
+    result = _refused(cli, "vault", "get", "db/password", forbidden=b"one")
+    assert "interrupted" in result.err, result.err
+
+
 def test_v4_crash_before_commit_never_trips_the_floor(cli, initialized, zt_env):
     """SIGKILL `vault put` at random points: the floor moves only after COMMIT, so
     a kill never makes the vault look replaced. A kill between the put's audit

@@ -239,6 +239,38 @@ def _count_lines_after(path: Path, offset: int, end: int | None = None) -> tuple
     return n, bool(last) and not last.endswith(b"\n")
 
 
+def checkpoints_tail(path: Path, window: int = 8192) -> tuple[list[dict], str | None]:
+    """The complete lines in the last ``window`` bytes of a checkpoints file, parsed,
+    and what is wrong with them: the writer appends only its own checkpoint lines,
+    each for a higher record than the last, so a line that is not a checkpoint or a
+    number that does not go up was put there by someone else. A trailing line
+    without its newline (a crash while it was written) is left out."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            start = max(0, size - window)
+            fh.seek(start)
+            data = fh.read()
+    except FileNotFoundError:
+        return [], None
+    lines = data.split(b"\n")
+    lines = lines[:-1]  # the part after the last newline: empty, or a line being written
+    if start > 0:
+        if len(lines) <= 1:  # no line starts inside the window: longer than any checkpoint line
+            return [], f"{path} ends with a line that is not a checkpoint"
+        lines = lines[1:]  # the first line may start before the window
+    out = []
+    for raw in lines:
+        cp = parse_witness_line(raw + b"\n")
+        if cp is None or not isinstance(cp.get("seq"), int):
+            return out, f"{path} ends with a line that is not a checkpoint"
+        if out and cp["seq"] <= out[-1]["seq"]:
+            return out, f"{path} has a checkpoint for record {cp['seq']} after one for record {out[-1]['seq']}"
+        out.append(cp)
+    return out, None
+
+
 def last_checkpoint(path: Path) -> dict | None:
     """The last checkpoint of a checkpoints file, reading only its end."""
     try:

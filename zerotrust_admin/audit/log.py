@@ -291,11 +291,14 @@ class AuditLog:
         """A4: a crash tears a record before its checkpoint is written. A fragment
         after record N while the checkpoints file already signed a record after N is
         a record that was cut (with the anchor and vault copied back), not torn."""
-        from zerotrust_admin.audit.checkpoint import last_checkpoint
+        from zerotrust_admin.audit.checkpoint import checkpoints_tail
 
-        newest = last_checkpoint(self.checkpoints_path)
         end = last["seq"] if last else 0
-        if newest is not None and isinstance(newest.get("seq"), int) and newest["seq"] > end:
+        tail, problem = checkpoints_tail(self.checkpoints_path)
+        if problem:
+            raise self._anchor_error(f"the audit log ends with a fragment after record {end} and {problem}: refusing to take it for a crash")
+        newest = tail[-1] if tail else None
+        if newest is not None and newest["seq"] > end:
             raise self._anchor_error(f"the audit log ends with a fragment after record {end}, but checkpoint {newest['seq']} already signed "
                                      f"record {newest['seq']}: a signed record was cut, not torn by a crash")
 
@@ -443,7 +446,7 @@ class AuditLog:
             torn_record = self._torn_record(key, last, torn)
             if torn_record is None:
                 self._refuse_cut_record(last)
-            if torn_record is not None and torn_record.get("seq") == anchor.get("seq", 0) + 1:
+            elif torn_record.get("seq", 0) > anchor.get("seq", 0):  # after the crash-window record too: the writer keeps and counts it
                 _note_pending(state, torn_record)
         pending = state["pending"]
         ids = set(vaults) | set(pending)

@@ -141,7 +141,7 @@ KNOWN_EVENTS = sorted({
     "access_denied", "anomaly_review", "audit_anomaly", "audit_recovery", "audit_sink_failure", "auth_failure", "authentication",
     "backup", "compliance_attestation", "compliance_exception", "compliance_report", "compliance_scope", "credential_issue",
     "credential_revocation", "key_rotation", "lockout", "mfa", "notification", "notify_test", "secret_access", "secret_rotation",
-    "secret_rotation_failed", "session_create", "session_revocation", "vault_upgrade",
+    "secret_rotation_failed", "session_create", "session_revocation", "vault_commit", "vault_upgrade",
 })
 
 

@@ -373,6 +373,11 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
                 self._ensure_state(self._conn)
                 data_version = self._verified_version
                 yield self._conn
+                if not self._txn_audits and self.audit is not None:
+                    # A write without its own record (a key rotation's re-wrap, a purge): one
+                    # record before COMMIT still carries the generation, so a copy of the
+                    # file from before it is caught (V4).
+                    self._txn_audits.append(("vault_commit", "commit", f"vault:{self.vault_id}", {}))
                 generation, commit = self._advance(self._conn)
                 self._meta.update({fmt.META_GENERATION: str(generation), fmt.META_COMMIT: commit})
                 for event, action, resource, details in self._txn_audits:
