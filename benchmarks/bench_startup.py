@@ -16,8 +16,8 @@ every round. `--quick`: 3 runs, the help of 8 commands.
 
 Where `vault get`'s time goes (`python -X importtime`, 2026-12-07, the
 editable install of scripts/venv.sh): about 20 ms of interpreter, 10-13 ms of
-`site` (most of it setuptools' editable-install finder, absent from a plain
-`pip install .`), about 80 ms of imports and under 10 ms of work (key file,
+`site` (most of it setuptools' editable-install finder; without it the same
+modules are imported later: no measurable gain), about 80 ms of imports and under 10 ms of work (key file,
 SQLite read, one audit append with fsync). The largest imports: PyYAML 15 ms
 (the config file; its reader and resolver compile their regexes at import),
 cryptography's Rust bindings 11 ms, the vault modules 8 ms (dataclasses),
@@ -28,7 +28,7 @@ The 0.8x `bao kv get` target is not met: it needs about 25 ms less than
 `vault get` takes, which no lazy import in the CLI gives (its own modules are
 under 3 ms); the candidates are outside the CLI: parse the config without
 importing PyYAML when it is unchanged, plain classes instead of dataclasses
-on the get path, and a non-editable install. Under load (other jobs on the 2
+on the get path. Under load (other jobs on the 2
 cores) Python's start suffers more than the Go binary's, so the ratio moves:
 a quick run on a quieter machine the same day gave 1.01x and 1.10x.
 """
