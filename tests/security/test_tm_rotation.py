@@ -107,3 +107,70 @@ def test_r4_a_failed_rotation_leaves_no_pending_credential(cli, initialized, tmp
     assert status["step"] == "rolled_back" and status["last_result"] == "failed:RotationTestFailed at test"
     c.execute_command("ACL", "DELUSER", "tmapp", "tmadmin")
     c.close()
+
+
+def test_r1_a_proxy_in_the_environment_never_sees_the_handed_over_value(cli, initialized, tmp_path):
+    """The random kind hands the new value to a plain-http loopback webhook: a
+    principal allowed only to `rotate` who sets http_proxy to its own listener
+    receives nothing; the configured receiver gets the value."""
+    import http.server
+    import threading
+
+    got: dict[str, list[bytes]] = {"receiver": [], "proxy": []}
+
+    def server(key):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                got[key].append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        return srv
+
+    receiver, proxy = server("receiver"), server("proxy")
+    try:
+        data = {"secret_rotation": [entry(webhook_url=f"http://127.0.0.1:{receiver.server_port}/hook", webhook_secret="hook/key")],
+                "access": {"policies": [
+                    {"principals": [ALICE], "secrets": ["*"], "actions": ["read", "write", "list"], "effect": "allow"},
+                    {"principals": [CRON], "secrets": ["api/*"], "actions": ["rotate", "list"], "effect": "allow"}]}}
+        env = write_config(tmp_path, data)
+        assert cli("vault", "put", "hook/key", input=b"k" * 32, env=env).code == 0
+        assert cli("vault", "put", "api/key", input=b"a" * 32, env=env).code == 0
+        as_cron = {**env, "ZEROTRUST_PRINCIPAL": CRON, "http_proxy": f"http://127.0.0.1:{proxy.server_port}",
+                   "HTTP_PROXY": f"http://127.0.0.1:{proxy.server_port}", "no_proxy": "", "NO_PROXY": ""}
+        run = cli("rotate-secrets", "--secret", "api/key", env=as_cron)
+        assert run.code == 0, run.err
+        current = cli("vault", "get", "api/key", env=env).out
+        assert got["proxy"] == [] and any(current in body for body in got["receiver"]), got
+    finally:
+        receiver.shutdown()
+        proxy.shutdown()
+
+
+def test_r5_the_vault_value_never_chooses_the_postgres_role(cli, initialized, tmp_path, postgres_server):
+    """A writer of the managed secret stores another role's name in it: the
+    rotation refuses (exit 2) and that role's password is untouched."""
+    pg = postgres_server
+    c = pg.connect()
+    c.execute("CREATE ROLE app_r5 LOGIN PASSWORD 'initial-app'")
+    c.execute("CREATE ROLE billing_r5 LOGIN PASSWORD 'billing-secret'")
+    c.close()
+    try:
+        target = {"host": "127.0.0.1", "port": pg.port, "user": "app_r5", "admin_secret": "admin/pg", "admin_user": "postgres",
+                  "strategy": "alternating", "sslmode": "disable"}
+        env = write_config(tmp_path, {"secret_rotation": [{"secret": "pg/app", "kind": "postgres", "every": "30d", "grace": "0s", "target": target}]})
+        assert cli("vault", "put", "admin/pg", input=pg.password.encode(), env=env).code == 0
+        assert cli("vault", "put", "pg/app", input=json.dumps({"username": "billing_r5", "password": "x"}).encode(), env=env).code == 0
+        run = cli("rotate-secrets", "--secret", "pg/app", env=env)
+        assert run.code != 0 and "billing_r5" in run.err and "does not manage" in run.err, run.err
+        pg.connect("billing_r5", "billing-secret").close()  # still logs in with its own password
+    finally:
+        c = pg.connect()
+        for role in ("app_r5_clone", "app_r5", "billing_r5"):
+            c.execute(f'DROP ROLE IF EXISTS "{role}"')
+        c.close()

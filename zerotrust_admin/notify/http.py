@@ -26,6 +26,11 @@ def post(url: str, body: bytes, *, timeout: float, headers: dict | None = None, 
     handlers: list = [_NoRedirect()]
     if url.startswith("https://"):
         handlers.append(urllib.request.HTTPSHandler(context=tls_context(ca_file)))
+    else:
+        # Plain http (loopback only, by configuration): never through a proxy named by
+        # the environment, which the caller controls (threat model N1, R1): the body
+        # may hold a webhook's payload or a rotated value.
+        handlers.append(urllib.request.ProxyHandler({}))
     opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(request, timeout=timeout) as response:

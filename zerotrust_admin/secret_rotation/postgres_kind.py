@@ -81,6 +81,18 @@ class PostgresRotator(Rotator):
     def _clone_of(target: dict) -> str:
         return str(target.get("clone_user") or f"{target['user']}_clone")
 
+    def _credential(self, value: Secret | None) -> tuple[str, str] | None:
+        """``credential`` of a vault value, whose role must be one the configuration
+        manages (``user``, and ``clone_user`` when alternating): the vault's content
+        never chooses which role the admin credential changes (threat model R5)."""
+        found = credential(value, str(self.ctx.target["user"]))
+        managed = {str(self.ctx.target["user"])} | ({self._clone_of(self.ctx.target)} if self.keeps_previous else set())
+        if found is not None and found[0] not in managed:
+            raise UsageError(f"{self.where}: the vault value names the role {found[0]!r}, which this rotation does not manage "
+                             f"({', '.join(sorted(managed))}); refusing to change it",
+                             hint="put the managed role's credential back into the secret (vault put), then run rotate-secrets again")
+        return found
+
     @property
     def where(self) -> str:
         return f"PostgreSQL at {self.ctx.target['host']}:{self.ctx.target.get('port', 5432)}"
@@ -138,7 +150,7 @@ class PostgresRotator(Rotator):
         user = str(self.ctx.target["user"])
         username = user
         if self.keeps_previous:
-            now = credential(current, user)
+            now = self._credential(current)
             username = self._clone_of(self.ctx.target) if now is None or now[0] == user else user
         password = "".join(pyrandom.choice(ALPHABET) for _ in range(int(self.ctx.target.get("length", 32))))
         return Secret(json.dumps({"username": username, "password": password}, sort_keys=True))
@@ -146,7 +158,7 @@ class PostgresRotator(Rotator):
     def apply(self, pending: Secret, current: Secret | None) -> None:
         from psycopg import sql
 
-        username, password = credential(pending, str(self.ctx.target["user"]))
+        username, password = self._credential(pending)
         if not self._role_exists(username):
             if username != self._clone_of(self.ctx.target):
                 raise UsageError(f"{self.where}: the role {username!r} does not exist", hint="create it with its privileges first")
@@ -157,7 +169,7 @@ class PostgresRotator(Rotator):
     def test(self, pending: Secret) -> None:
         import psycopg
 
-        username, password = credential(pending, str(self.ctx.target["user"]))
+        username, password = self._credential(pending)
         try:
             conn = self._connect(username, password)
         except psycopg.OperationalError:
@@ -169,13 +181,13 @@ class PostgresRotator(Rotator):
 
     def retire(self, previous: Secret, current: Secret) -> None:
         user = str(self.ctx.target["user"])
-        before, now = credential(previous, user), credential(current, user)
+        before, now = self._credential(previous), self._credential(current)
         if self.keeps_previous and before[0] != now[0] and self._role_exists(before[0]):
             self._set_password(before[0], None)
 
     def rollback(self, pending: Secret, current: Secret | None) -> None:
         user = str(self.ctx.target["user"])
-        new, now = credential(pending, user), credential(current, user)
+        new, now = self._credential(pending), self._credential(current)
         if now is not None and now[0] == new[0]:
             self._set_password(now[0], now[1])  # single: the current password back
         elif self._role_exists(new[0]):
