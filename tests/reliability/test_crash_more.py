@@ -80,7 +80,7 @@ def test_sigkill_rotate_dek(initialized, zt_env):
 def test_sigkill_vault_restore(initialized, zt_env, tmp_path):
     env = dict(zt_env)
     env["ZEROTRUST_BACKUP_PASSPHRASE"] = "correct horse battery staple"
-    expected = _fill(env, 2000)
+    expected = _fill(env, 1000)
     backup = tmp_path / "vault.ztb"
     timed_run(env, ["vault", "backup", "--output", str(backup)])
     rng = random.Random(13)
