@@ -14,7 +14,6 @@ directory such as /tmp, is refused naming its owner, never adopted.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -289,7 +288,7 @@ def write_private_file(path: Path, data: bytes, *, overwrite: bool = True) -> No
     _check_output_target(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for _attempt in range(16):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
         try:
             fd = os.open(tmp, flags, FILE_MODE)
             break

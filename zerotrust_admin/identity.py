@@ -27,9 +27,9 @@ import os
 import socket
 import struct
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from zerotrust_admin import structs
 from zerotrust_admin.audit.log import Actor
 from zerotrust_admin.errors import DeniedError, UnavailableError, UsageError
 
@@ -65,7 +65,7 @@ def check_principal(value: str, origin: str) -> str:
 
 
 # --- settings (security.identity) -----------------------------------------------
-@dataclass(frozen=True)
+@structs.struct(frozen=True)
 class IdentitySettings:
     """``security.identity``: whether and how a Kerberos identity is proven."""
 
@@ -115,7 +115,7 @@ class IdentitySettings:
 
 
 # --- the identity ------------------------------------------------------------------
-@dataclass(frozen=True)
+@structs.struct(frozen=True)
 class Identity:
     """Which principal was chosen, from which source, how sure we are, and why
     other sources were not used."""
@@ -372,14 +372,14 @@ def ccache_principal(env) -> str | None:
     return parse_ccache_principal(data)
 
 
-@dataclass(frozen=True)
+@structs.struct(frozen=True)
 class CcacheInfo:
     name: str
     principal: str | None = None
     expires: float | None = None  # latest end time of a non-config credential
     problem: str | None = None
     problem_kind: str | None = None  # missing | unsupported | unreadable | damaged | expired | empty
-    data: bytes = field(default=b"", repr=False, compare=False)  # the cache as read (holds session keys: never logged)
+    data: bytes = structs.field(default=b"", repr=False, compare=False)  # the cache as read (holds session keys: never logged)
 
     @property
     def usable(self) -> bool:
@@ -419,14 +419,14 @@ def ccache_info(env, *, now: float | None = None) -> CcacheInfo:
     return CcacheInfo(name, default, expires, data=data)
 
 
-@dataclass(frozen=True)
+@structs.struct(frozen=True)
 class _Credential:
     start: int
     end: int
     server_realm: str
     server_components: list
     endtime: int
-    ticket: bytes = field(default=b"", repr=False)
+    ticket: bytes = structs.field(default=b"", repr=False)
 
 
 def _walk_ccache(data: bytes) -> tuple[int, list[_Credential]] | None:

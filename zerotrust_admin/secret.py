@@ -142,9 +142,11 @@ class _MemLock:
         if self._available is None:
             try:
                 import ctypes
-                import ctypes.util
 
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+                # dlopen(NULL): the process's own symbols, libc's mlock among them.
+                # ctypes.util.find_library would run ldconfig in a subprocess
+                # (about 10 ms of every command's start).
+                libc = ctypes.CDLL(None, use_errno=True)
                 libc.mlock.argtypes = libc.munlock.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
                 self._libc = libc
                 self._ctypes = ctypes

@@ -28,10 +28,10 @@ import binascii
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from zerotrust_admin.errors import IntegrityError, UsageError
+from zerotrust_admin.structs import field, struct
 
 VERSION = 1
 SIG_PREFIX = b"zt-checkpoint-v1\n"
@@ -204,7 +204,7 @@ def prefix_digests(path: Path, offsets: list[int]) -> tuple[dict[int, str], int]
 
 
 # --- verification with the public key only ------------------------------------------
-@dataclass
+@struct
 class PublicVerifyResult:
     ok: bool
     key_id: str
@@ -390,7 +390,7 @@ def verify_public(log_path: Path, anchor: dict | None, checkpoints, public, *, n
 
 
 # --- witness ----------------------------------------------------------------------
-@dataclass
+@struct
 class WitnessResult:
     ok: bool
     witnessed: int = 0

@@ -23,7 +23,6 @@ import hmac
 import json
 import os
 import socket
-from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +30,7 @@ from typing import Iterator
 from zerotrust_admin import fsutil
 from zerotrust_admin.crypto import constant_time_equal, hmac_sha256, hmac_sha256_states, random_key
 from zerotrust_admin.errors import AuditError, IntegrityError, NotFoundError
+from zerotrust_admin.structs import field, struct
 from zerotrust_admin.timeutil import rfc3339
 
 GENESIS = "0" * 64
@@ -38,7 +38,7 @@ HASH_PREFIX = b"zt-audit-v1\n"
 SECRET_LIKE_KEYS = {"value", "secret", "password", "passphrase", "token", "key", "plaintext"}
 
 
-@dataclass(frozen=True)
+@struct(frozen=True)
 class Actor:
     """Who is acting, and from where (PRODUCT.md, "Operator identity")."""
 
@@ -48,7 +48,7 @@ class Actor:
     identity: str = "claimed"  # "verified" (KDC-checked), "claimed", or "os" (the OS-user fallback)
 
 
-@dataclass
+@struct
 class VerifyResult:
     ok: bool
     records: int
@@ -70,7 +70,7 @@ class VerifyResult:
         }
 
 
-@dataclass(frozen=True)
+@struct(frozen=True)
 class VaultAuditState:
     """What the audit anchor says about one vault (``AuditLog.vault_state``)."""
 

@@ -46,11 +46,11 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from dataclasses import dataclass, field
 from typing import Callable, Protocol
 from urllib.parse import urlparse
 
 from zerotrust_admin.errors import AuditError, UsageError
+from zerotrust_admin.structs import field, struct
 
 FACILITIES = {
     "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7,
@@ -196,7 +196,7 @@ def _loopback(host: str) -> bool:
         return False
 
 
-@dataclass
+@struct
 class SyslogTarget:
     family: int
     kind: int
@@ -306,7 +306,7 @@ def _stderr_warning(message: str) -> None:
     sys.stderr.flush()
 
 
-@dataclass
+@struct
 class SinkSet:
     sinks: list
     policy: str = "refuse"

@@ -4,14 +4,14 @@ cached handles to the vault and the audit log."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from functools import cached_property
 
 from zerotrust_admin.cli.terminal import ask_hidden, controlling_terminal
 from zerotrust_admin.secret import Secret
+from zerotrust_admin.structs import field, struct
 
 
-@dataclass
+@struct
 class AppContext:
     config_path: str | None = None
     json: bool = False

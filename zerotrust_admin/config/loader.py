@@ -10,7 +10,6 @@ searched implicitly.
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 import re
 import stat
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from zerotrust_admin import fsutil
+from zerotrust_admin.config import plainyaml
 from zerotrust_admin.config import schema as S
 from zerotrust_admin.errors import ConfigError, InsecureFileError, NotFoundError
 from zerotrust_admin.secret import Secret, redact_url
@@ -158,10 +158,23 @@ def read_config_text(path: Path) -> str:
 
 
 def parse_yaml(text: str, where: str) -> dict:
-    import yaml
-
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{where} is larger than {MAX_CONFIG_BYTES} bytes", hint="a configuration is a few KiB; check the path")
+    data = plainyaml.parse(text)
+    if data is plainyaml.UNSUPPORTED:
+        data = _parse_with_pyyaml(text, where)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a YAML mapping of sections, not {type(data).__name__}", hint="start with e.g. 'secrets:' at column 1")
+    _tls_aliases(data, "")
+    return data
+
+
+def _parse_with_pyyaml(text: str, where: str):
+    """Everything config/plainyaml.py leaves to PyYAML (and every error)."""
+    import yaml
+
     # The C loader (libyaml) is ~8x faster; it parses the same safe subset.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
@@ -175,11 +188,6 @@ def parse_yaml(text: str, where: str) -> dict:
     except (ValueError, OverflowError):  # a scalar the constructor cannot convert (an impossible date, 2026-13-45)
         raise ConfigError(f"{where} holds a value YAML cannot convert (an impossible date or number)",
                           hint="quote the value if it is meant as text") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a YAML mapping of sections, not {type(data).__name__}", hint="start with e.g. 'secrets:' at column 1")
-    _tls_aliases(data, "")
     return data
 
 
@@ -233,6 +241,8 @@ def unknown_keys(data: dict, schema: dict = S.SCHEMA, prefix: str = "") -> list[
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if key not in schema:
+            import difflib  # only for a mistake: kept off every command's start
+
             close = difflib.get_close_matches(str(key), [str(k) for k in schema], n=1, cutoff=0.6)
             found.append((dotted, f"{prefix}{close[0]}" if close else None))
             continue

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass
 
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from zerotrust_admin.structs import asdict, struct
 
-@dataclass(frozen=True)
+
+@struct(frozen=True)
 class ScryptParams:
     salt_hex: str
     n: int = 2**17  # OWASP's scrypt recommendation: N=2^17, r=8, p=1 (128 MiB)

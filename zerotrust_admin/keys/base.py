@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
 from zerotrust_admin.secret import Secret
+from zerotrust_admin.structs import field, struct
 
 
 class UnwrapFailed(Exception):
@@ -36,7 +36,7 @@ PassphrasePrompt = Callable[[str, bool], Secret]
 library never talks to a terminal itself."""
 
 
-@dataclass
+@struct
 class KeySourceContext:
     config: dict
     home: Path

@@ -11,11 +11,11 @@ because it can carry a secret value.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Protocol
 
 from zerotrust_admin.errors import BusyError, ConfigError, DeniedError, NotFoundError, UnavailableError, ZeroTrustError
 from zerotrust_admin.secret import Secret
+from zerotrust_admin.structs import field, struct
 from zerotrust_admin.vault.vault import ImportResult, SecretInfo, VersionInfo
 
 DEFAULT_TIMEOUT = 5.0  # seconds: connect and read, per request
@@ -64,7 +64,7 @@ class SecretProvider(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
+@struct
 class ProviderContext:
     """What a provider needs to open: its config block and ways to reach secrets."""
 

@@ -4,7 +4,7 @@ and the master key switch (rewrap)."""
 from __future__ import annotations
 
 import json
-import secrets as pyrandom
+import os
 from typing import Iterable
 
 from zerotrust_admin.crypto import DecryptionFailed, constant_time_equal, open_sealed, random_key, seal
@@ -81,7 +81,7 @@ class KeyringMixin:
     def add_dek(self) -> tuple[str, list[str]]:
         """Make a new data key active for writes; the old active keys become
         'retired' (they still decrypt until nothing refers to them). One transaction."""
-        new_id = pyrandom.token_hex(8)
+        new_id = os.urandom(8).hex()
         dek = random_key()
         with self._write_txn() as conn:
             self._check_master_unchanged(conn)
@@ -275,7 +275,7 @@ class KeyringMixin:
         """New current session key; the current one becomes previous; older ones
         are deleted. Returns (new id, previous id, removed ids). With
         ``only_if_missing`` nothing happens when a current key exists."""
-        new_id = pyrandom.token_hex(8)
+        new_id = os.urandom(8).hex()
         key = random_key()
         with self._write_txn() as conn:
             self._check_master_unchanged(conn)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 
 from zerotrust_admin.errors import UsageError
+from zerotrust_admin.structs import asdict, field, struct
 
 MAX_VALUE_BYTES = 1 << 20  # 1 MiB: keytabs and DER keys are KBs; larger is a mistake
 
 
-@dataclass(frozen=True)
+@struct(frozen=True)
 class VersionInfo:
     name: str
     version: int
@@ -25,7 +25,7 @@ class VersionInfo:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@struct(frozen=True)
 class SecretInfo:
     name: str
     current_version: int
@@ -38,7 +38,7 @@ class SecretInfo:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@struct(frozen=True)
 class DekInfo:
     id: str
     master_key_id: str
@@ -50,7 +50,7 @@ class DekInfo:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@struct(frozen=True)
 class SessionKeyInfo:
     id: str
     created: str
@@ -60,7 +60,7 @@ class SessionKeyInfo:
         return asdict(self)
 
 
-@dataclass
+@struct
 class ImportResult:
     created: int = 0
     updated: int = 0

@@ -10,7 +10,7 @@ carried over as it is: see docs/vault-format.md, "Upgrading a format-1 vault".
 from __future__ import annotations
 
 import hashlib
-import secrets as pyrandom
+import os
 
 from zerotrust_admin.crypto import DecryptionFailed, constant_time_equal, open_sealed
 from zerotrust_admin.errors import IntegrityError
@@ -65,7 +65,7 @@ def _rebuild(vault, conn) -> dict:
     for name, version, sensitive, _c, _u, deleted_at, _db, mac in old["secrets"]:
         if not _v1_head_ok(vault, name, version, sensitive, deleted_at, mac):
             raise IntegrityError(f"secret {name!r}: its record does not authenticate; the format-1 vault cannot be upgraded (tampered vault)", hint=RESTORE_HINT)
-        incarnations[name] = pyrandom.token_hex(16)
+        incarnations[name] = os.urandom(16).hex()
     # Rebuild each table under the format-2 CREATE text (ALTER TABLE would leave
     # a different text in sqlite_master than a fresh format-2 file has).
     conn.execute("DROP INDEX versions_by_dek")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets as pyrandom
 import sqlite3
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -83,9 +82,9 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, fsutil.FILE_MODE)
         os.close(fd)
         try:
-            master_key_id = pyrandom.token_hex(8)
+            master_key_id = os.urandom(8).hex()
             source, params = create_source(master_key_id)
-            vault_id = pyrandom.token_hex(16)
+            vault_id = os.urandom(16).hex()
             now = rfc3339()
             conn = sqlite3.connect(tmp, isolation_level=None)
             conn.execute("PRAGMA trusted_schema=OFF")
@@ -108,7 +107,7 @@ class Vault(HeadsMixin, KeyringMixin, VersionsMixin):
             conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
             conn.executemany("INSERT INTO buckets (bucket, digest) VALUES (?, ?)", [(b, fmt.EMPTY_BUCKET_DIGEST) for b in range(fmt.BUCKETS)])
             building = cls(tmp, conn, meta, source, None, None)
-            dek_id = pyrandom.token_hex(8)
+            dek_id = os.urandom(8).hex()
             conn.execute(
                 "INSERT INTO deks (id, wrapped, master_key_id, created, state, mac) VALUES (?, ?, ?, ?, 'active', ?)",
                 (dek_id, source.wrap(random_key(), fmt.dek_aad(vault_id, dek_id, master_key_id)), master_key_id, now,

@@ -4,7 +4,7 @@ plaintext record stream used by backups."""
 from __future__ import annotations
 
 import json
-import secrets as pyrandom
+import os
 from typing import Callable, Iterable, Iterator
 
 from zerotrust_admin.crypto import DecryptionFailed, open_sealed, seal
@@ -39,7 +39,7 @@ class VersionsMixin:
         sensitive = sensitive or bool(head and head.sensitive)  # once sensitive, always sensitive
         # A new secret, or one destroyed and written again, gets a new incarnation:
         # rows left over from an earlier one never fit it.
-        incarnation = head.incarnation if head else pyrandom.token_hex(16)
+        incarnation = head.incarnation if head else os.urandom(16).hex()
         created = head.created if head else now
         dek_id = dek_id or self._active_dek_id()
         metadata_json = json.dumps(metadata, sort_keys=True, separators=(",", ":"))
@@ -307,7 +307,7 @@ class VersionsMixin:
                 if rec.get("type") == "secret":
                     name = rec["name"]
                     validate_name(name)
-                    incarnation = incarnations.setdefault(name, pyrandom.token_hex(16))
+                    incarnation = incarnations.setdefault(name, os.urandom(16).hex())
                     head = (name, incarnation, int(rec["current_version"]), int(bool(rec["sensitive"])), rec["created"], rec["updated"],
                             rec.get("deleted_at"), rec.get("deleted_by"))
                     conn.execute(f"INSERT INTO secrets ({HEAD_COLUMNS}, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # nosec B608 - HEAD_COLUMNS is a module constant; values are bound
@@ -317,7 +317,7 @@ class VersionsMixin:
                     name, version, metadata_json = rec["name"], int(rec["version"]), rec["metadata"]
                     value = base64.b64decode(rec["value"], validate=True)
                     sealed = seal(dek, value, fmt.secret_aad(self.vault_id, name, version, dek_id, metadata_json))
-                    mac = self._version_mac(name, incarnations.setdefault(name, pyrandom.token_hex(16)), version, dek_id, rec["created"],
+                    mac = self._version_mac(name, incarnations.setdefault(name, os.urandom(16).hex()), version, dek_id, rec["created"],
                                             rec["created_by"], len(value), metadata_json, sealed)
                     conn.execute(
                         "INSERT INTO versions (name, version, dek_id, sealed, created, created_by, size, metadata, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
