@@ -25,9 +25,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from dataclasses import dataclass
 
 from zerotrust_admin.errors import UsageError
+from zerotrust_admin.structs import struct
 
 ALLOWED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_=,.@-")
 MIN_LEN, MAX_LEN = 2, 64
@@ -55,7 +55,7 @@ def session_name(principal: str) -> str:
     return f"{readable}={base64.b32encode(digest).decode('ascii').lower()}"
 
 
-@dataclass(frozen=True)
+@struct(frozen=True)
 class RoleArn:
     arn: str
     partition: str

@@ -27,10 +27,10 @@ aws:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 from zerotrust_admin.aws.names import check_account, check_external_id, parse_role_arn
 from zerotrust_admin.errors import ConfigError
+from zerotrust_admin.structs import field, struct
 
 MIN_DURATION = 900
 MAX_DURATION = 43_200
@@ -53,7 +53,7 @@ def _num(value, key: str, default: float, low: float, high: float) -> float:
     return number
 
 
-@dataclass
+@struct
 class AwsSettings:
     region: str = "us-east-1"
     endpoint_url: str | None = None

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import time
-from dataclasses import dataclass
 from datetime import timezone
 from typing import Callable
 
@@ -31,6 +29,7 @@ from zerotrust_admin.aws.settings import (
     session_tags,
 )
 from zerotrust_admin.errors import ConfigError, DeniedError, NotFoundError, UnavailableError, UsageError, ZeroTrustError
+from zerotrust_admin.structs import struct
 
 MAX_HOPS = 5
 HOP_DURATION = 900  # an intermediate hop only has to live through the next call
@@ -44,7 +43,7 @@ USAGE_CODES = {"ValidationError", "MalformedPolicyDocument", "PackedPolicyTooLar
                "MalformedPolicyDocumentException", "LimitExceeded"}
 
 
-@dataclass(frozen=True)
+@struct(frozen=True)
 class Hop:
     role: RoleArn
     external_id: str | None
@@ -54,7 +53,7 @@ class Hop:
     tags: tuple = ()
 
 
-@dataclass(frozen=True)
+@struct(frozen=True)
 class AssumeRequest:
     """One fully validated request: the hops in order, the last one is the target."""
 
@@ -223,6 +222,8 @@ def call_with_retries(fn: Callable[[], object], settings: AwsSettings, what: str
         except Exception as exc:  # noqa: BLE001 - translated below
             if is_retryable(exc) and attempt < settings.max_attempts:
                 delay = settings.retry_base_seconds * (2 ** (attempt - 1))
+                import random  # only when retrying: off the cache hit's start
+
                 sleep(min(delay, 20.0) * (0.5 + random.random() / 2))  # nosec B311 - backoff jitter, not a secret
                 continue
             mapped = translate(exc, what, endpoint)

@@ -23,13 +23,14 @@ and are registered in ``zerotrust_admin.sessions``; one contract test suite
 
 from __future__ import annotations
 
+import base64
+import os
 import re
-import secrets
 import time
-from dataclasses import asdict, dataclass
 from typing import Callable, Iterator, Optional, Protocol, runtime_checkable
 
 from zerotrust_admin.errors import DeniedError, NotFoundError, UnavailableError, UsageError
+from zerotrust_admin.structs import asdict, struct
 
 SESSION_ID_BYTES = 24
 _ID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
@@ -75,7 +76,9 @@ def new_session_id(user: str | None = None) -> str:
     user's slot tag when the user is given (``3f2-Ca42SC...``). It names a
     session; it is not a bearer credential, so it may appear in argv and audit
     records."""
-    token = secrets.token_urlsafe(SESSION_ID_BYTES)
+    # what secrets.token_urlsafe does, without importing ``secrets`` (and
+    # ``random``) on the credential_process path
+    token = base64.urlsafe_b64encode(os.urandom(SESSION_ID_BYTES)).rstrip(b"=").decode("ascii")
     return f"{user_tag(user)}-{token}" if user is not None else token
 
 
@@ -97,7 +100,7 @@ def check_namespace(namespace: str) -> str:
     return namespace
 
 
-@dataclass(frozen=True)
+@struct(frozen=True)
 class Session:
     id: str
     user: str
