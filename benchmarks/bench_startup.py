@@ -14,23 +14,19 @@
 Wall medians of interleaved runs (benchlib.interleaved), the order rotated
 every round. `--quick`: 3 runs, the help of 8 commands.
 
-Where `vault get`'s time goes (`python -X importtime`, 2026-12-07, the
-editable install of scripts/venv.sh): about 20 ms of interpreter, 10-13 ms of
-`site` (most of it setuptools' editable-install finder; without it the same
-modules are imported later: no measurable gain), about 80 ms of imports and under 10 ms of work (key file,
-SQLite read, one audit append with fsync). The largest imports: PyYAML 15 ms
-(the config file; its reader and resolver compile their regexes at import),
-cryptography's Rust bindings 11 ms, the vault modules 8 ms (dataclasses),
-typing/enum/inspect/ast 10 ms (pulled in by dataclasses). The Typer commands
-add Typer itself (about 35-50 ms), which is why `vault list` and `keys status`
-sit at 1.3-1.5x `vault get` while the fast path's two commands do not pay it.
-The 0.8x `bao kv get` target is not met: it needs about 25 ms less than
-`vault get` takes, which no lazy import in the CLI gives (its own modules are
-under 3 ms); the candidates are outside the CLI: parse the config without
-importing PyYAML when it is unchanged, plain classes instead of dataclasses
-on the get path. Under load (other jobs on the 2
-cores) Python's start suffers more than the Go binary's, so the ratio moves:
-a quick run on a quieter machine the same day gave 1.01x and 1.10x.
+Where `vault get`'s time goes (`python -X importtime`, 2026-12-07, after
+the start-up work of docs/deployment.md "Start-up time"): about 8 ms of
+interpreter and 15 ms of `site` (the same modules are needed later: the
+editable-install hook costs under 2 ms), then imports: cryptography's Rust
+bindings about 5 ms, sqlite3 3 ms, socket 3 ms (the audit record's source
+address), hashlib/hmac, json, typing, the vault and audit modules; under 10 ms
+of work (key file, SQLite read, one audit append with fsync). PyYAML,
+dataclasses/inspect, `secrets` and ctypes.util's ldconfig subprocess, 40-45 ms
+between them before, are gone from the path. The Typer commands add Typer's
+own import (about 35 ms: its vendored click, inspect, subprocess, platform),
+the floor of their 1.3-1.5x `vault get`; each converts only the invoked
+command. Under load (other jobs on the 2 cores) Python's start suffers more
+than the Go binary's, so the ratio to `bao kv get` moves from run to run.
 """
 
 from __future__ import annotations

@@ -29,6 +29,41 @@ def _click_exceptions():
     return exceptions
 
 
+# The root options (cli/app.py ``root``): the ones that take a value, and flags.
+_ROOT_VALUE_OPTIONS = ("--config", "-c")
+_ROOT_FLAGS = ("--json", "--quiet", "-q", "--verbose", "-v")
+
+
+def invoked_command(argv: list[str]) -> tuple[str | None, str | None]:
+    """(top-level name, command of that group) that ``argv`` invokes, as far
+    as that is certain; (None, None) means the whole app: root help,
+    completion, an unknown name or a root option this does not know, so
+    Typer gives its usual answer. ``--version`` needs the root alone ("")."""
+    from zerotrust_admin.cli.app import TOP_LEVEL
+
+    if any(key.startswith("_ZEROTRUST_ADMIN_COMPLETE") or key == "_TYPER_COMPLETE_ARGS" for key in os.environ):
+        return None, None  # shell completion walks the whole tree
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in _ROOT_VALUE_OPTIONS:
+            i += 2
+        elif token in _ROOT_FLAGS or token.startswith("--config=") or token in ("--help", "-h"):
+            i += 1
+        elif token == "--version":
+            return "", None  # eager: prints the version before any command is looked at
+        elif token not in TOP_LEVEL:
+            return None, None
+        else:
+            sub = argv[i + 1] if i + 1 < len(argv) else None
+            return token, (sub if sub and not sub.startswith("-") and TOP_LEVEL[token][2] == "group" else None)
+    if any(token in ("--help", "-h") for token in argv) or not argv:
+        from zerotrust_admin.cli.app import ROOT_HELP
+
+        return "", ROOT_HELP
+    return None, None
+
+
 def _run_typer(argv: list[str]) -> int:
     """Run the Typer app, turning click's usage errors into our one-line format
     (click's own rendering draws a multi-line box)."""
@@ -38,8 +73,9 @@ def _run_typer(argv: list[str]) -> int:
     os.environ.setdefault("TYPER_USE_RICH", "0")
     import typer
 
-    from zerotrust_admin.cli.app import app
+    from zerotrust_admin.cli.app import build_app
 
+    app = build_app(*invoked_command(argv))
     exc_types = _click_exceptions()
     try:
         rv = app(args=argv, prog_name="zerotrust-admin", standalone_mode=False)
