@@ -106,6 +106,44 @@ return {#users, deleted}
 # Returns {users, sessions, users left}.
 _DELETE_BUCKET = _DELETE_USERS_BATCH.replace("return {#users, deleted}", "return {#users, deleted, redis.call('SCARD', KEYS[1])}")
 
+# Cluster, Redis >= 7.0: the same deletion over several buckets of one master in
+# one call, at most ARGV[1] users in all (the bound of one standalone batch), so
+# that 4,096 buckets do not cost 4,096 calls. The buckets' keys are in different
+# slots of that master, which the shebang flag allows (an older server refuses
+# the script: then one call per bucket, _DELETE_BUCKET). KEYS[1] = the first
+# bucket's registry (a master that no longer serves it answers MOVED); ARGV =
+# users per call, then each bucket's key base ("zt:{3f2}:"). Returns {users,
+# sessions, positions in the bucket list (from 1) of the buckets with users left}.
+_DELETE_BUCKETS = """#!lua flags=allow-cross-slot-keys
+local budget = tonumber(ARGV[1])
+local done, deleted, left = 0, 0, {}
+for b = 2, #ARGV do
+  if done >= budget then
+    left[#left + 1] = b - 1
+  else
+    local reg, sp, ip = ARGV[b] .. 'session-users', ARGV[b] .. 'session:', ARGV[b] .. 'session-index:'
+    local users = redis.call('SPOP', reg, budget - done)
+    for u = 1, #users do
+      local idx = ip .. users[u]
+      local ids = redis.call('SMEMBERS', idx)
+      local i = 1
+      while i <= #ids do
+        local j = math.min(i + 4999, #ids)
+        local keys = {}
+        for k = i, j do keys[#keys + 1] = sp .. ids[k] end
+        deleted = deleted + redis.call('DEL', unpack(keys))
+        i = j + 1
+      end
+      redis.call('UNLINK', idx)
+    end
+    done = done + #users
+    if redis.call('SCARD', reg) > 0 then left[#left + 1] = b - 1 end
+  end
+end
+return {done, deleted, left}
+"""
+BUCKETS_PER_CALL = 64  # _DELETE_BUCKETS: buckets named in one call (its users are bounded separately)
+
 # Count matching keys of one SCAN batch without touching them.
 _COUNT_BATCH = """
 local r = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', tonumber(ARGV[3]))
@@ -589,6 +627,14 @@ class RedisSessionStore(StoreHelpers):
     def describe(self) -> str:
         return f"redis:{self.where}"
 
+    def lock_client(self) -> dict:
+        """What ``distributed_lock`` needs to take its lock through this store's
+        connection (``client``, ``where``) instead of opening another one: on a
+        cluster that is a second topology discovery (CLUSTER SLOTS, COMMAND).
+        redis-py's clients are safe to share between threads (the lock's renewal
+        runs in its own)."""
+        return {"client": self.r, "where": self.where}
+
     def ping(self) -> None:
         with self._io():
             self.r.ping()
@@ -772,13 +818,21 @@ class RedisSessionStore(StoreHelpers):
             groups[node.name][1].append(tag)
         return groups
 
-    def _delete_all_cluster(self, *, batch_size: int | None, progress: ProgressFn | None) -> int:
-        """Every master at once, one thread each: its buckets' registries
-        (one Lua call per bucket, one slot each, pipelined 256 at a time), then
-        a SCAN + UNLINK sweep of what is left under ``zt:{*}:session*`` on
-        that master. Per-master counts land in ``last_shards``."""
+    def _delete_all_cluster(self, *, batch_size: int | None, progress: ProgressFn | None, cross_slot: bool = True) -> int:
+        """Every master at once, one thread each: its buckets' registries, then
+        a SCAN + UNLINK sweep of what is left under ``zt:{*}:session*`` on that
+        master. On Redis >= 7.0 (``cross_slot``) one Lua call covers up to
+        BUCKETS_PER_CALL buckets and at most ``batch_size // 100`` users, like
+        one standalone batch; on an older server one call per bucket (one
+        slot each). Calls are pipelined a few at a time. ``progress`` runs in
+        the workers, one at a time, after each round trip; once it raises
+        (a lost lock) every worker stops before its next one, and the error is
+        raised. A master that fails does not stop the others. Per-master counts
+        land in ``last_shards``."""
         import threading
-        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+        from concurrent.futures import ThreadPoolExecutor, wait
+
+        from redis.exceptions import ResponseError
 
         batch_size = batch_size or self.batch_size
         per_call = max(1, batch_size // 100)
@@ -787,31 +841,77 @@ class RedisSessionStore(StoreHelpers):
             groups = self._buckets_by_primary()
         counts = {name: 0 for name in groups}
         guard = threading.Lock()
-        pending: list[int] = []
+        stop = threading.Event()
+        stopped_by: list[BaseException] = []  # what ``progress`` raised (a lost lock)
 
         def add(name: str, n: int) -> None:
-            if n:
-                with guard:
-                    counts[name] += n
-                    pending.append(n)
+            """Count one round trip's deletions and report them: ``progress`` runs
+            in the worker, one at a time; once it raises, every worker stops
+            before its next round trip."""
+            if not n:
+                return
+            with guard:
+                counts[name] += n
+                if progress is not None and not stop.is_set():
+                    try:
+                        progress(n)
+                    except BaseException as exc:
+                        stop.set()
+                        stopped_by.append(exc)
+                        raise
 
-        def work(name: str, client, tags: list[str]) -> None:
+        def one_per_bucket(name: str, client, tags: list[str]) -> None:
             sha = client.script_load(_DELETE_BUCKET)
             todo = tags
             while todo:
                 left = []
                 for start in range(0, len(todo), 256):
+                    if stop.is_set():
+                        return
                     chunk = todo[start:start + 256]
                     pipe = client.pipeline(transaction=False)
                     for tag in chunk:
                         pipe.evalsha(sha, 1, self.k_users(tag), f"{self._tag(tag)}session:", per_call, f"{self._tag(tag)}session-index:")
-                    for tag, (_users, deleted, remaining) in zip(chunk, pipe.execute()):
-                        add(name, int(deleted))
+                    deleted = 0
+                    for tag, (_users, n, remaining) in zip(chunk, pipe.execute()):
+                        deleted += int(n)
                         if int(remaining):
                             left.append(tag)
+                    add(name, deleted)
                 todo = left
+
+        def many_per_call(name: str, client, tags: list[str], sha: str) -> None:
+            todo = tags
+            while todo:
+                calls = [todo[i:i + BUCKETS_PER_CALL] for i in range(0, len(todo), BUCKETS_PER_CALL)]
+                left = []
+                for start in range(0, len(calls), 4):  # 4 calls (<= 4 batches of users) per round trip
+                    if stop.is_set():
+                        return
+                    chunk = calls[start:start + 4]
+                    pipe = client.pipeline(transaction=False)
+                    for bucket_tags in chunk:
+                        pipe.evalsha(sha, 1, self.k_users(bucket_tags[0]), per_call, *[self._tag(t) for t in bucket_tags])
+                    deleted = 0
+                    for bucket_tags, (_users, n, rest) in zip(chunk, pipe.execute()):
+                        deleted += int(n)
+                        left += [bucket_tags[int(i) - 1] for i in rest]
+                    add(name, deleted)
+                todo = left
+
+        def work(name: str, client, tags: list[str]) -> None:
+            sha = None
+            if cross_slot:
+                try:
+                    sha = client.script_load(_DELETE_BUCKETS)
+                except ResponseError:  # Redis < 7.0: no script flags
+                    sha = None
+            if sha is None:
+                one_per_bucket(name, client, tags)
+            else:
+                many_per_call(name, client, tags, sha)
             cursor = 0
-            while True:
+            while not stop.is_set():
                 cursor, keys = client.scan(cursor, match=sweep, count=batch_size)
                 if keys:
                     pipe = client.pipeline(transaction=False)
@@ -822,24 +922,20 @@ class RedisSessionStore(StoreHelpers):
                 if int(cursor) == 0:
                     return
 
-        def drain() -> None:
-            with guard:
-                items, pending[:] = pending[:], []
-            if progress:
-                for n in items:
-                    progress(n)
-
-        errors: list[BaseException] = []
-        with ThreadPoolExecutor(max_workers=len(groups) or 1, thread_name_prefix="revoke-shard") as pool:
-            futures = {pool.submit(work, name, client, tags): name for name, (client, tags) in groups.items()}
-            remaining = set(futures)
-            while remaining:
-                done_now, remaining = wait(remaining, timeout=0.1, return_when=FIRST_EXCEPTION)
-                drain()
-                errors += [f.exception() for f in done_now if f.exception() is not None]
-        drain()
-        self.last_shards = dict(counts)
+        try:
+            with ThreadPoolExecutor(max_workers=len(groups) or 1, thread_name_prefix="revoke-shard") as pool:
+                futures = {pool.submit(work, name, client, tags): name for name, (client, tags) in groups.items()}
+                try:
+                    wait(futures)  # a failed master does not stop the others: every session they delete is one fewer
+                except BaseException:  # Ctrl-C: the workers stop before their next round trip
+                    stop.set()
+                    raise
+        finally:
+            self.last_shards = dict(counts)
+        if stopped_by:
+            raise stopped_by[0]
         total = sum(counts.values())
+        errors = [f.exception() for f in futures if f.exception() is not None]
         if errors:
             mapped = translate(errors[0], self.where) if isinstance(errors[0], Exception) else None
             if mapped is None:

@@ -210,7 +210,8 @@ def revoke_sessions(
         if use_lock:
             from zerotrust_admin.sessions.lock import distributed_lock
 
-            with distributed_lock(config, LOCK_NAME, ttl=LOCK_TTL, wait=lock_wait) as held:
+            shared = store.lock_client() if hasattr(store, "lock_client") else None  # the store's own connection, no second one
+            with distributed_lock(config, LOCK_NAME, ttl=LOCK_TTL, wait=lock_wait, **(shared or {})) as held:
                 def guarded(n: int) -> None:  # stop at the next batch once the lock is lost (a failover, a lapse)
                     held.check()
                     if progress is not None:
@@ -224,9 +225,11 @@ def revoke_sessions(
             audit.append(event="session_revocation", action="revoke", resource=target.resource, success=False, actor=actor,
                          scope=target.scope, revoked=0, complete=False, error=exc.message, **({"reason": reason} if reason else {}))
         raise
+    if notify is False:  # --no-notify: not even the notify package is imported
+        return report
     from zerotrust_admin import notify as notify_mod
 
-    if notify if notify is not None else notify_mod.enabled(config):
+    if notify or notify_mod.enabled(config):
         report.notifications = send_notification(config, notification_for(report, actor), audit=audit, actor=actor)
     return report
 
