@@ -106,6 +106,9 @@ TRAPS = [
     "a:\n  - - 1", "a:\n  - b: 1\n   c: 2", "a:\n  - b: 1\n     c: 2", "a:\n    b: 1\n  c: 2", "a:\n  b:\n    c:\n      d: [x]",
     "a:\n  - b:\n      - c\n      - d\n    e: f", "a:\n  -  b: 1\n     c: 2", "a:\n  - # c\n    b: 1", "a: # c\n  b: 1",
     # documents
+    # found by review: a quote inside a plain word made a comment look like flow content; libyaml's key limit
+    "sinks: [file, o'brien] # o'k,\n  syslog]\nb: 2\n", "a: [x'y] #',\n  b]\n", 'a: [x"y] #",\n  z]', "a:\n- [x'y] #',\n  z]\n",
+    "k" * 1025 + ": 1\n", "a: {" + "k" * 1025 + ": 1}", "a:\n- " + "k" * 1100 + ": 1",
     "", "# only a comment\n", "---\na: 1", "a: 1\n...", "%YAML 1.1\n---\na: 1", "- a\n- b", "just text", "  a: 1",
     "a: 1\n b: 2", "a: 1\n\n\nb: 2\n", "a: 1   \nb: 2  # c\n",
 ]

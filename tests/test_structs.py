@@ -48,6 +48,10 @@ def test_same_observable_behaviour(frozen):
         assert dataclasses.asdict(d) == structs.asdict(s)
     assert st("a") == st("a") and st("a") != st("b") and st("a", key=b"1") == st("a", key=b"2")
     assert st("a").__eq__(dc("a")) is NotImplemented
+    for cls in (dc, st):
+        assert cls("a", float("nan")) != cls("a", float("nan"))
+    same_d, same_s = dc("a", float("nan")), st("a", float("nan"))
+    assert same_d == same_d and same_s == same_s  # an element is equal to itself, as in tuples
     assert st("a").tags is not st("a").tags  # a fresh list per instance
     assert st.count == dc.count == 3 and not hasattr(st, "tags") and not hasattr(dc, "tags")
     for cls in (dc, st):

@@ -116,7 +116,8 @@ def _build(cls, frozen: bool):
     def __eq__(self, other):
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in compared)
+        # tuples, as dataclasses compares: an element is equal to itself (NaN)
+        return tuple(getattr(self, n) for n in compared) == tuple(getattr(other, n) for n in compared)
 
     def __hash__(self):
         return hash(tuple(getattr(self, n) for n in compared))

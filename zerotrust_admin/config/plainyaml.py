@@ -30,6 +30,7 @@ __all__ = ["UNSUPPORTED", "parse"]
 
 UNSUPPORTED = object()
 MAX_DEPTH = 32  # config/loader.py's MAX_CONFIG_DEPTH: deeper goes to PyYAML, which refuses it
+MAX_KEY_CHARS = 256  # libyaml refuses a key of over 1024 characters; no config key comes near either
 
 
 class _Unsupported(Exception):
@@ -117,7 +118,7 @@ def _mapping(lines, pos: int, indent: int, depth: int, first: str | None = None)
                 raise _Unsupported
             pos += 1
         entry = _KEY_ENTRY.fullmatch(content)
-        if entry is None:
+        if entry is None or len(entry[1]) > MAX_KEY_CHARS:
             raise _Unsupported
         key = _resolve(entry[1])
         if not isinstance(key, str) or key in result:
@@ -200,6 +201,8 @@ def _open_brackets(text: str) -> int:
     while i < len(text):
         ch = text[i]
         if ch in "\"'":
+            if text[:i].rstrip(" ")[-1:] not in ("[", "{", ",", ":"):
+                raise _Unsupported  # a quote inside a plain word (o'brien) opens nothing
             _, i = _quoted(text, i)
             continue
         if ch in "[{":
@@ -330,6 +333,8 @@ def _flow_node(text: str, i: int, depth: int):
                 raise _Unsupported
             if text[j - 1 : j] == " ":
                 raise _Unsupported  # "key : value"
+            if j - i > MAX_KEY_CHARS:
+                raise _Unsupported
             key = _plain(text[i:j], flow=True)
             if not isinstance(key, str) or key in entries:
                 raise _Unsupported
