@@ -824,8 +824,8 @@ class RedisSessionStore(StoreHelpers):
         master. On Redis >= 7.0 (``cross_slot``) one Lua call covers up to
         BUCKETS_PER_CALL buckets and at most ``batch_size // 100`` users, like
         one standalone batch; on an older server one call per bucket (one
-        slot each). Calls are pipelined a few at a time. ``progress`` runs in
-        the workers, one at a time, after each round trip; once it raises
+        slot each, pipelined). ``progress`` runs in the workers, one at a
+        time, after each round trip; once it raises
         (a lost lock) every worker stops before its next one, and the error is
         raised. A master that fails does not stop the others. Per-master counts
         land in ``last_shards``."""
@@ -885,18 +885,12 @@ class RedisSessionStore(StoreHelpers):
             while todo:
                 calls = [todo[i:i + BUCKETS_PER_CALL] for i in range(0, len(todo), BUCKETS_PER_CALL)]
                 left = []
-                for start in range(0, len(calls), 4):  # 4 calls (<= 4 batches of users) per round trip
+                for bucket_tags in calls:  # one call per round trip: Redis is blocked for one batch at a time, as on one server
                     if stop.is_set():
                         return
-                    chunk = calls[start:start + 4]
-                    pipe = client.pipeline(transaction=False)
-                    for bucket_tags in chunk:
-                        pipe.evalsha(sha, 1, self.k_users(bucket_tags[0]), per_call, *[self._tag(t) for t in bucket_tags])
-                    deleted = 0
-                    for bucket_tags, (_users, n, rest) in zip(chunk, pipe.execute()):
-                        deleted += int(n)
-                        left += [bucket_tags[int(i) - 1] for i in rest]
-                    add(name, deleted)
+                    _users, deleted, rest = client.evalsha(sha, 1, self.k_users(bucket_tags[0]), per_call, *[self._tag(t) for t in bucket_tags])
+                    left += [bucket_tags[int(i) - 1] for i in rest]
+                    add(name, int(deleted))
                 todo = left
 
         def work(name: str, client, tags: list[str]) -> None:
