@@ -4,8 +4,13 @@
 - `revoke-sessions --all --yes` end to end (the real CLI in a subprocess), on a
   3-master cluster (no replicas: `redis.wait_replicas: 0`, the sharding alone) and
   on one redis-server, alternated over rounds, a fresh load before every run.
-  Target: cluster >= 1.5x the standalone rate. For information, one run on
-  3 masters + 3 replicas with markers acknowledged by a replica.
+  Target: cluster >= 1.5x the standalone rate. The note gives the Redis CPU of
+  both (all masters added up) and the CLI's own CPU (start-up included). On the
+  cluster one Lua call deletes the users of up to 64 buckets of one master
+  (Redis >= 7.0), at most 200 users like one standalone batch. For
+  information, one run on 3 masters + 3 replicas with markers acknowledged by
+  a replica (should a starved master be failed over mid-run, exit 6, the
+  command is run again as an operator would, and the row says so).
 - `revoke-sessions --user U` (100 sessions) on the cluster: store time (marker +
   deletion in one Lua call on the user's slot), median over 200 users. Target < 5 ms.
 - `CredentialCache.get` hits on the cluster (real sealed entries, 10,000 of them):
@@ -159,6 +164,7 @@ def run(quick: bool = False) -> list[dict]:
             homes = {"standalone": h_single, "cluster": h_cluster}
             walls: dict = {"standalone": [], "cluster": []}
             cpu: dict = {"standalone": [], "cluster": []}
+            cli_cpu: dict = {"standalone": [], "cluster": []}
             loads: dict = {"standalone": [], "cluster": []}
             for r in range(n["rounds"]):
                 for which in (["cluster", "standalone"] if r % 2 == 0 else ["standalone", "cluster"]):
@@ -169,8 +175,8 @@ def run(quick: bool = False) -> list[dict]:
                     wall, _rss = run_measured([*zt, "revoke-sessions", "--all", "--yes", "--no-notify"], homes[which].env)
                     cpu[which].append(sum(server_cpu(c) for _n, c in store.primaries()) - before)
                     walls[which].append(wall)
+                    cli_cpu[which].append(LAST_CPU[0])
                     assert store.count() == 0, which
-                    _ = LAST_CPU[0]
             scen = f"{n['sessions']:,} sessions of {n['users']:,} users"
             rate = {k: n["sessions"] / min(v) for k, v in walls.items()}
             ratio = rate["cluster"] / rate["standalone"]
@@ -178,7 +184,7 @@ def run(quick: bool = False) -> list[dict]:
                             peer="one redis-server, same data, same run", ratio=round(ratio, 2), target=">= 1.5x peer", met=ratio >= 1.5,
                             note=f"best of {len(walls['cluster'])}; walls {', '.join(f'{w:.2f}' for w in walls['cluster'])} s vs "
                                  f"{', '.join(f'{w:.2f}' for w in walls['standalone'])} s; Redis CPU {min(cpu['cluster']):.2f} s (3 masters) vs "
-                                 f"{min(cpu['standalone']):.2f} s"))
+                                 f"{min(cpu['standalone']):.2f} s; CLI CPU {min(cli_cpu['cluster']):.2f} s vs {min(cli_cpu['standalone']):.2f} s"))
             rows.append(row(scen, "revoke --all on one redis-server (the peer)", rate["standalone"], "sessions/s",
                             note=f"load {n['sessions'] / min(loads['standalone']):,.0f}/s; cluster load {n['sessions'] / min(loads['cluster']):,.0f}/s"))
             store = stores["cluster"]
@@ -204,13 +210,28 @@ def run(quick: bool = False) -> list[dict]:
             load(store, n)
             for _name, c in store.primaries():
                 c.execute_command("WAIT", 1, 60_000)  # the replicas have the data before the clock starts
-            wall, _rss = run_measured([*zt, "revoke-sessions", "--all", "--yes", "--no-notify"], h_rep.env)
+            start = time.perf_counter()
+            first_error = None
+            try:
+                wall, _rss = run_measured([*zt, "revoke-sessions", "--all", "--yes", "--no-notify"], h_rep.env)
+            except RuntimeError as exc:
+                # 6 servers on 2 cores: a starved master can miss the 1 s cluster-node-timeout and be
+                # failed over mid-run (exit 6). Do what docs/sessions.md tells an operator: wait for
+                # the cluster, run the command again; the row then counts both runs.
+                first_error = str(exc).split("error: ", 1)[-1].split("\n")[0][:160]
+                cluster.wait_ok(expect_replicas=1, timeout=60)
+                run_measured([*zt, "revoke-sessions", "--all", "--yes", "--no-notify", "--wait-lock", "15"], h_rep.env)
+                wall = time.perf_counter() - start
+                store.close()
+                store = open_session_store(load_config(environ=h_rep.env))  # the topology after the failover
             assert store.count() == 0
             store.close()
             rep_rate = n["sessions"] / wall
             rows.append(row(scen, "revoke --all on 3 masters + 3 replicas (wait_replicas 1), end to end (CLI)", rep_rate, "sessions/s",
                             peer="one redis-server (best run above)", ratio=round(rep_rate / rate["standalone"], 2),
-                            note=f"one run, wall {wall:.2f} s; 6 redis-servers on 2 cores; for information"))
+                            note=(f"one run, wall {wall:.2f} s" if first_error is None else
+                                  f"first run failed ({first_error}), re-run finished; {wall:.2f} s for both, the wait for the cluster included") +
+                                 "; 6 redis-servers on 2 cores; for information"))
     finally:
         cluster.stop()
         single.stop()
