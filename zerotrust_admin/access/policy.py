@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
 from fnmatch import translate
 
 from zerotrust_admin.errors import ConfigError
+from zerotrust_admin.structs import field, struct
 
 ACTIONS = ("read", "write", "delete", "rotate", "revoke", "report", "list", "mfa", "backup", "restore", "create", "notify")
 EFFECTS = ("allow", "deny")
@@ -29,7 +29,7 @@ RULE_KEYS = {"principals", "secrets", "resources", "actions", "effect", "source_
 IMPLIED = {"list": ("read",)}
 
 
-@dataclass(frozen=True)
+@struct(frozen=True)
 class Rule:
     index: int
     effect: str

@@ -13,11 +13,11 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator
 
 from zerotrust_admin.errors import UsageError
+from zerotrust_admin.structs import field, struct
 from zerotrust_admin.timeutil import parse_rfc3339, rfc3339, utcnow
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
@@ -68,7 +68,7 @@ def _json_str(value: str) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
-@dataclass
+@struct
 class AuditQuery:
     """Every field is optional; all given fields must match (AND)."""
 
@@ -173,7 +173,7 @@ def timestamp_of(line: bytes) -> str | None:
     return _normalise_ts(ts)
 
 
-@dataclass
+@struct
 class SearchStats:
     scanned: int = 0
     matched: int = 0

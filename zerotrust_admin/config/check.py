@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -31,13 +30,14 @@ from zerotrust_admin.config.loader import (
 from zerotrust_admin.errors import ConfigError, ZeroTrustError
 from zerotrust_admin.fsutil import check_home_dir
 from zerotrust_admin.secret import redact_url
+from zerotrust_admin.structs import asdict, struct
 
 AEAD_MARKERS = ("GCM", "CHACHA20", "CCM")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 PATH_KEYS = {"ca_file", "cert_file", "module", "path"}
 
 
-@dataclass
+@struct
 class Problem:
     severity: str  # "error" | "warning" | "note" (a note does not make the file unclean)
     key: str
@@ -53,7 +53,7 @@ class Problem:
         return asdict(self)
 
 
-@dataclass
+@struct
 class CheckReport:
     path: str | None
     problems: list[Problem]

@@ -4,10 +4,10 @@ keys 24 hours by default) applied to the keys' creation times."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from zerotrust_admin.errors import ConfigError
+from zerotrust_admin.structs import asdict, struct
 from zerotrust_admin.timeutil import parse_rfc3339, rfc3339, utcnow
 from zerotrust_admin.vault import format as fmt
 
@@ -16,7 +16,7 @@ KINDS = ("master", "dek", "session")
 UNROTATABLE_SOURCES = {"env": "the master key comes from ZEROTRUST_ENCRYPTION_KEY; rotate it where it is injected, or move to a key file/HSM with 'keys migrate'"}
 
 
-@dataclass(frozen=True)
+@struct(frozen=True)
 class Policy:
     master_days: int = 90
     dek_days: int = 30
@@ -42,7 +42,7 @@ class Policy:
                 "session": timedelta(hours=self.session_hours)}[kind]
 
 
-@dataclass
+@struct
 class PlanItem:
     kind: str             # master | dek | session
     key_id: str | None
