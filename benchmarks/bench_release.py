@@ -4,7 +4,7 @@ code of commit 39f564a (vault format 1, HMAC-only audit chain) and with this
 tree (format 2 with the bucketed commitment, signed audit checkpoints, the audit
 floor), interleaved in one run. Target: `vault get` within 10 % of 39f564a.
 
-Both run as `python -S -c "...main()"` with the same site-packages on
+Both run as `python -S -P -c "...main()"` with the same site-packages on
 PYTHONPATH and only the source tree differing (-S keeps the editable install's
 import hook out, so each process imports the tree it is given). The previous
 release comes from `git worktree add` of 39f564a; the bytecode of both trees is
@@ -30,7 +30,9 @@ MAIN = "import sys; sys.argv[0] = 'zerotrust-admin'; from zerotrust_admin.cli.en
 
 
 def _argv(tree: Path, *args: str) -> list[str]:
-    return [sys.executable, "-S", "-c", MAIN, *args]
+    # -P: with -c, sys.path would start with the working directory (this
+    # checkout), ahead of PYTHONPATH, and both sides would run this tree.
+    return [sys.executable, "-S", "-P", "-c", MAIN, *args]
 
 
 def _env(home: Home, tree: Path) -> dict:
@@ -50,6 +52,11 @@ def run(quick: bool = False) -> list[dict]:
         for tree in trees.values():
             compileall.compile_dir(str(tree / "zerotrust_admin"), quiet=1)
         homes = {name: Home(prefix=f"zt-bench-release-{name}-") for name in trees}
+        for name, tree in trees.items():  # each side really imports its own tree
+            where = subprocess.run([sys.executable, "-S", "-P", "-c", "import zerotrust_admin; print(zerotrust_admin.__file__)"],
+                                   env=_env(homes[name], tree), check=True, capture_output=True, text=True).stdout.strip()
+            if not Path(where).resolve().is_relative_to(Path(tree).resolve()):
+                raise RuntimeError(f"the {name} side imports {where}, not {tree}")
         for name, tree in trees.items():
             env = _env(homes[name], tree)
             subprocess.run(_argv(tree, "init"), env=env, check=True, capture_output=True)
