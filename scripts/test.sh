@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(redis-server redis-tools softhsm2 poppler-utils mandoc groff-base man-db krb5-kdc krb5-admin-server krb5-user postgresql iproute2 util-linux)
+APT_PACKAGES=(redis-server redis-tools softhsm2 poppler-utils gcc libc6-dev mandoc groff-base man-db krb5-kdc krb5-admin-server krb5-user postgresql iproute2 util-linux)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import backend_missing
 from zerotrust_admin.compliance import report as report_mod
 from zerotrust_admin.compliance.report import STANDARDS, build_report, load_standard, standard_requirements
 from zerotrust_admin.config import load_config
@@ -453,7 +454,7 @@ def test_rows_are_grouped_by_section_and_sorted_and_markdown_has_each_finding(cl
 
 def test_pdf_keeps_words_whole_and_shows_the_sections(cli, zt_env, home, tmp_path):
     if not shutil.which("pdftotext"):
-        pytest.skip("pdftotext not installed")
+        backend_missing("pdftotext (poppler-utils)")
     env = {"ZEROTRUST_PRINCIPAL": "walter17@EXAMPLE.COM"}
     _write_config(zt_env, 'access:\n  policies:\n    - {principals: ["walter17@EXAMPLE.COM", "alice@EXAMPLE.COM"], secrets: ["*"], actions: ["*"], effect: allow}\n')
     assert cli("compliance", "scope", "--personal-data", "yes", env=env).code == 0

@@ -14,6 +14,7 @@ import warnings
 import pytest
 
 from tests.azure_stub import make_tls_files
+from tests.conftest import backend_missing
 from zerotrust_admin import tlspolicy
 from zerotrust_admin.errors import ConfigError, UnavailableError
 
@@ -242,8 +243,11 @@ def test_requests_session_follows_the_policy(server, pki):
 
 
 def test_boto3_client_follows_the_policy(server, pki):
-    boto3 = pytest.importorskip("boto3")
-    from botocore.exceptions import SSLError
+    try:
+        import boto3
+        from botocore.exceptions import SSLError
+    except ImportError:
+        backend_missing("boto3 (the aws extra)")
 
     bad = server(**CBC_ONLY)
     client = boto3.client("sts", endpoint_url=f"https://127.0.0.1:{bad.port}", region_name="us-east-1",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, backend_missing
 
 NO_TEMPS = ".tmp"
 
@@ -570,7 +570,7 @@ def test_f3_files_planted_by_another_user_in_a_shared_audit_directory_are_refuse
     audit.key and an empty a.log, and the root-run tool used both. Each planted
     file is refused naming it and its owner; nothing is written to it."""
     if os.geteuid() != 0:
-        pytest.skip("needs root to plant a file owned by another user")
+        backend_missing("root, to plant a file owned by another user")
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o1777)
@@ -592,7 +592,7 @@ def test_f3_a_home_file_owned_by_another_user_is_refused(cli, initialized, name)
     """The same for the files in $ZEROTRUST_HOME (attacker b replaces one by a
     file of their own): refused, exit 2, naming the file and its owner."""
     if os.geteuid() != 0:
-        pytest.skip("needs root to chown a file to another user")
+        backend_missing("root, to chown a file to another user")
     cfg = write_config(initialized.parent / "lock.yaml", "security:\n  lockout: {max_failures: 3}\n")
     env = {"ZEROTRUST_CONFIG": str(cfg)}
     assert cli("vault", "put", "prod/x", "--sensitive", input=b"v", env=env).code == 0

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import backend_missing
 from tests.servers import openbao  # noqa: F401  (fixture)
 from zerotrust_admin.errors import IntegrityError, UsageError
 from zerotrust_admin.keys import KeySourceContext, open_configured_source
@@ -184,7 +185,7 @@ def _marker_module(tmp_path: Path) -> tuple[Path, Path]:
     try:
         subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True, capture_output=True, timeout=60)
     except (OSError, subprocess.CalledProcessError):
-        pytest.skip("no C compiler to build the marker module")
+        backend_missing("a C compiler (gcc, libc6-dev) to build the marker module")
     # The marker works: loading the library does leave it.
     subprocess.run([sys.executable, "-c", f"import ctypes; ctypes.CDLL({str(lib)!r})"], check=True, timeout=60)
     assert marker.exists()
