@@ -14,6 +14,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def write_user_config(zt_env: dict, data: dict) -> Path:
+    """``data`` as the test home's user config ($XDG_CONFIG_HOME/zerotrust/config.yaml, 0600)."""
+    import yaml
+
+    path = Path(zt_env["XDG_CONFIG_HOME"]) / "zerotrust" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data))
+    path.chmod(0o600)
+    return path
+
+
 def backend_missing(what: str) -> None:
     """A test whose real backend is missing fails under CI=true; it skips only on a dev box."""
     if os.environ.get("CI") == "true":

@@ -76,14 +76,22 @@ def argvs(path: list[str], required: list[str]):
         yield r + path + required + a + b
 
 
-def compare_vault_get(argv):
+def both_parses(argv):
+    """(fast path's command name and options, Typer's root and leaf
+    parameters), or None when the fast path declines ``argv``."""
     fast = parse_opts(argv)
     slow = typer_parse(argv)
     if fast is None:
-        return False
+        return None
     assert slow is not None, f"the fast path accepts what Typer refuses: {argv}"
-    command_name, opts = fast
-    root, leaf = slow
+    return fast, slow
+
+
+def compare_vault_get(argv):
+    parsed = both_parses(argv)
+    if parsed is None:
+        return False
+    (command_name, opts), (root, leaf) = parsed
     assert command_name == "vault get"
     assert leaf["otp_stdin"] is False, argv  # the fast path never reads an MFA code from stdin
     assert opts == {"config": root["config"], "json": root["json"] or leaf["json"], "quiet": root["quiet"], "version": leaf["version"],
@@ -92,13 +100,10 @@ def compare_vault_get(argv):
 
 
 def compare_credentials_get(argv):
-    fast = parse_opts(argv)
-    slow = typer_parse(argv)
-    if fast is None:
+    parsed = both_parses(argv)
+    if parsed is None:
         return False
-    assert slow is not None, f"the fast path accepts what Typer refuses: {argv}"
-    command_name, opts = fast
-    root, leaf = slow
+    (command_name, opts), (root, leaf) = parsed
     assert command_name == "credentials get"
     assert opts == {"role_arn": leaf["role_arn"], "external_id": leaf["external_id"], "via": list(leaf["via"] or []), "duration": leaf["duration"],
                     "fmt": leaf["fmt"], "no_cache": leaf["no_cache"], "json": root["json"] or leaf["json"], "config": root["config"],

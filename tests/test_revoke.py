@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
+from conftest import write_user_config
 from tests.servers import (  # noqa: F401
     RedisServer,
     free_port,
@@ -33,14 +33,6 @@ from zerotrust_admin.sessions.revoke import Target, revoke_sessions
 ALICE, BOB = "alice@EXAMPLE.COM", "bob@EXAMPLE.COM"
 
 
-def write_config(zt_env: dict, data: dict) -> Path:
-    path = Path(zt_env["XDG_CONFIG_HOME"]) / "zerotrust" / "config.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data))
-    path.chmod(0o600)
-    return path
-
-
 def open_store(zt_env):
     return open_session_store(load_config(environ=zt_env))
 
@@ -52,7 +44,7 @@ def audit_records(zt_env) -> list[dict]:
 @pytest.fixture(params=["sqlite", "redis"])
 def backend(request, zt_env):
     if request.param == "redis":
-        write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": request.getfixturevalue("redis_clean")}})
+        write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": request.getfixturevalue("redis_clean")}})
     return request.param
 
 
@@ -155,7 +147,7 @@ def test_sessions_create_and_list(cli, zt_env, backend):
 
 
 def test_session_created_during_revocation_is_refused(zt_env, redis_clean):
-    write_config(zt_env, {"sessions": {"backend": "redis", "batch_size": 50}, "redis": {"url": redis_clean}})
+    write_user_config(zt_env, {"sessions": {"backend": "redis", "batch_size": 50}, "redis": {"url": redis_clean}})
     seed(zt_env, {f"u{i}@EXAMPLE.COM": 10 for i in range(30)})
     config = load_config(environ=zt_env)
     store = open_session_store(config)
@@ -175,7 +167,7 @@ def test_session_created_during_revocation_is_refused(zt_env, redis_clean):
 
 # --- faults ------------------------------------------------------------------
 def test_redis_down_exit_6_bounded(cli, zt_env):
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": f"redis://127.0.0.1:{free_port()}/0", "connect_timeout": 1}})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": f"redis://127.0.0.1:{free_port()}/0", "connect_timeout": 1}})
     start = time.monotonic()
     r = cli("revoke-sessions", "--user", ALICE, "--yes")
     assert r.code == 6, r.err
@@ -191,12 +183,12 @@ def test_redis_password(cli, zt_env, tmp_path, redis_with_password):
     wrong = tmp_path / "wrong.pass"
     wrong.write_text("not-the-password\n")
     wrong.chmod(0o600)
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": server.url, "password_file": str(wrong)}})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": server.url, "password_file": str(wrong)}})
     r = cli("sessions", "list")
     assert r.code == 4, r.err
     assert "refused the credentials" in r.err and "not-the-password" not in r.err
     # no password at all -> denied as well
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": server.url}})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": server.url}})
     assert cli("sessions", "list").code == 4
     # the right one from the environment, then from the file
     r = cli("sessions", "create", "--user", ALICE, env={"ZEROTRUST_REDIS_PASSWORD": server.password})
@@ -204,7 +196,7 @@ def test_redis_password(cli, zt_env, tmp_path, redis_with_password):
     good = tmp_path / "good.pass"
     good.write_text(server.password + "\n")
     good.chmod(0o600)
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": server.url, "password_file": str(good)}})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": server.url, "password_file": str(good)}})
     r = cli("revoke-sessions", "--user", ALICE, "--yes")
     assert r.code == 0, r.err
     assert server.password not in r.err + r.text
@@ -229,7 +221,7 @@ def test_redis_killed_mid_all_then_rerun_finishes(zt_env, tmp_path):
 
     proc = start()
     try:
-        write_config(zt_env, {"sessions": {"backend": "redis", "batch_size": 100}, "redis": {"url": f"redis://127.0.0.1:{port}/0", "connect_timeout": 1}})
+        write_user_config(zt_env, {"sessions": {"backend": "redis", "batch_size": 100}, "redis": {"url": f"redis://127.0.0.1:{port}/0", "connect_timeout": 1}})
         seed(zt_env, {f"u{i}@EXAMPLE.COM": 20 for i in range(50)})
         config = load_config(environ=zt_env)
         audit = AuditLog(Path(zt_env["ZEROTRUST_HOME"]) / "audit.log")
@@ -267,7 +259,7 @@ def test_redis_killed_mid_all_then_rerun_finishes(zt_env, tmp_path):
 
 
 def test_all_is_refused_while_another_host_holds_the_lock(cli, zt_env, redis_clean):
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": redis_clean}})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": redis_clean}})
     seed(zt_env, {ALICE: 2})
     with distributed_lock(load_config(environ=zt_env), "revoke-sessions", ttl=30):
         r = cli("revoke-sessions", "--all", "--yes")
@@ -370,15 +362,15 @@ def test_progress_bar_only_on_a_terminal(cli, zt_env):
 
 
 def test_redis_over_tls(cli, zt_env, redis_tls):
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": redis_tls.url, "tls": {"ca_file": str(redis_tls.ca)}}})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": redis_tls.url, "tls": {"ca_file": str(redis_tls.ca)}}})
     assert cli("sessions", "create", "--user", ALICE).code == 0
     r = cli("revoke-sessions", "--user", ALICE, "--yes", "--json")
     assert r.code == 0, r.err
     assert json.loads(r.out)["revoked"] == 1 and json.loads(r.out)["store"].startswith("redis:rediss://127.0.0.1:")
     # the server's certificate is not trusted without the CA: refused, exit 6
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": redis_tls.url, "connect_timeout": 2}})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": redis_tls.url, "connect_timeout": 2}})
     r = cli("sessions", "list")
     assert r.code == 6 and "TLS handshake with Redis" in r.err
     # plain redis:// to a TLS port: refused as well, within the timeout
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": redis_tls.url.replace("rediss://", "redis://"), "connect_timeout": 1, "socket_timeout": 1}})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": redis_tls.url.replace("rediss://", "redis://"), "connect_timeout": 1, "socket_timeout": 1}})
     assert cli("sessions", "list").code == 6

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
+from conftest import write_user_config
 # redis_cluster, redis_sentinel, redis_cluster_tls, private_redis_*: fixtures from tests/conftest.py
 from tests.servers import redis_clean, redis_server, redis_server_process  # noqa: F401
 from zerotrust_admin.audit import AuditLog
@@ -24,14 +24,6 @@ from zerotrust_admin.sessions import Session, make_session, open_session_store
 from zerotrust_admin.sessions.base import InterruptedDeletion, user_tag
 from zerotrust_admin.sessions.lock import distributed_lock
 from zerotrust_admin.sessions.revoke import Target, revoke_sessions
-
-
-def write_config(zt_env: dict, data: dict) -> Path:
-    path = Path(zt_env["XDG_CONFIG_HOME"]) / "zerotrust" / "config.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data))
-    path.chmod(0o600)
-    return path
 
 
 def cluster_settings(group, **extra) -> dict:
@@ -58,7 +50,7 @@ def audit_records(zt_env) -> list[dict]:
 # --- the key schema ------------------------------------------------------------------------
 def test_a_users_keys_share_one_slot_and_ids_carry_it(redis_cluster, zt_env):
     redis_cluster.flush()
-    write_config(zt_env, cluster_settings(redis_cluster))
+    write_user_config(zt_env, cluster_settings(redis_cluster))
     store = open_session_store(load_config(environ=zt_env))
     try:
         s = make_session("alice@EXAMPLE.COM", 3600)
@@ -76,7 +68,7 @@ def test_a_users_keys_share_one_slot_and_ids_carry_it(redis_cluster, zt_env):
 
 def test_revoke_user_on_a_cluster_is_one_script_call_on_one_master(redis_cluster, zt_env):
     redis_cluster.flush()
-    write_config(zt_env, cluster_settings(redis_cluster))
+    write_user_config(zt_env, cluster_settings(redis_cluster))
     store = open_session_store(load_config(environ=zt_env))
     try:
         seed(store, 30, 4)
@@ -102,7 +94,7 @@ def test_revoke_user_on_a_cluster_is_one_script_call_on_one_master(redis_cluster
 # --- revoke-sessions --all on a cluster ---------------------------------------------------------
 def test_revoke_all_on_a_cluster_reports_per_shard_counts(redis_cluster, zt_env, cli):
     redis_cluster.flush()
-    write_config(zt_env, cluster_settings(redis_cluster))
+    write_user_config(zt_env, cluster_settings(redis_cluster))
     store = open_session_store(load_config(environ=zt_env))
     made = seed(store, 60, 5)
     store.close()
@@ -133,7 +125,7 @@ def test_revoke_all_on_a_cluster_reports_per_shard_counts(redis_cluster, zt_env,
 
 def test_lock_on_a_cluster_and_under_sentinel(redis_cluster, redis_sentinel, zt_env):
     for settings in (cluster_settings(redis_cluster), sentinel_settings(redis_sentinel)):
-        write_config(zt_env, settings)
+        write_user_config(zt_env, settings)
         config = load_config(environ=zt_env)
         with distributed_lock(config, "rotate-keys", ttl=5) as held:
             assert held.wait_replicas == 1
@@ -148,7 +140,7 @@ def test_lock_on_a_cluster_and_under_sentinel(redis_cluster, redis_sentinel, zt_
 def test_a_marker_no_replica_acknowledges_fails_closed(redis_sentinel, zt_env, cli):
     """More replicas asked for than exist: the write is not reported as done (exit 6)."""
     redis_sentinel.flush()
-    write_config(zt_env, sentinel_settings(redis_sentinel, wait_replicas=3, wait_timeout=0.2))
+    write_user_config(zt_env, sentinel_settings(redis_sentinel, wait_replicas=3, wait_timeout=0.2))
     store = open_session_store(load_config(environ=zt_env))
     seed(store, 1, 2)
     store.close()
@@ -179,7 +171,7 @@ def _check_all_refused(config, made):
 
 def test_cluster_master_killed_during_revoke_all(private_redis_cluster, zt_env):
     group = private_redis_cluster
-    write_config(zt_env, cluster_settings(group, sessions={"batch_size": 100}))
+    write_user_config(zt_env, cluster_settings(group, sessions={"batch_size": 100}))
     config = load_config(environ=zt_env)
     store = open_session_store(config)
     made = seed(store, 1500, 4)
@@ -215,7 +207,7 @@ def test_cluster_master_killed_during_revoke_all(private_redis_cluster, zt_env):
 
 def test_sentinel_master_killed_during_revoke_all(private_redis_sentinel, zt_env):
     group = private_redis_sentinel
-    write_config(zt_env, sentinel_settings(group, sessions={"batch_size": 100}))
+    write_user_config(zt_env, sentinel_settings(group, sessions={"batch_size": 100}))
     config = load_config(environ=zt_env)
     store = open_session_store(config)
     made = seed(store, 400, 5)
@@ -254,7 +246,7 @@ def test_sentinel_master_killed_during_revoke_all(private_redis_sentinel, zt_env
     ({"mode": "ring"}, "redis.mode"),
 ])
 def test_bad_topology_settings_are_refused(zt_env, settings, message):
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": settings})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": settings})
     with pytest.raises(Exception) as info:
         open_session_store(load_config(environ=zt_env))
     assert message in str(info.value) and getattr(info.value, "exit_code", None) == 2
@@ -295,7 +287,7 @@ def test_cluster_over_tls_with_a_client_certificate_and_an_acl_user(redis_cluste
     tls = {"ca_file": str(group.server_ca), "cert_file": str(group.client_cert), "key_file": str(group.client_key)}
     settings = {"mode": "cluster", "nodes": [f"rediss://{a}" for a in group.addresses], "username": "zt", "password_file": str(pw),
                 "tls": tls, "wait_replicas": 0, "connect_timeout": 2}
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": settings})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": settings})
     r = cli("sessions", "create", "--user", "alice@EXAMPLE.COM", "--ttl", "1h")
     assert r.code == 0, r.err
     r = cli("revoke-sessions", "--all", "--yes", "--json")
@@ -303,16 +295,16 @@ def test_cluster_over_tls_with_a_client_certificate_and_an_acl_user(redis_cluste
     out = json.loads(r.out)
     assert out["revoked"] == 1 and len(out["shards"]) == 3 and "rediss-cluster://" in out["store"]
     # without the client certificate the nodes refuse the handshake
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {**settings, "tls": {"ca_file": str(group.server_ca)}}})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {**settings, "tls": {"ca_file": str(group.server_ca)}}})
     r = cli("sessions", "list")
     assert r.code == 6, r.err
     # a server certificate the CA does not vouch for
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {**settings, "tls": {**tls, "ca_file": str(group.client_cert)}}})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {**settings, "tls": {**tls, "ca_file": str(group.client_cert)}}})
     r = cli("sessions", "list")
     assert r.code == 6, r.err
     # the wrong password: refused (exit 4), and neither password is printed
     pw.write_text("not-the-password")
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": settings})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": settings})
     r = cli("sessions", "list")
     assert r.code == 4, r.err
     assert password not in r.err and "not-the-password" not in r.err
@@ -332,7 +324,7 @@ def test_sentinel_over_tls_with_passwords_for_the_data_nodes_and_the_sentinels(z
         settings = sentinel_settings(group, password_file=str(files["redis.pass"]), tls={"ca_file": str(group.ca)},
                                      sentinel_auth={"password_file": str(files["sentinel.pass"])})
         settings["redis"]["sentinels"] = [f"rediss://{a}" for a in group.sentinel_addresses]
-        write_config(zt_env, settings)
+        write_user_config(zt_env, settings)
         r = cli("sessions", "create", "--user", "alice@EXAMPLE.COM", "--ttl", "1h")
         assert r.code == 0, r.err
         r = cli("revoke-sessions", "--user", "alice@EXAMPLE.COM", "--yes", "--json")
@@ -341,12 +333,12 @@ def test_sentinel_over_tls_with_passwords_for_the_data_nodes_and_the_sentinels(z
         assert out["revoked"] == 1 and out["store"].startswith("redis:rediss-sentinel://")
         # a CA that did not sign the servers' certificate: the handshake fails (exit 6)
         other_ca, _ = self_signed_cert(tmp_path / "other-ca")
-        write_config(zt_env, {**settings, "redis": {**settings["redis"], "tls": {"ca_file": str(other_ca)}}})
+        write_user_config(zt_env, {**settings, "redis": {**settings["redis"], "tls": {"ca_file": str(other_ca)}}})
         r = cli("sessions", "list")
         assert r.code == 6 and "TLS handshake" in r.err, r.err
         # without the Sentinels' password they refuse to answer: exit 4, naming the setting
         del settings["redis"]["sentinel_auth"]
-        write_config(zt_env, settings)
+        write_user_config(zt_env, settings)
         r = cli("sessions", "list")
         assert r.code == 4 and "sentinel_auth" in r.err, r.err
         assert group.password not in r.err and group.sentinel_password not in r.err
@@ -364,7 +356,7 @@ def test_revoke_all_stops_at_the_next_batch_once_its_lock_is_lost(redis_clean, z
     from zerotrust_admin.sessions import revoke
 
     monkeypatch.setattr(revoke, "LOCK_TTL", 1.5)  # renewal every 0.5 s
-    write_config(zt_env, {"sessions": {"backend": "redis", "batch_size": 100}, "redis": {"url": redis_clean}})
+    write_user_config(zt_env, {"sessions": {"backend": "redis", "batch_size": 100}, "redis": {"url": redis_clean}})
     config = load_config(environ=zt_env)
     store = open_session_store(config)
     seed(store, 300, 2)

@@ -620,6 +620,22 @@ def test_a5_pre_checkpoint_log_whose_unsigned_anchor_does_not_match_is_not_signe
 
 
 # --- V4 (F3): pending generations, the audit side -----------------------------------
+def _copy_back_db(home: Path, pre_db: Path) -> None:
+    """vault.db from before a write copied back (its WAL and shared memory gone)."""
+    shutil.copy2(pre_db, home / "vault.db")
+    for name in ("vault.db-wal", "vault.db-shm"):
+        (home / name).unlink(missing_ok=True)
+
+
+def _roll_back(home: Path, head: bytes, pre_db: Path, cut: int) -> None:
+    """The attacker's copy-back after a write: the audit log cut by ``cut``
+    bytes, the anchor and vault.db from before the write."""
+    with open(home / "audit.log", "r+b") as fh:
+        fh.truncate(os.path.getsize(home / "audit.log") - cut)
+    (home / "audit.log.head").write_bytes(head)
+    _copy_back_db(home, pre_db)
+
+
 def _lib_log(home: Path):
     from zerotrust_admin.audit.log import Actor, AuditLog
 
@@ -818,9 +834,7 @@ def test_a4_a_refused_write_never_erases_an_unconfirmed_one(cli, zt_env, tmp_pat
     vault_id = next(iter(anchor["vaults"]))
     assert anchor.get("pending", {}).get(vault_id, anchor["vaults"][vault_id]) >= gen + 1, anchor
     _write_config(zt_env, "audit:\n  sinks: [file]\n")
-    shutil.copy2(tmp_path / "pre.db", home / "vault.db")
-    for name in ("vault.db-wal", "vault.db-shm"):
-        (home / name).unlink(missing_ok=True)
+    _copy_back_db(home, tmp_path / "pre.db")
     res = cli("vault", "get", "app/s0")
     assert res.code == 5 and b"value-0" not in res.out, res.err
 
@@ -832,12 +846,7 @@ def test_a4_a_signed_record_cut_to_a_fragment_is_not_taken_for_a_crash(cli, zt_e
     shutil.copy2(home / "vault.db", tmp_path / "pre.db")
     head = (home / "audit.log.head").read_bytes()
     assert cli("vault", "put", "app/s0", input=b"new").code == 0
-    with open(home / "audit.log", "r+b") as fh:
-        fh.truncate(os.path.getsize(home / "audit.log") - 5)
-    (home / "audit.log.head").write_bytes(head)
-    shutil.copy2(tmp_path / "pre.db", home / "vault.db")
-    for name in ("vault.db-wal", "vault.db-shm"):
-        (home / name).unlink(missing_ok=True)
+    _roll_back(home, head, tmp_path / "pre.db", cut=5)
     before = _snapshot(home)
     res = cli("vault", "get", "app/s0")
     assert res.code == 5 and res.out == b"" and "was cut, not torn" in res.err, res.err
@@ -874,12 +883,7 @@ def test_a4_a_newline_less_record_after_the_crash_window_still_counts(cli, zt_en
     shutil.copy2(home / "vault.db", pre)
     assert cli("vault", "get", "app/s0").code == 0
     assert cli("vault", "put", "app/s0", input=b"new").code == 0
-    with open(home / "audit.log", "r+b") as fh:
-        fh.truncate(os.path.getsize(home / "audit.log") - 1)
-    (home / "audit.log.head").write_bytes(head)
-    shutil.copy2(pre, home / "vault.db")
-    for name in ("vault.db-wal", "vault.db-shm"):
-        (home / name).unlink(missing_ok=True)
+    _roll_back(home, head, pre, cut=1)
     res = cli("vault", "get", "app/s0")
     assert res.code == 5 and b"value-0" not in res.out, res.err
     assert cli("vault", "put", "app/other", input=b"x").code == 5
@@ -894,12 +898,7 @@ def test_a4_a_replayed_checkpoint_line_does_not_hide_a_cut_record(cli, zt_env, t
     head = (home / "audit.log.head").read_bytes()
     assert cli("vault", "put", "app/s0", input=b"new").code == 0
     saved = (home / "audit.log.checkpoints").read_bytes()
-    with open(home / "audit.log", "r+b") as fh:
-        fh.truncate(os.path.getsize(home / "audit.log") - 5)
-    (home / "audit.log.head").write_bytes(head)
-    shutil.copy2(tmp_path / "pre.db", home / "vault.db")
-    for name in ("vault.db-wal", "vault.db-shm"):
-        (home / name).unlink(missing_ok=True)
+    _roll_back(home, head, tmp_path / "pre.db", cut=5)
     lines = saved.splitlines(keepends=True)
     (home / "audit.log.checkpoints").write_bytes(saved + (lines[-2] if extra == "replay" else b"x" * 9000 + b"\n"))
     res = cli("vault", "get", "app/s0")

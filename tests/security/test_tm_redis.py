@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.conftest import write_user_config
 from tests.redis_topologies import _Node  # redis_sentinel: a fixture from tests/conftest.py
 from tests.servers import RedisServer, free_port, redis_clean, redis_server, redis_server_process  # noqa: F401
 from zerotrust_admin.config import load_config
@@ -19,14 +19,6 @@ from zerotrust_admin.sessions import make_session, open_session_store
 from zerotrust_admin.sessions.redis_store import check_master_address
 
 REAL_PASSWORD = "real-redis-password-" + os.urandom(6).hex()
-
-
-def write_config(zt_env: dict, data: dict) -> Path:
-    path = Path(zt_env["XDG_CONFIG_HOME"]) / "zerotrust" / "config.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data))
-    path.chmod(0o600)
-    return path
 
 
 @pytest.fixture
@@ -52,7 +44,7 @@ def _config(zt_env, tmp_path, sentinel, nodes=None):
     redis = {"mode": "sentinel", "sentinels": [sentinel.address], "service_name": "zt", "password_file": str(pw), "connect_timeout": 1}
     if nodes is not None:
         redis["nodes"] = nodes
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": redis})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": redis})
 
 
 def _auth_attempts(master) -> int:
@@ -93,7 +85,7 @@ def test_s1_a_remote_master_needs_the_allow_list_or_verified_tls():
 
 
 def test_s2_a_marker_no_replica_acknowledges_is_not_reported_done(redis_clean, zt_env, cli):
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": redis_clean, "wait_replicas": 1, "wait_timeout": 0.2}})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"url": redis_clean, "wait_replicas": 1, "wait_timeout": 0.2}})
     store = open_session_store(load_config(environ=zt_env))
     store.put_many([make_session(f"u{i}@EXAMPLE.COM", 3600) for i in range(10)])
     store.close()
@@ -113,7 +105,7 @@ def test_s2_a_marker_no_replica_acknowledges_is_not_reported_done(redis_clean, z
 def test_s2_the_marker_is_on_a_replica_when_the_command_returns(redis_sentinel, zt_env, cli):
     group = redis_sentinel
     group.flush()
-    write_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"mode": "sentinel", "sentinels": group.sentinel_addresses,
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": {"mode": "sentinel", "sentinels": group.sentinel_addresses,
                                                                       "service_name": group.SERVICE}})
     store = open_session_store(load_config(environ=zt_env))
     store.put_many([make_session("alice@EXAMPLE.COM", 3600, now=time.time() - 1) for _ in range(3)])
