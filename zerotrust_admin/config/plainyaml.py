@@ -181,29 +181,36 @@ def _sequence(lines, pos: int, indent: int, depth: int):
 def _joined_flow(lines, pos: int, indent: int, text: str) -> tuple[str, int]:
     """A flow collection written over several lines, as one line. Lines are
     joined only where the break falls between two tokens (after '[', '{' or
-    ','), where YAML reads it as a space; any other break is PyYAML's call."""
-    if text[0] not in "[{" or _open_brackets(text) == 0:
+    ','), where YAML reads it as a space; any other break is PyYAML's call.
+    Each line is scanned once (a 1 MiB list stays linear)."""
+    if text[0] not in "[{":
         return text, pos
-    while _open_brackets(text) > 0:
-        if pos >= len(lines) or lines[pos][0] <= indent or text[-1] not in "[{,":
+    depth = _open_brackets(text, 0, "")
+    parts = [text]
+    while depth > 0:
+        last = parts[-1][-1]
+        if pos >= len(lines) or lines[pos][0] <= indent or last not in "[{,":
             raise _Unsupported
-        text = f"{text} {lines[pos][1]}"
+        fragment = lines[pos][1]
+        depth = _open_brackets(fragment, depth, last)
+        parts.append(fragment)
         pos += 1
-    return text, pos
+    return " ".join(parts), pos
 
 
-def _open_brackets(text: str) -> int:
-    """How many '[' / '{' are still open at the end of ``text``, quotes
-    skipped; a comment inside the collection or an open quote makes it
+def _open_brackets(text: str, depth: int, prev: str) -> int:
+    """How many '[' / '{' are open at the end of ``text``, given ``depth``
+    open before it and ``prev``, the last character before it; quotes are
+    skipped, and a comment inside the collection or an open quote makes it
     PyYAML's call."""
-    depth = 0
     i = 0
     while i < len(text):
         ch = text[i]
         if ch in "\"'":
-            if text[:i].rstrip(" ")[-1:] not in ("[", "{", ",", ":"):
+            if prev not in ("[", "{", ",", ":"):
                 raise _Unsupported  # a quote inside a plain word (o'brien) opens nothing
             _, i = _quoted(text, i)
+            prev = ch
             continue
         if ch in "[{":
             depth += 1
@@ -213,6 +220,8 @@ def _open_brackets(text: str) -> int:
             if depth > 0:
                 raise _Unsupported
             break  # a comment after the closed collection (_after checks it)
+        if ch != " ":
+            prev = ch
         i += 1
     return depth
 
