@@ -88,10 +88,7 @@ def startup(n: dict) -> list[dict]:
     endpoint = f"http://127.0.0.1:{port}"
     try:
         with Home() as home:
-            cfg = home.dir / "config.yaml"
-            fd = os.open(cfg, os.O_WRONLY | os.O_CREAT, 0o600)
-            os.write(fd, (f"aws:\n  region: us-east-1\n  endpoint_url: {endpoint}\n  credentials_provider: environment\n").encode())
-            os.close(fd)
+            cfg = home.write_config(f"aws:\n  region: us-east-1\n  endpoint_url: {endpoint}\n  credentials_provider: environment\n")
             awsdir = home.dir / "userhome" / ".aws"
             awsdir.mkdir(parents=True)
             (awsdir / "config").write_text(

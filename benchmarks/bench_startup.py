@@ -31,8 +31,6 @@ than the Go binary's, so the ratio to `bao kv get` moves from run to run.
 
 from __future__ import annotations
 
-import os
-
 from benchmarks.benchlib import Home, entry_point, interleaved, median, row, time_command
 
 ROLE = "arn:aws:iam::123456789012:role/BenchStartup"
@@ -69,10 +67,7 @@ def run(quick: bool = False) -> list[dict]:
     zt = entry_point()
     try:
         with Home() as home:
-            cfg = home.dir / "config.yaml"
-            fd = os.open(cfg, os.O_WRONLY | os.O_CREAT, 0o600)
-            os.write(fd, (f"aws:\n  region: us-east-1\n  endpoint_url: {moto.endpoint_url}\n  credentials_provider: environment\n").encode())
-            os.close(fd)
+            cfg = home.write_config(f"aws:\n  region: us-east-1\n  endpoint_url: {moto.endpoint_url}\n  credentials_provider: environment\n")
             home.env = dict(home.env, ZEROTRUST_CONFIG=str(cfg), ZEROTRUST_AWS_ACCESS_KEY=moto.KEY_ID, ZEROTRUST_AWS_SECRET_KEY=moto.SECRET)
             env = home.env
             home.cli("init")

@@ -80,6 +80,16 @@ class Home:
             raise RuntimeError(f"zerotrust-admin {' '.join(args)} failed ({proc.returncode}): {proc.stderr.decode(errors='replace').strip()}")
         return proc
 
+    def write_config(self, text: str) -> Path:
+        """A config file (0600) beside the home; returns its path, for ZEROTRUST_CONFIG."""
+        path = self.dir / "config.yaml"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+        return path
+
     def activate(self) -> "Home":
         self._saved = dict(os.environ)
         for key in [k for k in os.environ if k.startswith("ZEROTRUST_")]:
