@@ -121,3 +121,18 @@ def test_same_output_as_the_full_app(args, zt_env):
     env = {**os.environ, **zt_env, "COLUMNS": "80"}
     partial, full = _cli(args, env), _full_cli(args, env)
     assert (partial.returncode, partial.stdout, partial.stderr) == (full.returncode, full.stdout, full.stderr)
+
+
+def test_root_options_known_to_invoked_command_are_the_apps():
+    """entry.py's list of root options (to find the command after them) is the
+    root callback's, flag for flag: a new root option must be added there too."""
+    from zerotrust_admin.cli import entry
+
+    handled = {"--version", "--help", "-h", "--install-completion", "--show-completion"}
+    flags, valued = set(), set()
+    for param in FULL.params:
+        names = set(param.opts) | set(param.secondary_opts)
+        if names & handled:
+            continue
+        (flags if getattr(param, "is_flag", False) else valued).update(names)
+    assert flags == set(entry._ROOT_FLAGS) and valued == set(entry._ROOT_VALUE_OPTIONS)
