@@ -22,7 +22,7 @@ other methods are closures over the field names. tests/test_structs.py holds it 
 
 from __future__ import annotations
 
-__all__ = ["FrozenInstanceError", "MISSING", "asdict", "field", "fields", "struct"]
+__all__ = ["FrozenInstanceError", "MISSING", "asdict", "field", "struct"]
 
 
 class _Missing:
@@ -172,13 +172,6 @@ def _compile_init(cls, specs: list[Field], frozen: bool):
     function = namespace["__init__"]
     function.__qualname__ = f"{cls.__qualname__}.__init__"
     return function
-
-
-def fields(obj) -> tuple[Field, ...]:
-    try:
-        return getattr(obj, _FIELDS)
-    except AttributeError:
-        raise TypeError("must be called with a struct type or instance") from None
 
 
 def asdict(obj) -> dict:
