@@ -377,3 +377,21 @@ def test_revoke_all_stops_at_the_next_batch_once_its_lock_is_lost(redis_clean, z
     assert rec["success"] is False and 0 < rec["details"]["revoked"] < 600
     assert raw.get("zt:lock:revoke-sessions") == b"someone-else other-host 1"  # never deleted another holder's lock
     raw.close()
+
+
+@pytest.mark.parametrize("mode,setting", [("cluster", "redis.nodes"), ("sentinel", "redis.sentinels")])
+def test_unreachable_cluster_or_sentinels_hint_names_their_setting(zt_env, monkeypatch, mode, setting):
+    """Nothing listens: exit 6, and the hint names the setting the operator wrote
+    (redis.nodes / redis.sentinels), not redis.url."""
+    from tests.servers import free_port
+
+    addresses = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    redis = {"mode": mode, "connect_timeout": 1, "socket_timeout": 1}
+    redis.update({"nodes": addresses} if mode == "cluster" else {"sentinels": addresses, "service_name": "zt"})
+    write_user_config(zt_env, {"sessions": {"backend": "redis"}, "redis": redis})
+    for key, value in zt_env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(UnavailableError) as info:
+        store = open_session_store(load_config())
+        store.count()
+    assert info.value.exit_code == 6 and setting in (info.value.hint or ""), (info.value.message, info.value.hint)

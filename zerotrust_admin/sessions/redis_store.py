@@ -457,7 +457,9 @@ def translate(exc: Exception, where: str):
     if isinstance(exc, (E.TimeoutError, TimeoutError)):
         return UnavailableError(f"Redis at {where} did not answer within the timeout", hint="check that redis-server is running and reachable; redis.socket_timeout")
     if isinstance(exc, (E.ConnectionError, OSError, E.ClusterDownError, E.TryAgainError)) or type(exc).__name__ in ("ClusterDownError", "MaxConnectionsError"):
-        return UnavailableError(f"Redis at {where} is unavailable (cannot connect)", hint="check that redis-server is running and reachable; redis.url")
+        scheme = where.split("://", 1)[0]
+        setting = "redis.nodes" if scheme.endswith("-cluster") else "redis.sentinels" if scheme.endswith("-sentinel") else "redis.url"
+        return UnavailableError(f"Redis at {where} is unavailable (cannot connect)", hint=f"check that redis-server is running and reachable; {setting}")
     if isinstance(exc, E.ResponseError) and text.startswith(("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "LOADING", "MASTERDOWN")):
         return UnavailableError(f"Redis at {where} is failing over ({text.split(' ', 1)[0]})", hint="wait for the failover to finish, then re-run")
     if isinstance(exc, E.RedisError):
