@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import write_user_config
 from tests.servers import http_capture, smtp_server  # noqa: F401
-from tests.test_revoke import ALICE, audit_records, open_store, seed, write_config
+from tests.test_revoke import ALICE, audit_records, open_store, seed
 from zerotrust_admin.errors import ConfigError
 from zerotrust_admin.notify.base import check_endpoint
 
@@ -49,7 +50,7 @@ def channels(tmp_path, zt_env, http_capture, smtp_server):
     def configure(**overrides):
         b = json.loads(json.dumps(block))
         b.update(overrides)
-        write_config(zt_env, {"security": {"breach_notification": b}})
+        write_user_config(zt_env, {"security": {"breach_notification": b}})
 
     configure()
     return {"slack": slack, "pd": pd, "hook": hook, "smtp": smtp_server, "slack_path": slack_path, "pd_key": pd_key, "hook_key": hook_key,

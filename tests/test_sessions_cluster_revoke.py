@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_sessions_topologies import cluster_settings, seed, write_config
+from tests.conftest import write_user_config
+from tests.test_sessions_topologies import cluster_settings, seed
 from zerotrust_admin.audit import AuditLog
 from zerotrust_admin.config import load_config
 from zerotrust_admin.errors import BusyError
@@ -24,7 +25,7 @@ from zerotrust_admin.sessions.revoke import Target, revoke_sessions
 @pytest.fixture
 def cluster_store(redis_cluster, zt_env):
     redis_cluster.flush()
-    write_config(zt_env, cluster_settings(redis_cluster))
+    write_user_config(zt_env, cluster_settings(redis_cluster))
     store = open_session_store(load_config(environ=zt_env))
     yield store
     store.close()
